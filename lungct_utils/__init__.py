@@ -1,0 +1,1 @@
+"""lungct_utils."""

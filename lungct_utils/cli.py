@@ -1,0 +1,124 @@
+"""Command line: ``python -m lungct_utils COMMAND``.
+
+Commands:
+    verify [DATA_DIR]   check a release folder against data/manifest.csv
+    fetch               put the release into data/raw/iq-othnccd (``make data``)
+    prepare             build the augmented set and the split manifests
+    manifest DATA_DIR   write a reference manifest of a folder (maintainers only)
+
+Exit codes: 0 success, 1 a data or input problem (one line each, no traceback), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import config
+from .errors import LungCTError
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .dataset import format_summary, read_reference, summarize, verify_release
+
+    root = Path(args.data_dir) if args.data_dir else config.data_dir()
+    reference = read_reference(Path(args.manifest))
+    report = verify_release(root, reference, progress=not args.quiet)
+    print(f"release: {report.root}")
+    if len(report.manifest):
+        print(format_summary(summarize(report.manifest)))
+    if report.ok:
+        print(f"OK: {len(report.manifest)} files match {args.manifest}")
+        return 0
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    print(f"FAILED: {len(report.problems)} problem(s) against {args.manifest}", file=sys.stderr)
+    return 1
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from .dataset import MANIFEST_COLUMNS, load_manifest
+    from .io_utils import write_csv
+
+    manifest = load_manifest(Path(args.data_dir), progress=not args.quiet)
+    manifest = manifest[MANIFEST_COLUMNS].sort_values(["label", "path"], kind="stable")
+    write_csv(manifest, Path(args.output))
+    print(f"wrote {args.output}: {len(manifest)} files")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetch import fetch_release
+
+    dest = fetch_release(args.source, Path(args.dest), progress=not args.quiet)
+    print(f"release ready and verified: {dest}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare_all
+
+    cfg = config.PAPER.with_overrides(seed=args.seed)
+    root = Path(args.data_dir) if args.data_dir else config.data_dir()
+    outputs = prepare_all(root, cfg, progress=not args.quiet)
+    for name, path in outputs.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m lungct_utils``.
+
+    Returns:
+        The parser, one subcommand per command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m lungct_utils", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("verify", help="check a release folder against data/manifest.csv")
+    p.add_argument("data_dir", nargs="?", help="release folder (default: $LUNGCT_DATA_DIR)")
+    p.add_argument("--manifest", default=str(config.MANIFEST_CSV), help="reference manifest")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("fetch", help="copy/unpack/download the release into data/raw, verified")
+    p.add_argument(
+        "--source", default=None, help="folder, zip or URL (default: $LUNGCT_DATA_SOURCE)"
+    )
+    p.add_argument("--dest", default=str(config.DEFAULT_DATA_DIR), help="target folder")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("prepare", help="build the augmented set and split manifests")
+    p.add_argument("data_dir", nargs="?", help="release folder (default: $LUNGCT_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=config.PAPER.seed, help="the one seed")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("manifest", help="write a reference manifest (maintainers)")
+    p.add_argument("data_dir", help="release folder")
+    p.add_argument("--output", default=str(config.MANIFEST_CSV), help="CSV to write")
+    p.set_defaults(func=_cmd_manifest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 success, 1 data/input problem, 2 usage error.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (LungCTError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,194 @@
+"""Every path and every setting of the project, in one place.
+
+Paths derive from the repository root (found from this file, so notebooks run from any
+working directory). ``LUNGCT_DATA_DIR`` overrides the dataset folder; ``KERAS_HOME`` is
+Keras' own variable for where the ImageNet weights live.
+
+The paper's settings (Rajendra & Wardhana 2025, see ``../shared/PAPER.md``) live in the
+frozen :class:`PaperConfig`; a notebook parameter overrides a field with
+:func:`dataclasses.replace` (``PAPER.with_overrides(...)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+RAW = DATA / "raw"
+INTERIM = DATA / "interim"
+PROCESSED = DATA / "processed"
+MANIFEST_CSV = DATA / "manifest.csv"
+MODELS = ROOT / "models"
+REPORTS = ROOT / "reports"
+FIGURES = REPORTS / "figures"
+NOTEBOOKS = ROOT / "notebooks"
+
+DEFAULT_DATA_DIR = RAW / "iq-othnccd"
+FEATURE_CACHE = INTERIM / "features"
+AUGMENTED_DIR = PROCESSED / "augmented"
+AUGMENTED_CSV = PROCESSED / "augmented.csv"
+DATASET_URL = "https://data.mendeley.com/public-files/datasets/bhmdr45bh2/files"
+DATASET_DOI = "doi:10.17632/bhmdr45bh2"
+
+#: The three labels, in the fixed order used for one-hot columns and confusion matrices.
+CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")
+
+#: Preprocessing modes: "paper" divides by 255 (paper II.B); "mobilenet_v2" is Keras'
+#: ``preprocess_input`` ([-1, 1]), kept for ablations.
+PREPROCESS_MODES: tuple[str, ...] = ("paper", "mobilenet_v2")
+
+#: Split protocols: "paper" splits augmented images at random (as the paper did, leaky);
+#: "grouped" keeps every source original (byte-identical originals merged) on one side.
+PROTOCOLS: tuple[str, ...] = ("paper", "grouped")
+
+
+def data_dir() -> Path:
+    """The IQ-OTH/NCCD release folder: ``$LUNGCT_DATA_DIR`` or ``data/raw/iq-othnccd``.
+
+    Returns:
+        The folder path (not checked for existence).
+    """
+    env = os.environ.get("LUNGCT_DATA_DIR")
+    return Path(env).expanduser().resolve() if env else DEFAULT_DATA_DIR
+
+
+def keras_home() -> Path:
+    """Keras' cache folder: ``$KERAS_HOME`` or ``~/.keras``.
+
+    Returns:
+        The folder whose ``models/`` subfolder holds the ImageNet weights.
+    """
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+
+
+def weights_path(include_top: bool = False) -> Path:
+    """Where Keras looks for the MobileNetV2 1.0/224 ImageNet weights.
+
+    Args:
+        include_top: True for the file with the ImageNet classifier.
+
+    Returns:
+        The path of the ``.h5`` file inside ``$KERAS_HOME/models``.
+    """
+    suffix = "" if include_top else "_no_top"
+    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224{suffix}.h5"
+    return keras_home() / "models" / name
+
+
+def _frozen(mapping: dict[str, int]) -> MappingProxyType:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """The paper's settings; every field cites where it comes from.
+
+    Attributes:
+        image_size: side of the square input (II.B: resize to 224x224).
+        preprocess: pixel scaling mode (II.B: divide by 255 -> "paper").
+        augmented_counts: class counts of the augmented set (Table I).
+        train_frac: training share of the holdout split (II.B: 70%).
+        val_frac: validation share (II.B: 15%).
+        test_frac: test share (II.B: 15%).
+        n_folds: folds of the cross-validation (II.F: 5).
+        batch_size: mini-batch size (II.D: 32).
+        epochs: maximum epochs (II.D: 50).
+        patience: early-stopping patience on validation accuracy (II.D: 5).
+        restore_best_weights: Keras' EarlyStopping option; the paper does not use it.
+        learning_rate: Adam learning rate (II.C: 0.001).
+        dense_units: hidden units of the head (Table II: 128).
+        dropout: dropout rate of the head (Table II: 0.5).
+        augmentation: which random transforms rebuild the augmented set (paper silent; ours).
+        seed: the one seed for augmentation, splits and training.
+    """
+
+    image_size: int = 224
+    preprocess: str = "paper"
+    augmented_counts: MappingProxyType = field(
+        default_factory=lambda: _frozen({"benign": 1201, "malignant": 1205, "normal": 1203})
+    )
+    train_frac: float = 0.70
+    val_frac: float = 0.15
+    test_frac: float = 0.15
+    n_folds: int = 5
+    batch_size: int = 32
+    epochs: int = 50
+    patience: int = 5
+    restore_best_weights: bool = False
+    learning_rate: float = 1e-3
+    dense_units: int = 128
+    dropout: float = 0.5
+    max_rotation_deg: float = 10.0
+    max_shift_frac: float = 0.05
+    max_zoom: float = 0.05
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.augmented_counts, MappingProxyType):
+            object.__setattr__(self, "augmented_counts", _frozen(dict(self.augmented_counts)))
+        checks = [
+            (self.image_size >= 32, "image_size", self.image_size),
+            (self.preprocess in PREPROCESS_MODES, "preprocess", self.preprocess),
+            (set(self.augmented_counts) == set(CLASSES), "augmented_counts", self.augmented_counts),
+            (0 < self.train_frac < 1, "train_frac", self.train_frac),
+            (0 < self.val_frac < 1, "val_frac", self.val_frac),
+            (0 < self.test_frac < 1, "test_frac", self.test_frac),
+            (
+                abs(self.train_frac + self.val_frac + self.test_frac - 1) < 1e-9,
+                "train_frac + val_frac + test_frac",
+                self.train_frac + self.val_frac + self.test_frac,
+            ),
+            (self.n_folds >= 2, "n_folds", self.n_folds),
+            (self.batch_size >= 1, "batch_size", self.batch_size),
+            (self.epochs >= 1, "epochs", self.epochs),
+            (self.patience >= 0, "patience", self.patience),
+            (self.learning_rate > 0, "learning_rate", self.learning_rate),
+            (self.dense_units >= 1, "dense_units", self.dense_units),
+            (0 <= self.dropout < 1, "dropout", self.dropout),
+            (0 <= self.max_rotation_deg <= 45, "max_rotation_deg", self.max_rotation_deg),
+            (0 <= self.max_shift_frac <= 0.25, "max_shift_frac", self.max_shift_frac),
+            (0 <= self.max_zoom <= 0.25, "max_zoom", self.max_zoom),
+            (isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed),
+        ]
+        for ok, name, value in checks:
+            if not ok:
+                raise ValueError(f"PaperConfig: invalid {name}={value!r}")
+        for label, n in self.augmented_counts.items():
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"PaperConfig: invalid augmented_counts[{label!r}]={n!r}")
+
+    def with_overrides(self, **overrides) -> PaperConfig:
+        """A copy with some fields replaced (notebook parameters use this).
+
+        Args:
+            **overrides: field names (lower or UPPER case) and their new values; ``None``
+                values are ignored so notebook parameters can default to "paper's value".
+
+        Returns:
+            A new, validated :class:`PaperConfig`.
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        clean = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            name = key.lower()
+            if name not in names:
+                raise ValueError(f"PaperConfig: unknown setting {key!r}; known: {sorted(names)}")
+            clean[name] = value
+        return dataclasses.replace(self, **clean)
+
+    def to_dict(self) -> dict:
+        """The settings as a plain JSON-ready dict (for metrics files)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["augmented_counts"] = dict(self.augmented_counts)
+        return out
+
+
+#: The paper's configuration; never mutated.
+PAPER = PaperConfig()

@@ -1,0 +1,128 @@
+"""Image decoding and the paper's preprocessing (section II.B).
+
+Every image is decoded with Pillow, converted to RGB (the CT slices are 8-bit grayscale
+JPEGs; RGB repeats the channel), resized to 224x224 with **bilinear** interpolation
+(Pillow's, which antialiases when shrinking; the paper does not name one) and kept as
+``uint8``; :func:`scale` then maps it to floats: mode ``"paper"`` divides by 255 to [0, 1]
+as the paper did, mode ``"mobilenet_v2"`` gives Keras' ``preprocess_input`` range [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .config import CLASSES, PREPROCESS_MODES
+from .errors import DataError
+
+RESAMPLE = Image.Resampling.BILINEAR
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """Decode an image file fully and convert it to RGB.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        A loaded RGB Pillow image.
+
+    Raises:
+        DataError: the file is missing, empty, not an image, or corrupt.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image (Pillow cannot identify its format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def resize_rgb(img: Image.Image, size: int = 224) -> np.ndarray:
+    """Resize an RGB image to ``size`` x ``size`` (bilinear) as a uint8 array.
+
+    Args:
+        img: an RGB Pillow image.
+        size: the output side.
+
+    Returns:
+        ``uint8`` array of shape ``(size, size, 3)``.
+    """
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"resize_rgb: size must be a positive int, got {size!r}")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img.resize((size, size), RESAMPLE), dtype=np.uint8)
+
+
+def load_uint8(path: Path, size: int = 224) -> np.ndarray:
+    """Decode, convert to RGB and resize one file (paper II.B, before scaling).
+
+    Args:
+        path: the image file.
+        size: the output side.
+
+    Returns:
+        ``uint8`` array ``(size, size, 3)``.
+    """
+    return resize_rgb(open_rgb(path), size)
+
+
+def scale(images: np.ndarray, mode: str = "paper") -> np.ndarray:
+    """Map uint8 pixels to the model's input range.
+
+    Args:
+        images: uint8 array (any leading shape, last axis channels).
+        mode: ``"paper"`` (x / 255, paper II.B) or ``"mobilenet_v2"`` (x / 127.5 - 1,
+            Keras' ``mobilenet_v2.preprocess_input``).
+
+    Returns:
+        float32 array of the same shape.
+    """
+    if mode not in PREPROCESS_MODES:
+        raise ValueError(f"scale: mode must be one of {PREPROCESS_MODES}, got {mode!r}")
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"scale: expected uint8 pixels, got dtype {images.dtype!s}")
+    x = images.astype(np.float32)
+    if mode == "paper":
+        return x / np.float32(255.0)
+    return x / np.float32(127.5) - np.float32(1.0)
+
+
+def one_hot(labels: Sequence[str]) -> np.ndarray:
+    """One-hot encode labels in the order of :data:`~lungct_utils.config.CLASSES`.
+
+    Args:
+        labels: ``"benign"``, ``"malignant"`` or ``"normal"`` each.
+
+    Returns:
+        float32 array ``(n, 3)``.
+    """
+    return np.eye(len(CLASSES), dtype=np.float32)[label_indices(labels)]
+
+
+def label_indices(labels: Sequence[str]) -> np.ndarray:
+    """Class indices of labels (benign 0, malignant 1, normal 2).
+
+    Args:
+        labels: label strings.
+
+    Returns:
+        int64 array.
+    """
+    index = {c: i for i, c in enumerate(CLASSES)}
+    try:
+        return np.array([index[label] for label in labels], dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"unknown label {exc.args[0]!r}; expected one of {CLASSES}") from None
