@@ -4,6 +4,7 @@ Commands:
     verify [DATA_DIR]   check a release folder against data/manifest.csv
     fetch               put the release into data/raw/iq-othnccd (``make data``)
     prepare             build the augmented set and the split manifests
+    benchmark           time the fast route against plain Keras (reports/benchmarks.md)
     manifest DATA_DIR   write a reference manifest of a folder (maintainers only)
 
 Exit codes: 0 success, 1 a data or input problem (one line each, no traceback), 2 usage.
@@ -67,6 +68,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import main as bench
+
+    bench(progress=not args.quiet, output=Path(args.output))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m lungct_utils``.
 
@@ -95,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", nargs="?", help="release folder (default: $LUNGCT_DATA_DIR)")
     p.add_argument("--seed", type=int, default=config.PAPER.seed, help="the one seed")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("benchmark", help="time the fast route against plain Keras")
+    p.add_argument("--output", default=str(config.REPORTS / "benchmarks.md"), help="Markdown table")
+    p.set_defaults(func=_cmd_benchmark)
 
     p = sub.add_parser("manifest", help="write a reference manifest (maintainers)")
     p.add_argument("data_dir", help="release folder")

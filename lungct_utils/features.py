@@ -163,13 +163,19 @@ class KerasBackbone:
         return self.model.predict(batch, batch_size=self.batch_size, verbose=0)
 
 
-def make_backbone(engine: str = "litert", weights: Path | None = None, image_size: int = 224):
+def make_backbone(
+    engine: str = "litert",
+    weights: Path | None = None,
+    image_size: int = 224,
+    cache_dir: Path = config.FEATURE_CACHE,
+):
     """A feature extractor; LiteRT falls back to Keras (with a warning) if it cannot run.
 
     Args:
         engine: ``"litert"`` or ``"keras"``.
         weights: the no-top ``.h5`` file.
         image_size: input side.
+        cache_dir: where the converted ``.tflite`` is kept.
 
     Returns:
         ``(callable, engine actually used)``.
@@ -178,7 +184,7 @@ def make_backbone(engine: str = "litert", weights: Path | None = None, image_siz
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "litert":
         try:
-            return LiteRTBackbone(litert_model_path(weights, image_size)), "litert"
+            return LiteRTBackbone(litert_model_path(weights, image_size, cache_dir)), "litert"
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             warnings.warn(f"LiteRT unavailable ({exc}); using Keras", stacklevel=2)
     return KerasBackbone(weights, image_size), "keras"
@@ -283,7 +289,7 @@ def cached_features(
         if key not in store and key not in todo:
             todo[key] = i
     if todo:
-        backbone, used = make_backbone(engine, weights, images.shape[1])
+        backbone, used = make_backbone(engine, weights, images.shape[1], cache_dir)
         if used != engine:
             cache = FeatureCache(used, mode, weights, cache_dir)
             store = cache.load()

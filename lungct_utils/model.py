@@ -158,6 +158,7 @@ def assemble(head, cfg: PaperConfig = PAPER, weights: str | Path | None = "image
     """
     model = build_model(cfg, weights)
     copy_head_weights(head, model)
+    model.optimizer.build(model.trainable_variables)  # saved and reloaded without warnings
     return model
 
 

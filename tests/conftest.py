@@ -88,3 +88,26 @@ def imagenet_weights() -> Path:
     if not path.is_file():
         _missing(f"the MobileNetV2 ImageNet weights at {path} (run 'make weights')")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_images(real_release):
+    """80 real originals (uint8, 224x224, preprocessed as the paper) and their labels."""
+    from lungct_utils.dataset import load_manifest
+    from lungct_utils.preprocess import load_uint8
+
+    manifest = load_manifest(real_release, progress=False)
+    rng = np.random.default_rng(0)
+    rows = [rng.permutation(np.flatnonzero(manifest["label"] == c))[:27] for c in config.CLASSES]
+    order = np.stack(rows, axis=1).ravel()[:80]  # interleaved: every class in train and val
+    picked = manifest.iloc[order]
+    images = np.stack([load_uint8(p) for p in picked["abspath"]])
+    return images, picked["label"].tolist()
+
+
+@pytest.fixture(scope="session")
+def tf_setup():
+    """Seeded, deterministic TensorFlow (once per session; tests reseed as they need)."""
+    from lungct_utils import runtime
+
+    runtime.setup(0)

@@ -1,0 +1,229 @@
+"""What the notebooks call: each step of the reproduction in one function.
+
+Notebooks run in fresh kernels, so every step hands its results to the next through
+files: the split manifests (``data/processed``), the feature cache (``data/interim``),
+trained models (``models/``) and metric parts (``reports/metrics/``), which
+:func:`write_metrics` joins into ``reports/metrics.json`` and ``reports/summary.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .augment import load_images
+from .errors import DataError
+from .experiment import cv_metrics, holdout_metrics, run_cv, run_holdout
+from .features import cached_features
+from .io_utils import write_json
+from .model import assemble, save_model
+from .prepare import prepare_all, read_augmented, read_splits
+from .provenance import provenance
+
+METRICS_DIR = config.REPORTS / "metrics"
+
+
+def prepare(cfg: config.PaperConfig = config.PAPER, progress: bool = True) -> pd.DataFrame:
+    """Build (or reuse) the augmented set and the split manifests.
+
+    Args:
+        cfg: settings and seed.
+        progress: show progress bars.
+
+    Returns:
+        The augmented manifest.
+    """
+    prepare_all(config.data_dir(), cfg, progress=progress)
+    return read_augmented()
+
+
+def features(
+    cfg: config.PaperConfig = config.PAPER, engine: str = "litert", progress: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The augmented manifest and every image's cached backbone feature.
+
+    Args:
+        cfg: settings (``preprocess`` mode).
+        engine: ``"litert"`` or ``"keras"``.
+        progress: show progress bars.
+
+    Returns:
+        ``(table, features)`` with ``features`` float32 ``(n, 1280)`` in table order.
+    """
+    table = prepare(cfg, progress)
+    images = load_images(table, config.AUGMENTED_DIR, progress=progress)
+    return table, cached_features(images, cfg.preprocess, engine, progress=progress)
+
+
+def run_name(protocol: str) -> str:
+    """The name of a protocol's holdout run (``models/<run>.keras``)."""
+    if protocol not in config.PROTOCOLS:
+        raise ValueError(f"protocol must be one of {config.PROTOCOLS}, got {protocol!r}")
+    return f"{protocol}_holdout"
+
+
+def train_holdout(
+    protocol: str, feats: np.ndarray, cfg: config.PaperConfig = config.PAPER, progress: bool = True
+) -> dict:
+    """Train the holdout run of a protocol and save it.
+
+    Writes ``models/<run>.keras`` (the end-to-end model), ``models/<run>_head.keras`` and
+    ``models/<run>.json`` (history, epochs, provenance).
+
+    Args:
+        protocol: a protocol name.
+        feats: features aligned with the split manifest.
+        cfg: settings.
+        progress: show progress bars.
+
+    Returns:
+        ``{"history", "epochs", "best_epoch", "model_path"}``.
+    """
+    name = run_name(protocol)
+    splits = read_splits(protocol)
+    run = run_holdout(feats, splits, cfg, progress)
+    save_model(run.train.model, config.MODELS / f"{name}_head.keras")
+    model_path = save_model(assemble(run.train.model, cfg), config.MODELS / f"{name}.keras")
+    info = {
+        "protocol": protocol,
+        "history": run.train.history,
+        "epochs": run.train.epochs,
+        "best_epoch": run.train.best_epoch,
+        "model_path": str(model_path.relative_to(config.ROOT)),
+        **provenance(cfg),
+    }
+    write_json(info, config.MODELS / f"{name}.json")
+    return info
+
+
+def load_run(protocol: str) -> tuple[object, dict]:
+    """The saved head and run info of a protocol's holdout run.
+
+    Args:
+        protocol: a protocol name.
+
+    Returns:
+        ``(head model, info dict)``.
+    """
+    import keras
+
+    name = run_name(protocol)
+    path = config.MODELS / f"{name}_head.keras"
+    if not path.is_file():
+        raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb first")
+    info = json.loads((config.MODELS / f"{name}.json").read_text())
+    return keras.models.load_model(path), info
+
+
+def evaluate_holdout(protocol: str, feats: np.ndarray, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """Evaluate a saved holdout run on its test split; save the metrics part.
+
+    Args:
+        protocol: a protocol name.
+        feats: features aligned with the split manifest.
+        seed: bootstrap seed.
+
+    Returns:
+        ``(metrics, predictions)``; predictions has ``id, label, group`` and one
+        probability column per class plus ``pred``.
+    """
+    from .experiment import RunResult
+    from .train import TrainResult, predict_proba
+
+    head, info = load_run(protocol)
+    splits = read_splits(protocol)
+    test = np.flatnonzero(splits["holdout"].to_numpy() == "test")
+    probs = predict_proba(head, feats[test])
+    run = RunResult(TrainResult(head, info["history"], info["epochs"]), test, probs, 0.0)
+    metrics = holdout_metrics(run, splits, seed)
+    preds = splits.iloc[test][["id", "label", "group"]].reset_index(drop=True)
+    for i, c in enumerate(config.CLASSES):
+        preds[f"p_{c}"] = probs[:, i]
+    preds["pred"] = [config.CLASSES[i] for i in probs.argmax(1)]
+    write_json(metrics, METRICS_DIR / f"holdout_{protocol}.json")
+    return metrics, preds
+
+
+def cross_validate(
+    protocol: str, feats: np.ndarray, cfg: config.PaperConfig = config.PAPER, progress: bool = True
+) -> dict:
+    """Stratified k-fold CV of a protocol (paper II.F); save the metrics part.
+
+    Args:
+        protocol: a protocol name.
+        feats: features aligned with the split manifest.
+        cfg: settings.
+        progress: show progress bars.
+
+    Returns:
+        Table IV metrics: ``{"folds", "mean", "std"}``.
+    """
+    splits = read_splits(protocol)
+    result = cv_metrics(run_cv(feats, splits, protocol, cfg, progress), splits)
+    write_json(result, METRICS_DIR / f"cv_{protocol}.json")
+    return result
+
+
+def _load_part(name: str) -> dict:
+    path = METRICS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run the notebooks in order (make report)")
+    return json.loads(path.read_text())
+
+
+def collect_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
+    """Join the metric parts into the ``metrics.json`` structure.
+
+    Args:
+        cfg: the settings the parts were made with.
+
+    Returns:
+        ``{"params", "seed", "git_commit", "dataset", "protocols"}`` (fractions).
+    """
+    from .dataset import read_reference
+
+    reference = read_reference()
+    table = read_augmented()
+    prov = provenance(cfg)
+    protocols = {}
+    for protocol in config.PROTOCOLS:
+        hold = _load_part(f"holdout_{protocol}")
+        protocols[protocol] = {"holdout": hold, "cv": _load_part(f"cv_{protocol}")}
+    return {
+        "params": prov["params"],
+        "seed": prov["seed"],
+        "git_commit": prov["git_commit"],
+        "created": prov["created"],
+        "dataset": {
+            "original": {c: int((reference["label"] == c).sum()) for c in config.CLASSES},
+            "augmented": {c: int((table["label"] == c).sum()) for c in config.CLASSES},
+        },
+        "protocols": protocols,
+    }
+
+
+def write_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
+    """Write ``reports/metrics.json`` and ``reports/summary.md``.
+
+    Args:
+        cfg: the settings used.
+
+    Returns:
+        The metrics dict.
+    """
+    from .io_utils import write_text
+    from .summary import render_summary
+
+    metrics = collect_metrics(cfg)
+    write_json(metrics, config.REPORTS / "metrics.json")
+    write_text(render_summary(metrics), config.REPORTS / "summary.md")
+    return metrics
+
+
+def model_path(protocol: str) -> Path:
+    """Where the end-to-end model of a protocol's holdout run is saved."""
+    return config.MODELS / f"{run_name(protocol)}.keras"

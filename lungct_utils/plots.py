@@ -1,0 +1,190 @@
+"""Figures of the notebooks; each is saved under ``reports/figures/`` and returned.
+
+Every function draws one figure (matplotlib/seaborn), saves it as PNG (atomically) and
+returns the ``Figure``; notebooks assign the result (``_ = plots.x(...)``) so no
+``<Figure ...>`` text reaches the stored outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from . import config
+from .io_utils import atomic_path
+from .preprocess import open_rgb
+
+PALETTE = {"benign": "#4c72b0", "malignant": "#c44e52", "normal": "#55a868"}
+
+
+def save(fig, name: str, folder: Path = config.FIGURES) -> Path:
+    """Save a figure as ``folder/name.png`` atomically.
+
+    Args:
+        fig: the figure.
+        name: file stem.
+        folder: target folder.
+
+    Returns:
+        The PNG path.
+    """
+    path = Path(folder) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def class_counts(manifest: pd.DataFrame, name: str = "01_class_counts"):
+    """Bar chart of images per class."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    counts = manifest["label"].value_counts().reindex(config.CLASSES)
+    ax.bar(counts.index, counts.to_numpy(), color=[PALETTE[c] for c in counts.index])
+    for i, v in enumerate(counts.to_numpy()):
+        ax.text(i, v, str(v), ha="center", va="bottom")
+    ax.set_ylabel("images")
+    ax.set_title("IQ-OTH/NCCD originals per class")
+    save(fig, name)
+    return fig
+
+
+def sample_grid(paths_by_label: dict[str, list[str]], name: str = "01_samples"):
+    """A grid of example slices, one row per class (paper Fig. 2)."""
+    n = max(len(v) for v in paths_by_label.values())
+    fig, axes = plt.subplots(len(paths_by_label), n, figsize=(2.2 * n, 2.4 * len(paths_by_label)))
+    for r, (label, paths) in enumerate(paths_by_label.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(paths):
+                ax.imshow(np.asarray(open_rgb(paths[c])))
+                ax.set_title(f"{label}: {Path(paths[c]).name}", fontsize=7)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def size_scatter(manifest: pd.DataFrame, name: str = "01_image_sizes"):
+    """Image width against height per class (jittered) and aspect-ratio counts."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    rng = np.random.default_rng(0)
+    for label in config.CLASSES:
+        part = manifest[manifest["label"] == label]
+        jitter = rng.normal(0, 3, (2, len(part)))
+        axes[0].scatter(part["width"] + jitter[0], part["height"] + jitter[1], s=8, alpha=0.5,
+                        label=label, color=PALETTE[label])  # fmt: skip
+    axes[0].set_xlabel("width (px)")
+    axes[0].set_ylabel("height (px)")
+    axes[0].legend()
+    axes[0].set_title("image size by class (jittered)")
+    aspect = (manifest["width"] / manifest["height"]).round(2).astype(str)
+    tab = pd.crosstab(aspect, manifest["label"]).reindex(columns=list(config.CLASSES), fill_value=0)
+    tab.plot.bar(ax=axes[1], color=[PALETTE[c] for c in tab.columns], logy=True)
+    axes[1].set_xlabel("aspect ratio (width / height)")
+    axes[1].set_ylabel("images (log)")
+    axes[1].set_title("aspect ratio by class")
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def intensity_histograms(hists: dict[str, np.ndarray], name: str = "01_intensity"):
+    """Mean normalized grey-level histogram per class."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, h in hists.items():
+        ax.plot(np.arange(len(h)), h, label=label, color=PALETTE[label])
+    ax.set_yscale("log")
+    ax.set_xlabel("grey level")
+    ax.set_ylabel("fraction of pixels (log)")
+    ax.set_title("pixel-intensity distribution per class")
+    ax.legend()
+    save(fig, name)
+    return fig
+
+
+def image_pairs(pairs: list[tuple[np.ndarray, np.ndarray, str]], name: str):
+    """Rows of (source, augmented copy) with the transform as title."""
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(5, 2.5 * len(pairs)))
+    axes = np.atleast_2d(axes)
+    for r, (src, aug, title) in enumerate(pairs):
+        for c, (img, t) in enumerate([(src, "source"), (aug, title)]):
+            axes[r, c].imshow(img)
+            axes[r, c].set_title(t, fontsize=7)
+            axes[r, c].axis("off")
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def split_proportions(tables: dict[str, pd.DataFrame], name: str = "02_split_proportions"):
+    """Stacked class proportions per holdout split, one panel per protocol."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3), sharey=True)
+    for ax, (protocol, tab) in zip(np.atleast_1d(axes), tables.items(), strict=True):
+        tab.plot.bar(stacked=True, ax=ax, color=[PALETTE[c] for c in tab.columns], legend=False)
+        ax.set_title(f"protocol: {protocol}")
+        ax.set_ylabel("class share")
+    np.atleast_1d(axes)[-1].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def training_curves(histories: dict[str, dict], name: str = "03_training_curves"):
+    """Train/validation accuracy and loss per epoch (paper Figs. 4 and 5)."""
+    fig, axes = plt.subplots(len(histories), 2, figsize=(10, 3.2 * len(histories)), squeeze=False)
+    for r, (protocol, h) in enumerate(histories.items()):
+        epochs = np.arange(1, len(h["loss"]) + 1)
+        for c, metric in enumerate(("accuracy", "loss")):
+            ax = axes[r, c]
+            ax.plot(epochs, h[metric], label=f"train {metric}")
+            ax.plot(epochs, h[f"val_{metric}"], label=f"validation {metric}")
+            ax.set_xlabel("epoch")
+            ax.set_title(f"{protocol}: {metric}")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def confusion(matrices: dict[str, list[list[int]]], name: str = "04_confusion"):
+    """Confusion-matrix heatmaps (paper Fig. 6), rows true, columns predicted."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.5 * len(matrices), 3.8), squeeze=False)
+    for ax, (title, cm) in zip(axes[0], matrices.items(), strict=True):
+        sns.heatmap(np.array(cm), annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
+                    xticklabels=config.CLASSES, yticklabels=config.CLASSES)  # fmt: skip
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def roc_curves(curves: dict[str, dict[str, tuple]], name: str = "04_roc"):
+    """One-vs-rest ROC curves with AUC, one panel per protocol."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 4), squeeze=False)
+    for ax, (protocol, per_class) in zip(axes[0], curves.items(), strict=True):
+        for label, (fpr, tpr, auc) in per_class.items():
+            ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})", color=PALETTE[label])
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{protocol}: one-vs-rest ROC")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def cv_comparison(frame: pd.DataFrame, name: str = "05_cv_comparison"):
+    """Per-fold accuracy of each protocol beside the paper's Table IV."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.barplot(data=frame, x="fold", y="accuracy", hue="source", ax=ax)
+    ax.set_ylim(max(0.0, frame["accuracy"].min() - 0.1), 1.0)
+    ax.set_title("5-fold CV accuracy: paper vs. our protocols")
+    ax.legend(fontsize=8, loc="lower right")
+    save(fig, name)
+    return fig

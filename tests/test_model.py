@@ -1,0 +1,63 @@
+"""The paper's model (Table II) on the real ImageNet weights."""
+
+import numpy as np
+import pytest
+
+from lungct_utils.config import PAPER
+from lungct_utils.model import HEAD_LAYERS, build_base, build_head, build_model, save_model
+from lungct_utils.preprocess import scale
+
+pytestmark = pytest.mark.weights
+
+BASE_PARAMS = 2_257_984  # MobileNetV2 1.0/224 without top (Keras' documented count)
+HEAD_PARAMS = (1280 * 128 + 128) + (128 * 3 + 3)  # Dense(128) + Dense(3) = 164,355
+
+
+def _count(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+@pytest.fixture(scope="module")
+def model(imagenet_weights, tf_setup):
+    return build_model(PAPER)
+
+
+def test_parameter_counts(model):
+    assert model.count_params() == BASE_PARAMS + HEAD_PARAMS == 2_422_339
+    assert _count(model.trainable_weights) == HEAD_PARAMS == 164_355
+    assert _count(model.non_trainable_weights) == BASE_PARAMS
+
+
+def test_layers_and_compile_match_table_two(model):
+    names = [layer.name for layer in model.layers[-4:]]
+    assert names == ["global_average_pooling", *HEAD_LAYERS]
+    fc, drop, out = (model.get_layer(n) for n in HEAD_LAYERS)
+    assert (fc.units, fc.activation.__name__) == (128, "relu")
+    assert drop.rate == 0.5
+    assert (out.units, out.activation.__name__) == (3, "softmax")
+    assert model.input_shape == (None, 224, 224, 3)
+    assert type(model.optimizer).__name__ == "Adam"
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert model.loss == "categorical_crossentropy"
+    assert not any(layer.trainable for layer in model.layers[:-4] if layer.weights)
+
+
+def test_frozen_base_runs_in_inference_mode(imagenet_weights, real_images, tf_setup):
+    base = build_base("imagenet", pooling="avg")
+    x = scale(real_images[0][:8])
+    train_mode = np.asarray(base(x, training=True))
+    infer_mode = np.asarray(base(x, training=False))
+    np.testing.assert_allclose(train_mode, infer_mode, rtol=0, atol=1e-5)
+    # real weights give informative features: they vary across images
+    assert infer_mode.std(axis=0).mean() > 0.05
+
+
+def test_head_is_the_same_head(tf_setup):
+    head = build_head(PAPER)
+    assert [layer.name for layer in head.layers[1:]] == list(HEAD_LAYERS)
+    assert head.count_params() == HEAD_PARAMS
+
+
+def test_save_model_needs_keras_suffix(tmp_path, tf_setup):
+    with pytest.raises(ValueError, match="model.h5"):
+        save_model(build_head(PAPER), tmp_path / "model.h5")
