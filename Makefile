@@ -19,6 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 LUNGCT_DATA_SOURCE ?= $(wildcard $(SHARED)/data/iq-othnccd)
 LUNGCT_WEIGHTS_SOURCE ?= $(wildcard $(SHARED)/weights/keras-models)
 export LUNGCT_DATA_SOURCE
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 WEIGHTS := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5 \
            mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 
@@ -54,17 +55,17 @@ weights: ## seed $KERAS_HOME/models with the MobileNetV2 ImageNet weights
 prepare: $(STAMP) ## build the augmented set and split manifests under data/processed
 	$(BIN)/python -m lungct_utils -q prepare
 
-report: $(STAMP) weights ## the main job: data, augmented set, splits (notebooks follow)
+report: $(STAMP) weights ## the main job: data check, notebooks 01-05 -> reports/*.html, metrics.json, summary.md
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data; fi
 	$(MAKE) --no-print-directory verify
-	$(MAKE) --no-print-directory prepare
+	$(BIN)/python -m lungct_utils report
 
 test: $(STAMP) weights ## ruff, then the test suite (unit and real-data tests)
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data || \
 	  echo "no dataset: data tests skip (and fail under LUNGCT_REQUIRE_DATA=1)"; fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra tests $(NOTEBOOKS) --nbval-lax --nbval-current-env
 
 lint: $(STAMP) ## ruff check only
 	$(BIN)/ruff check .
@@ -72,6 +73,10 @@ lint: $(STAMP) ## ruff check only
 format: $(STAMP) ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+benchmark: $(STAMP) weights ## time the fast route against plain Keras -> reports/benchmarks.md
+	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data; fi
+	$(BIN)/python -m lungct_utils benchmark
 
 lab: $(STAMP) weights ## open JupyterLab on the notebooks with the project's environment
 	$(BIN)/jupyter lab notebooks/

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import CLASSES, PaperConfig
 from .io_utils import atomic_dir, sha256_bytes, write_csv

@@ -4,6 +4,7 @@ Commands:
     verify [DATA_DIR]   check a release folder against data/manifest.csv
     fetch               put the release into data/raw/iq-othnccd (``make data``)
     prepare             build the augmented set and the split manifests
+    report [NB ...]     run the notebooks in order, render reports/*.html
     benchmark           time the fast route against plain Keras (reports/benchmarks.md)
     manifest DATA_DIR   write a reference manifest of a folder (maintainers only)
 
@@ -75,6 +76,13 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import run_all
+
+    run_all(args.notebooks or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m lungct_utils``.
 
@@ -107,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="time the fast route against plain Keras")
     p.add_argument("--output", default=str(config.REPORTS / "benchmarks.md"), help="Markdown table")
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("report", help="run the notebooks with papermill and render reports")
+    p.add_argument("notebooks", nargs="*", help="notebook file names (default: all, in order)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("manifest", help="write a reference manifest (maintainers)")
     p.add_argument("data_dir", help="release folder")

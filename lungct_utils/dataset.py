@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import CLASSES, MANIFEST_CSV
 from .errors import DataError

@@ -16,7 +16,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import DATASET_DOI, DEFAULT_DATA_DIR, MANIFEST_CSV
 from .dataset import read_reference, verify_release

@@ -181,3 +181,22 @@ def save_model(model, path: Path) -> Path:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").replace(tmp)
     return path
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Total, trainable and frozen parameter counts of a Keras model.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        ``{"total", "trainable", "non_trainable"}``.
+    """
+    import numpy as np
+
+    def count(weights):
+        return int(sum(int(np.prod(w.shape)) for w in weights))
+
+    trainable = count(model.trainable_weights)
+    frozen = count(model.non_trainable_weights)
+    return {"total": trainable + frozen, "trainable": trainable, "non_trainable": frozen}
