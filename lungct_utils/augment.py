@@ -172,7 +172,13 @@ def apply_transform(
     return np.array(out, dtype=np.uint8)
 
 
-def render(plan: pd.DataFrame, release_root: Path, size: int = 224, progress: bool = True):
+def render(
+    plan: pd.DataFrame,
+    release_root: Path,
+    size: int = 224,
+    progress: bool = True,
+    pad_square: bool = False,
+):
     """Yield ``(row_index, uint8 image)`` for every planned row, decoding each source once.
 
     Args:
@@ -180,6 +186,7 @@ def render(plan: pd.DataFrame, release_root: Path, size: int = 224, progress: bo
         release_root: the release folder the ``source`` paths are relative to.
         size: the resize side before augmenting.
         progress: show a tqdm bar.
+        pad_square: pad each source to a square before resizing (ablation).
 
     Yields:
         The plan's index label and the image.
@@ -188,7 +195,7 @@ def render(plan: pd.DataFrame, release_root: Path, size: int = 224, progress: bo
     by_source = plan.groupby("source", sort=True).groups
     bar = tqdm(total=len(plan), desc="augmenting", disable=not progress, leave=False)
     for source, index in by_source.items():
-        base = load_uint8(release_root / source, size)
+        base = load_uint8(release_root / source, size, pad_square)
         for idx in index:
             r = plan.loc[idx]
             yield (
@@ -207,7 +214,12 @@ def render(plan: pd.DataFrame, release_root: Path, size: int = 224, progress: bo
 
 
 def materialize(
-    plan: pd.DataFrame, release_root: Path, out_dir: Path, size: int = 224, progress: bool = True
+    plan: pd.DataFrame,
+    release_root: Path,
+    out_dir: Path,
+    size: int = 224,
+    progress: bool = True,
+    pad_square: bool = False,
 ) -> pd.DataFrame:
     """Write every augmented image as PNG (lossless) and its manifest, atomically.
 
@@ -221,6 +233,7 @@ def materialize(
         out_dir: the image folder (``data/processed/augmented``); replaced only once complete.
         size: the image side.
         progress: show a tqdm bar.
+        pad_square: pad each source to a square before resizing (ablation).
 
     Returns:
         The manifest written.
@@ -234,7 +247,7 @@ def materialize(
     with atomic_dir(out_dir) as tmp:
         for label in CLASSES:
             (tmp / label).mkdir()
-        for idx, image in render(plan, release_root, size, progress):
+        for idx, image in render(plan, release_root, size, progress, pad_square):
             hashes[idx] = sha256_bytes(image.tobytes())
             Image.fromarray(image).save(tmp / table.at[idx, "file"], format="PNG", compress_level=1)
         table["pixel_sha256"] = [hashes[i] for i in table.index]

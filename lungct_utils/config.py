@@ -43,8 +43,11 @@ CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")
 PREPROCESS_MODES: tuple[str, ...] = ("paper", "mobilenet_v2")
 
 #: Split protocols: "paper" splits augmented images at random (as the paper did, leaky);
-#: "grouped" keeps every source original (byte-identical originals merged) on one side.
-PROTOCOLS: tuple[str, ...] = ("paper", "grouped")
+#: "grouped" keeps every source original (byte-identical originals merged) on one side;
+#: "grouped_near" keeps every pseudo-case (near-duplicate slices linked, see audit.py)
+#: on one side.
+PROTOCOLS: tuple[str, ...] = ("paper", "grouped", "grouped_near")
+PSEUDO_CASES_CSV = PROCESSED / "pseudo_cases.csv"
 
 
 def data_dir() -> Path:
@@ -103,7 +106,11 @@ class PaperConfig:
         learning_rate: Adam learning rate (II.C: 0.001).
         dense_units: hidden units of the head (Table II: 128).
         dropout: dropout rate of the head (Table II: 0.5).
-        augmentation: which random transforms rebuild the augmented set (paper silent; ours).
+        max_rotation_deg: augmentation rotation range, degrees (paper silent; ours).
+        max_shift_frac: augmentation shift range, fraction of the side (ours).
+        max_zoom: augmentation zoom range around 1 (ours).
+        pad_square: pad each image to a square (black) before resizing; False as the
+            paper (True is the shape-shortcut ablation).
         seed: the one seed for augmentation, splits and training.
     """
 
@@ -126,6 +133,7 @@ class PaperConfig:
     max_rotation_deg: float = 10.0
     max_shift_frac: float = 0.05
     max_zoom: float = 0.05
+    pad_square: bool = False
     seed: int = 42
 
     def __post_init__(self) -> None:

@@ -281,3 +281,23 @@ def example_image(label: str = "malignant", index: int = 0):
     if not 0 <= index < len(files):
         raise ValueError(f"example_image: index {index!r} outside 0..{len(files) - 1}")
     return files[index]
+
+
+def near_pairs(result: dict, n: int = 3) -> list[tuple]:
+    """The most similar distinct originals and pairs just above the audit threshold.
+
+    Args:
+        result: from :func:`~lungct_utils.audit.audit_originals`.
+        n: pairs of each kind.
+
+    Returns:
+        ``(image, image, title)`` tuples for :func:`~lungct_utils.plots.image_pairs`.
+    """
+    from .audit import top_pairs
+
+    m, images, sim = result["manifest"], result["images"], result["sim"]
+    out = []
+    for i, j, v in top_pairs(sim, m["sha256"], result["threshold"], n):
+        title = f"{m['path'][j].split('/')[-1]} ~ {m['path'][i].split('/')[-1]}: {v:.3f}"
+        out.append((images[i], images[j], title))
+    return out

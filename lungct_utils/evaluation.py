@@ -130,3 +130,51 @@ def cv_long(cvs: dict[str, dict]) -> pd.DataFrame:
         rows += [{"fold": i + 1, "source": source, "accuracy": f["accuracy"]}
                  for i, f in enumerate(cv["folds"])]  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def protocol_frame(holdouts: dict[str, dict]) -> pd.DataFrame:
+    """Holdout accuracy, macro-F1 and per-class recall per protocol, long form.
+
+    Args:
+        holdouts: protocol -> holdout metrics.
+
+    Returns:
+        DataFrame ``protocol, metric, value, lo, hi`` (fractions; no interval for macro-F1).
+    """
+    rows = []
+    for p, m in holdouts.items():
+        lo, hi = m["accuracy_ci95"]
+        rows.append(
+            {"protocol": p, "metric": "accuracy", "value": m["accuracy"], "lo": lo, "hi": hi}
+        )
+        rows.append({"protocol": p, "metric": "macro F1", "value": m["macro_f1"],
+                     "lo": float("nan"), "hi": float("nan")})  # fmt: skip
+        for c in CLASSES:
+            r = m["per_class"][c]
+            lo, hi = r["recall_ci95"]
+            rows.append(
+                {"protocol": p, "metric": f"{c} recall", "value": r["recall"], "lo": lo, "hi": hi}
+            )
+    return pd.DataFrame(rows)
+
+
+def ablation_table(baseline: dict, ablated: dict) -> pd.DataFrame:
+    """Holdout and CV accuracy with and without the pad-to-square ablation (percent).
+
+    Args:
+        baseline: ``{"holdout", "cv"}`` of the protocol as run.
+        ablated: the same after padding to square.
+
+    Returns:
+        DataFrame: rows metrics, columns ``as the paper (stretch)``, ``pad to square``,
+        ``difference``.
+    """
+
+    def row(m):
+        return {"holdout accuracy": m["holdout"]["accuracy"],
+                "holdout malignant recall": m["holdout"]["per_class"]["malignant"]["recall"],
+                "CV mean accuracy": m["cv"]["mean"]["accuracy"]}  # fmt: skip
+
+    frame = pd.DataFrame({"as the paper (stretch)": row(baseline), "pad to square": row(ablated)})
+    frame["difference"] = frame["pad to square"] - frame["as the paper (stretch)"]
+    return (frame * 100).round(2)

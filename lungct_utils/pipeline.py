@@ -27,22 +27,30 @@ from .provenance import provenance
 METRICS_DIR = config.REPORTS / "metrics"
 
 
-def prepare(cfg: config.PaperConfig = config.PAPER, progress: bool = True) -> pd.DataFrame:
+def prepare(
+    cfg: config.PaperConfig = config.PAPER,
+    progress: bool = True,
+    processed: Path = config.PROCESSED,
+) -> pd.DataFrame:
     """Build (or reuse) the augmented set and the split manifests.
 
     Args:
         cfg: settings and seed.
         progress: show progress bars.
+        processed: output folder (``data/processed``; ablations use a subfolder).
 
     Returns:
         The augmented manifest.
     """
-    prepare_all(config.data_dir(), cfg, progress=progress)
-    return read_augmented()
+    prepare_all(config.data_dir(), cfg, processed=processed, progress=progress)
+    return read_augmented(processed)
 
 
 def features(
-    cfg: config.PaperConfig = config.PAPER, engine: str = "litert", progress: bool = True
+    cfg: config.PaperConfig = config.PAPER,
+    engine: str = "litert",
+    progress: bool = True,
+    processed: Path = config.PROCESSED,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The augmented manifest and every image's cached backbone feature.
 
@@ -50,13 +58,60 @@ def features(
         cfg: settings (``preprocess`` mode).
         engine: ``"litert"`` or ``"keras"``.
         progress: show progress bars.
+        processed: the processed-data folder.
 
     Returns:
         ``(table, features)`` with ``features`` float32 ``(n, 1280)`` in table order.
     """
-    table = prepare(cfg, progress)
-    images = load_images(table, config.AUGMENTED_DIR, progress=progress)
+    table = prepare(cfg, progress, processed)
+    images = load_images(table, Path(processed) / "augmented", progress=progress)
     return table, cached_features(images, cfg.preprocess, engine, progress=progress)
+
+
+def audit(cfg: config.PaperConfig = config.PAPER, progress: bool = True) -> tuple[dict, dict]:
+    """The dataset audit (duplicates, pseudo-cases, shortcuts); saves its metrics part.
+
+    Args:
+        cfg: settings and seed.
+        progress: show progress bars.
+
+    Returns:
+        ``(result, summary)``: see :func:`~lungct_utils.audit.audit_originals` and
+        :func:`~lungct_utils.audit.audit_summary`.
+    """
+    from .audit import audit_originals, audit_summary
+
+    result = audit_originals(config.data_dir(), cfg, progress)
+    summary = audit_summary(result, cfg.seed)
+    write_json(summary, METRICS_DIR / "audit.json")
+    return result, summary
+
+
+def pad_square_ablation(
+    cfg: config.PaperConfig = config.PAPER, protocol: str = "grouped_near", progress: bool = True
+) -> dict:
+    """The shape-shortcut ablation: pad every image to a square before resizing.
+
+    Rebuilds the augmented set (same seed and plan) under ``data/processed/ablation_pad_square``,
+    then runs the holdout and the CV of ``protocol``; saves the metrics part.
+
+    Args:
+        cfg: settings (``pad_square`` is switched on here).
+        protocol: the protocol to compare under.
+        progress: show progress bars.
+
+    Returns:
+        ``{"protocol", "holdout", "cv"}`` for the padded data.
+    """
+    padded = cfg.with_overrides(pad_square=True)
+    folder = config.PROCESSED / "ablation_pad_square"
+    _, feats = features(padded, progress=progress, processed=folder)
+    splits = read_splits(protocol, folder)
+    hold = holdout_metrics(run_holdout(feats, splits, padded, progress), splits, cfg.seed)
+    cv = cv_metrics(run_cv(feats, splits, protocol, padded, progress), splits)
+    out = {"protocol": protocol, "holdout": hold, "cv": cv}
+    write_json(out, METRICS_DIR / "ablation_pad_square.json")
+    return out
 
 
 def run_name(protocol: str) -> str:
@@ -168,7 +223,15 @@ def cross_validate(
     return result
 
 
-def _load_part(name: str) -> dict:
+def load_part(name: str) -> dict:
+    """A saved metrics part (``reports/metrics/<name>.json``), e.g. ``holdout_grouped``.
+
+    Args:
+        name: the part's name.
+
+    Returns:
+        Its dict.
+    """
     path = METRICS_DIR / f"{name}.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; run the notebooks in order (make report)")
@@ -191,8 +254,8 @@ def collect_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
     prov = provenance(cfg)
     protocols = {}
     for protocol in config.PROTOCOLS:
-        hold = _load_part(f"holdout_{protocol}")
-        protocols[protocol] = {"holdout": hold, "cv": _load_part(f"cv_{protocol}")}
+        hold = load_part(f"holdout_{protocol}")
+        protocols[protocol] = {"holdout": hold, "cv": load_part(f"cv_{protocol}")}
     return {
         "params": prov["params"],
         "seed": prov["seed"],
@@ -202,7 +265,9 @@ def collect_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
             "original": {c: int((reference["label"] == c).sum()) for c in config.CLASSES},
             "augmented": {c: int((table["label"] == c).sum()) for c in config.CLASSES},
         },
+        "audit": load_part("audit"),
         "protocols": protocols,
+        "ablations": {"pad_square": load_part("ablation_pad_square")},
     }
 
 

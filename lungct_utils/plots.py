@@ -188,3 +188,51 @@ def cv_comparison(frame: pd.DataFrame, name: str = "05_cv_comparison"):
     ax.legend(fontsize=8, loc="lower right")
     save(fig, name)
     return fig
+
+
+def similarity_distribution(sim: np.ndarray, counts: pd.DataFrame, threshold: float,
+                            name: str = "01_near_duplicates"):  # fmt: skip
+    """Nearest-neighbour similarity histogram and links per threshold, threshold marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    axes[0].hist(sim.max(axis=1), bins=60, color="grey")
+    axes[0].axvline(threshold, color="red", ls="--", label=f"threshold {threshold:.2f}")
+    axes[0].set_xlabel("similarity to the nearest other original (centered cosine, flip-invariant)")
+    axes[0].set_ylabel("originals")
+    axes[0].legend()
+    axes[1].plot(counts["threshold"], counts["links"], label="all links")
+    axes[1].plot(counts["threshold"], counts["cross_class_links"], label="links across classes")
+    axes[1].axvline(threshold, color="red", ls="--")
+    axes[1].set_yscale("symlog")
+    axes[1].set_xlabel("threshold")
+    axes[1].set_ylabel("near-duplicate links")
+    axes[1].set_title("lowest threshold with no cross-class link")
+    axes[1].legend()
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def protocol_comparison(frame: pd.DataFrame, name: str = "05_protocols"):
+    """Accuracy, macro-F1 and per-class recall per protocol, with 95% intervals where given.
+
+    Args:
+        frame: rows ``protocol, metric, value, lo, hi`` (fractions; lo/hi may be NaN).
+        name: file stem.
+    """
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    metrics = list(dict.fromkeys(frame["metric"]))
+    protocols = list(dict.fromkeys(frame["protocol"]))
+    width = 0.8 / len(protocols)
+    for k, protocol in enumerate(protocols):
+        part = frame[frame["protocol"] == protocol].set_index("metric").reindex(metrics)
+        x = np.arange(len(metrics)) + (k - (len(protocols) - 1) / 2) * width
+        err = np.vstack([part["value"] - part["lo"], part["hi"] - part["value"]])
+        ax.bar(x, part["value"], width, label=protocol,
+               yerr=np.nan_to_num(err, nan=0.0), capsize=3)  # fmt: skip
+    ax.set_xticks(np.arange(len(metrics)), metrics)
+    ax.set_ylim(0.4, 1.02)
+    ax.set_ylabel("test split (holdout)")
+    ax.set_title("how much survives each protocol (95% bootstrap intervals over source images)")
+    ax.legend(fontsize=8, loc="lower left")
+    save(fig, name)
+    return fig

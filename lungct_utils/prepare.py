@@ -1,7 +1,8 @@
 """Build the derived data: the augmented set and the split manifests (``make prepare``).
 
 Outputs under ``data/processed``: ``augmented/`` (PNG images), ``augmented.csv`` (one row
-per image: source, transform, pixel hash), ``splits_<protocol>.csv`` and
+per image: source, transform, pixel hash), ``pseudo_cases.csv`` (the inferred case of
+each original, which needs the ImageNet weights), ``splits_<protocol>.csv`` and
 ``prepare.json`` (the parameters, seed and commit that made them). A rerun with the same
 release, settings and seed reuses them; anything else rebuilds.
 """
@@ -35,8 +36,10 @@ def split_path(protocol: str, processed: Path = config.PROCESSED) -> Path:
 
 
 def _fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
-    keys = ("image_size", "augmented_counts", "max_rotation_deg", "max_shift_frac", "max_zoom",
-            "train_frac", "val_frac", "test_frac", "n_folds", "seed")  # fmt: skip
+    keys = (
+        "image_size", "augmented_counts", "max_rotation_deg", "max_shift_frac", "max_zoom",
+        "pad_square", "train_frac", "val_frac", "test_frac", "n_folds", "seed", "preprocess",
+    )  # fmt: skip
     settings = {k: cfg.to_dict()[k] for k in keys}
     from .io_utils import sha256_bytes
 
@@ -67,17 +70,49 @@ def prepare_all(
     manifest = load_manifest(release_root, progress=progress)
     meta_path = processed / "prepare.json"
     fingerprint = _fingerprint(manifest, cfg)
-    outputs = {"augmented": processed / "augmented.csv", "images": processed / "augmented"}
+    outputs = {"augmented": processed / "augmented.csv", "images": processed / "augmented",
+               "pseudo_cases": processed / "pseudo_cases.csv"}  # fmt: skip
     outputs.update({f"splits_{p}": split_path(p, processed) for p in config.PROTOCOLS})
     if not force and meta_path.is_file() and all(p.exists() for p in outputs.values()):
         if json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
             return outputs | {"meta": meta_path}
     plan = plan_augmentation(manifest, cfg)
-    table = materialize(plan, Path(release_root), processed / "augmented", cfg.image_size, progress)
+    table = materialize(
+        plan, Path(release_root), processed / "augmented", cfg.image_size, progress, cfg.pad_square
+    )
+    cases = pseudo_cases(release_root, cfg, processed, progress)
+    table = table.assign(
+        case=table["source"].map(dict(zip(cases["path"], cases["pseudo_case"], strict=True)))
+    )
     for protocol in config.PROTOCOLS:
         write_csv(make_splits(table, protocol, cfg), split_path(protocol, processed))
     write_json({"fingerprint": fingerprint, **provenance(cfg)}, meta_path)
     return outputs | {"meta": meta_path}
+
+
+def pseudo_cases(
+    release_root: Path,
+    cfg: config.PaperConfig,
+    processed: Path = config.PROCESSED,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Infer pseudo-cases of the originals (audit.py) and save ``pseudo_cases.csv``.
+
+    Args:
+        release_root: the release folder.
+        cfg: settings (padding is ignored: the audit looks at the data as released).
+        processed: output folder.
+        progress: show progress bars.
+
+    Returns:
+        DataFrame ``path, label, sha256, pseudo_case``.
+    """
+    from .audit import audit_originals, pseudo_case_table
+
+    result = audit_originals(release_root, cfg.with_overrides(pad_square=False), progress)
+    table = pseudo_case_table(result)
+    write_csv(table, Path(processed) / "pseudo_cases.csv")
+    return table
 
 
 def read_augmented(processed: Path = config.PROCESSED) -> pd.DataFrame:

@@ -65,17 +65,37 @@ def resize_rgb(img: Image.Image, size: int = 224) -> np.ndarray:
     return np.asarray(img.resize((size, size), RESAMPLE), dtype=np.uint8)
 
 
-def load_uint8(path: Path, size: int = 224) -> np.ndarray:
+def pad_to_square(img: Image.Image) -> Image.Image:
+    """Pad an image with black to a centred square (keeps the aspect ratio on resize).
+
+    Args:
+        img: an RGB Pillow image.
+
+    Returns:
+        A square RGB image (the input itself when already square).
+    """
+    w, h = img.size
+    if w == h:
+        return img
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), (0, 0, 0))
+    canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def load_uint8(path: Path, size: int = 224, pad_square: bool = False) -> np.ndarray:
     """Decode, convert to RGB and resize one file (paper II.B, before scaling).
 
     Args:
         path: the image file.
         size: the output side.
+        pad_square: pad to a square first (shape-shortcut ablation; the paper does not).
 
     Returns:
         ``uint8`` array ``(size, size, 3)``.
     """
-    return resize_rgb(open_rgb(path), size)
+    img = open_rgb(path)
+    return resize_rgb(pad_to_square(img) if pad_square else img, size)
 
 
 def scale(images: np.ndarray, mode: str = "paper") -> np.ndarray:

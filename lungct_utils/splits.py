@@ -124,15 +124,22 @@ def make_splits(table: pd.DataFrame, protocol: str, cfg: PaperConfig) -> pd.Data
 
     Args:
         table: augmented manifest with ``id``, ``label`` and ``group``.
-        protocol: ``"paper"`` or ``"grouped"``.
+        protocol: ``"paper"``, ``"grouped"`` or ``"grouped_near"`` (needs a ``case``
+            column: the pseudo-case of each image's source).
         cfg: fractions, ``n_folds`` and ``seed``.
 
     Returns:
-        DataFrame ``id, label, group, holdout, fold`` in the table's order.
+        DataFrame ``id, label, group, holdout, fold`` in the table's order; ``group`` is
+        the unit the protocol keeps whole (the pseudo-case for ``grouped_near``).
     """
     _check_protocol(protocol)
     labels = table["label"].to_numpy()
-    groups = table["group"].to_numpy()
+    if protocol == "grouped_near":
+        if "case" not in table.columns:
+            raise ValueError("make_splits: protocol 'grouped_near' needs a 'case' column")
+        groups = table["case"].to_numpy()
+    else:
+        groups = table["group"].to_numpy()
     if protocol == "paper":
         holdout = random_holdout(labels, cfg.val_frac, cfg.test_frac, cfg.seed)
         fold = kfold(labels, None, cfg.n_folds, cfg.seed)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="session")
-def prepared(real_release, tmp_path_factory):
+def prepared(real_release, imagenet_weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("processed")
     prepare_all(real_release, PAPER, processed=out, progress=False)
     return out
@@ -67,6 +67,19 @@ def test_split_sizes_and_proportions(prepared, protocol):
     for column in ("holdout", "fold"):
         gap = (proportions(splits, column) - overall).abs().to_numpy().max()
         assert gap <= 0.02, (column, gap)
+
+
+def test_grouped_near_keeps_pseudo_cases_whole(prepared):
+    splits = read_splits("grouped_near", prepared)
+    cases = pd.read_csv(prepared / "pseudo_cases.csv")
+    assert (splits.groupby("group")["holdout"].nunique() == 1).all()
+    assert (splits.groupby("group")["fold"].nunique() == 1).all()
+    table = read_augmented(prepared)
+    expected = table["source"].map(dict(zip(cases["path"], cases["pseudo_case"], strict=True)))
+    assert (splits["group"].to_numpy() == expected.to_numpy()).all()  # copies follow their source
+    # pseudo-cases are coarser than source images and never mix classes
+    assert splits["group"].nunique() < read_splits("grouped", prepared)["group"].nunique()
+    assert (cases.groupby("pseudo_case")["label"].nunique() == 1).all()
 
 
 def test_grouped_protocol_keeps_sources_whole(prepared, real_release):

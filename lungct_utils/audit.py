@@ -1,0 +1,352 @@
+"""Dataset audit: exact and near-duplicates, pseudo-case groups, shortcut probes.
+
+IQ-OTH/NCCD has no patient identifiers, so slices of one scan can sit on both sides of a
+split even when augmented copies do not. We infer **pseudo-cases**:
+
+1. exact duplicates (same bytes) are merged;
+2. near-duplicates are linked by the cosine similarity of their frozen MobileNetV2 features
+   after subtracting the dataset's mean feature (plain cosine of ReLU features is high for
+   any two CT slices), taking the best over the other image's views (itself, its mirror,
+   rotations by +-4 and +-8 degrees) so that flipped or rotated copies link too;
+3. the threshold is the lowest at which **no link joins two classes**: slices of different
+   classes come from different patients, so a cross-class link is certainly false, and the
+   count of cross-class links estimates the false-link rate at a threshold;
+4. connected components of the links are the pseudo-cases.
+
+The shortcut probes measure how much accuracy needs no look at the lungs: a decision tree
+on image width, height and aspect ratio, and logistic regression on an 8x8 thumbnail,
+each in 5-fold CV grouped by pseudo-case over the originals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from .config import CLASSES
+
+THRESHOLDS = np.round(np.arange(0.50, 0.995, 0.01), 2)
+
+
+def centered_unit(features: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """Subtract the mean feature and scale rows to unit length.
+
+    Args:
+        features: ``(n, d)``.
+        mean: the mean to subtract (default: of ``features``).
+
+    Returns:
+        float64 ``(n, d)``.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    x = x - (x.mean(axis=0) if mean is None else mean)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1, norms)
+
+
+#: Views of each image whose features are compared too: a mirror and small rotations, so
+#: flipped or rotated copies (rotations up to about 10 degrees) still link.
+VIEWS: tuple[tuple[bool, float], ...] = (
+    (True, 0.0),
+    (False, 4.0),
+    (False, -4.0),
+    (False, 8.0),
+    (False, -8.0),
+)
+
+
+def views(images: np.ndarray) -> list[np.ndarray]:
+    """The :data:`VIEWS` of a batch of images (mirror, then rotations).
+
+    Args:
+        images: uint8 ``(n, s, s, 3)``.
+
+    Returns:
+        One uint8 array per view, each ``(n, s, s, 3)``.
+    """
+    from .augment import apply_transform
+
+    return [
+        np.stack([apply_transform(img, flip=f, rotation=r) for img in images]) for f, r in VIEWS
+    ]
+
+
+def similarity(
+    features: np.ndarray, view_features: list[np.ndarray], mean: np.ndarray | None = None
+) -> np.ndarray:
+    """Centered cosine similarity between all pairs, the best over the other image's views.
+
+    Args:
+        features: ``(n, d)`` features of the images.
+        view_features: ``(n, d)`` features of each view (mirror, rotations) of them.
+        mean: the feature to centre on (default: the mean of ``features``).
+
+    Returns:
+        ``(n, n)`` symmetric matrix, diagonal set to -1.
+    """
+    for v in view_features:
+        if v.shape != features.shape:
+            raise ValueError(f"similarity: shapes {features.shape} and {v.shape} differ")
+    mean = features.mean(axis=0) if mean is None else mean
+    a = centered_unit(features, mean)
+    sim = a @ a.T
+    for v in view_features:
+        cross = a @ centered_unit(v, mean).T
+        sim = np.maximum(sim, np.maximum(cross, cross.T))
+    np.fill_diagonal(sim, -1.0)
+    return sim
+
+
+def link_counts(sim: np.ndarray, labels, exact_groups, thresholds=THRESHOLDS) -> pd.DataFrame:
+    """Near-duplicate links per threshold: all, and those joining two classes.
+
+    Args:
+        sim: from :func:`similarity`.
+        labels: class per image.
+        exact_groups: exact-duplicate group per image (pairs inside one are not counted).
+        thresholds: candidate thresholds.
+
+    Returns:
+        DataFrame ``threshold, links, cross_class_links``.
+    """
+    labels, groups = np.asarray(labels, dtype=object), np.asarray(exact_groups, dtype=object)
+    iu = np.triu_indices(len(labels), 1)
+    values = sim[iu]
+    keep = groups[iu[0]] != groups[iu[1]]
+    cross = labels[iu[0]] != labels[iu[1]]
+    rows = []
+    for t in thresholds:
+        linked = (values > t) & keep
+        rows.append({"threshold": float(t), "links": int(linked.sum()),
+                     "cross_class_links": int((linked & cross).sum())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def choose_threshold(counts: pd.DataFrame) -> float:
+    """The lowest threshold with no cross-class link.
+
+    Args:
+        counts: from :func:`link_counts`.
+
+    Returns:
+        The threshold.
+    """
+    ok = counts[counts["cross_class_links"] == 0]
+    if ok.empty:
+        raise ValueError("choose_threshold: every candidate threshold links two classes")
+    return float(ok["threshold"].min())
+
+
+def components(sim: np.ndarray, threshold: float, exact_groups) -> np.ndarray:
+    """Pseudo-case id per image: components of exact-duplicate and near-duplicate links.
+
+    Args:
+        sim: from :func:`similarity`.
+        threshold: link when similarity exceeds it.
+        exact_groups: exact-duplicate group per image.
+
+    Returns:
+        int array of component ids (0..k-1).
+    """
+    n = len(sim)
+    i, j = np.nonzero(np.triu(sim > threshold, 1))
+    _, exact = np.unique(np.asarray(exact_groups, dtype=object), return_inverse=True)
+    order = np.argsort(exact, kind="stable")
+    same = exact[order][1:] == exact[order][:-1]
+    ei, ej = order[1:][same], order[:-1][same]
+    rows = np.concatenate([i, ei])
+    cols = np.concatenate([j, ej])
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def top_pairs(
+    sim: np.ndarray, exact_groups, threshold: float, n: int = 4
+) -> list[tuple[int, int, float]]:
+    """Example pairs: the most similar non-identical pairs and pairs just above the threshold.
+
+    Args:
+        sim: from :func:`similarity`.
+        exact_groups: exact-duplicate group per image.
+        threshold: the chosen threshold.
+        n: pairs of each kind.
+
+    Returns:
+        ``(i, j, similarity)`` tuples.
+    """
+    groups = np.asarray(exact_groups, dtype=object)
+    i, j = np.triu_indices(len(sim), 1)
+    keep = groups[i] != groups[j]
+    i, j, v = i[keep], j[keep], sim[i[keep], j[keep]]
+    order = np.argsort(-v)
+    best = [(int(i[k]), int(j[k]), float(v[k])) for k in order[:n]]
+    above = np.flatnonzero(v > threshold)
+    near = above[np.argsort(v[above])][:n]
+    return best + [(int(i[k]), int(j[k]), float(v[k])) for k in near]
+
+
+def _grouped_cv_accuracy(model, x, labels, groups, seed: int) -> float:
+    cv = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    y = np.asarray(labels, dtype=object)
+    pred = cross_val_predict(model, x, y, groups=np.asarray(groups), cv=cv)
+    return float(np.mean(pred == y))
+
+
+def shape_shortcut_accuracy(manifest: pd.DataFrame, groups, seed: int = 0) -> float:
+    """Accuracy of predicting the class from width, height and aspect ratio alone.
+
+    Args:
+        manifest: originals with ``width``, ``height``, ``label``.
+        groups: pseudo-case per row (folds keep them whole).
+        seed: CV seed.
+
+    Returns:
+        Grouped 5-fold CV accuracy of a depth-3 decision tree.
+    """
+    w, h = manifest["width"].to_numpy(float), manifest["height"].to_numpy(float)
+    x = np.column_stack([w, h, w / h])
+    model = DecisionTreeClassifier(max_depth=3, random_state=seed)
+    return _grouped_cv_accuracy(model, x, manifest["label"], groups, seed)
+
+
+def thumbnails(images: np.ndarray, size: int = 8) -> np.ndarray:
+    """Grey thumbnails (area-averaged) as flat vectors.
+
+    Args:
+        images: uint8 ``(n, s, s, 3)``.
+        size: thumbnail side (``s`` must be a multiple).
+
+    Returns:
+        float32 ``(n, size * size)`` in [0, 1].
+    """
+    n, s = images.shape[:2]
+    if s % size:
+        raise ValueError(f"thumbnails: image side {s} is not a multiple of size={size!r}")
+    grey = images.astype(np.float32).mean(axis=3) / 255.0
+    k = s // size
+    return grey.reshape(n, size, k, size, k).mean(axis=(2, 4)).reshape(n, -1)
+
+
+def thumbnail_shortcut_accuracy(images: np.ndarray, labels, groups, seed: int = 0) -> float:
+    """Accuracy of logistic regression on 8x8 grey thumbnails.
+
+    Args:
+        images: uint8 resized originals ``(n, 224, 224, 3)``.
+        labels: class per image.
+        groups: pseudo-case per image.
+        seed: CV seed.
+
+    Returns:
+        Grouped 5-fold CV accuracy.
+    """
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return _grouped_cv_accuracy(model, thumbnails(images), labels, groups, seed)
+
+
+def pseudo_case_counts(labels, comp) -> dict[str, int]:
+    """Pseudo-cases per class (a case counts for the class of its majority).
+
+    Args:
+        labels: class per image.
+        comp: component per image.
+
+    Returns:
+        class -> count.
+    """
+    frame = pd.DataFrame({"label": np.asarray(labels, dtype=object), "comp": comp})
+    major = frame.groupby("comp")["label"].agg(lambda s: s.value_counts().index[0])
+    return {c: int((major == c).sum()) for c in CLASSES}
+
+
+def audit_originals(release_root, cfg, progress: bool = True) -> dict:
+    """Run the near-duplicate audit on the originals of a release.
+
+    Features are the paper's frozen backbone on the resized originals (never padded: the
+    audit is about the data), from the feature cache.
+
+    Args:
+        release_root: the release folder.
+        cfg: settings (``image_size``, ``preprocess``).
+        progress: show progress bars.
+
+    Returns:
+        ``{"manifest" (with ``pseudo_case``), "images", "sim", "counts", "threshold",
+        "mean_feature"}``.
+    """
+    from tqdm import tqdm
+
+    from .dataset import load_manifest
+    from .features import cached_features
+    from .preprocess import load_uint8
+
+    manifest = load_manifest(release_root, progress=progress).reset_index(drop=True)
+    paths = tqdm(manifest["abspath"], desc="loading originals", disable=not progress, leave=False)
+    images = np.stack([load_uint8(p, cfg.image_size) for p in paths])
+    feats = cached_features(images, cfg.preprocess, progress=progress)
+    others = [cached_features(v, cfg.preprocess, progress=progress) for v in views(images)]
+    sim = similarity(feats, others)
+    counts = link_counts(sim, manifest["label"], manifest["sha256"])
+    threshold = choose_threshold(counts)
+    manifest["pseudo_case"] = components(sim, threshold, manifest["sha256"])
+    return {
+        "manifest": manifest,
+        "images": images,
+        "sim": sim,
+        "counts": counts,
+        "threshold": threshold,
+        "mean_feature": feats.mean(axis=0),
+    }
+
+
+def pseudo_case_table(result: dict) -> pd.DataFrame:
+    """The pseudo-case of every original (``data/processed/pseudo_cases.csv``).
+
+    Args:
+        result: from :func:`audit_originals`.
+
+    Returns:
+        DataFrame ``path, label, sha256, pseudo_case`` (``pseudo_case`` like ``"c0042"``).
+    """
+    m = result["manifest"]
+    return pd.DataFrame({
+        "path": m["path"], "label": m["label"], "sha256": m["sha256"],
+        "pseudo_case": [f"c{c:04d}" for c in m["pseudo_case"]],
+    })  # fmt: skip
+
+
+def audit_summary(result: dict, seed: int = 0) -> dict:
+    """The ``audit`` block of ``metrics.json``.
+
+    Args:
+        result: from :func:`audit_originals`.
+        seed: CV seed of the shortcut probes.
+
+    Returns:
+        Counts of duplicates and pseudo-cases, the threshold and both shortcut accuracies.
+    """
+    m = result["manifest"]
+    exact_sizes = m.groupby("sha256").size()
+    cases = m.groupby("pseudo_case")["sha256"].nunique()
+    return {
+        "exact_duplicate_groups": int((exact_sizes > 1).sum()),
+        "images_in_exact_duplicate_groups": int(exact_sizes[exact_sizes > 1].sum()),
+        "unique_images": int(len(exact_sizes)),
+        "near_duplicate_threshold": result["threshold"],
+        "near_duplicate_links": int(
+            result["counts"].set_index("threshold").loc[result["threshold"], "links"]
+        ),
+        "near_duplicate_groups": int((cases > 1).sum()),
+        "pseudo_case_groups": pseudo_case_counts(m["label"], m["pseudo_case"].to_numpy()),
+        "stated_cases": {"benign": 15, "malignant": 40, "normal": 55},
+        "shape_shortcut_accuracy": shape_shortcut_accuracy(m, m["pseudo_case"], seed),
+        "thumbnail_shortcut_accuracy": thumbnail_shortcut_accuracy(
+            result["images"], m["label"], m["pseudo_case"], seed
+        ),
+    }
