@@ -55,10 +55,11 @@ weights: ## seed $KERAS_HOME/models with the MobileNetV2 ImageNet weights
 prepare: $(STAMP) ## build the augmented set and split manifests under data/processed
 	$(BIN)/python -m lungct_utils -q prepare
 
-report: $(STAMP) weights ## the main job: data check, notebooks 01-05 -> reports/*.html, metrics.json, summary.md
+report: $(STAMP) weights ## the main job: notebooks 01-05 -> reports/*.html, metrics.json, summary.md, deployment.md, MODEL_CARD.md
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data; fi
 	$(MAKE) --no-print-directory verify
 	$(BIN)/python -m lungct_utils report
+	$(BIN)/python -m lungct_utils deployment
 
 test: $(STAMP) weights ## ruff, then the test suite (unit and real-data tests)
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data || \

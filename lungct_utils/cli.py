@@ -5,6 +5,8 @@ Commands:
     fetch               put the release into data/raw/iq-othnccd (``make data``)
     prepare             build the augmented set and the split manifests
     report [NB ...]     run the notebooks in order, render reports/*.html
+    predict PATH ...    classify JPEG/PNG/DICOM images (probabilities, OOD flag, Grad-CAM)
+    export              .keras + TFLite float32 and int8 of a trained model
     benchmark           time the fast route against plain Keras (reports/benchmarks.md)
     manifest DATA_DIR   write a reference manifest of a folder (maintainers only)
 
@@ -83,6 +85,62 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import (
+        Predictor,
+        collect,
+        format_table,
+        predict_files,
+        save_results,
+    )
+
+    try:
+        center, width = (float(v) for v in args.window.split(","))
+    except ValueError:
+        print(f"error: --window must be CENTER,WIDTH in HU, got {args.window!r}", file=sys.stderr)
+        return 2
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        print(f"error: --output must end in .csv or .json, got {args.output!r}", file=sys.stderr)
+        return 2
+    model = Path(args.model)
+    if not model.is_file():
+        print(f"error: {model}: model not found (make report trains it)", file=sys.stderr)
+        return 2
+    files, problems = collect(args.paths)
+    for path, why in problems:
+        print(f"error: {path}: {why}", file=sys.stderr)
+    if not files:
+        return 2 if not args.paths else 1
+    predictor = Predictor(model)
+    frame = predict_files(predictor, files, (center, width), args.gradcam)
+    print(format_table(frame))
+    for row in frame[frame["error"] != ""].itertuples():
+        print(f"error: {row.path}: {row.error}", file=sys.stderr)
+    if args.output:
+        save_results(frame, Path(args.output))
+        print(f"saved {args.output}")
+    return 1 if problems or (frame["error"] != "").any() else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_all
+
+    for name, path in export_all(Path(args.model), Path(args.outdir)).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_deployment(args: argparse.Namespace) -> int:
+    from .export import format_deployment
+    from .export import main as deploy
+    from .model_card import main as card
+
+    print(format_deployment(deploy(Path(args.model), Path(args.outdir))))
+    card()
+    print("wrote reports/deployment.md and reports/MODEL_CARD.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m lungct_utils``.
 
@@ -115,6 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="time the fast route against plain Keras")
     p.add_argument("--output", default=str(config.REPORTS / "benchmarks.md"), help="Markdown table")
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("predict", help="classify JPEG/PNG/DICOM images with a trained model")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument(
+        "--model",
+        default=str(config.MODELS / "grouped_near_holdout.keras"),
+        help="a .keras model from notebooks/03 (default: the grouped_near one)",
+    )
+    p.add_argument("--output", help="save the results as .csv or .json")
+    p.add_argument("--gradcam", help="folder for Grad-CAM overlay PNGs")
+    p.add_argument("--window", default="-600,1500", help="DICOM window CENTER,WIDTH in HU (lung)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="write the .keras model plus TFLite float32 and int8")
+    p.add_argument("--model", default=str(config.MODELS / "grouped_near_holdout.keras"))
+    p.add_argument("--outdir", default=str(config.MODELS / "export"))
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("deployment", help="export, measure formats, write deployment.md + card")
+    p.add_argument("--model", default=str(config.MODELS / "grouped_near_holdout.keras"))
+    p.add_argument("--outdir", default=str(config.MODELS / "export"))
+    p.set_defaults(func=_cmd_deployment)
 
     p = sub.add_parser("report", help="run the notebooks with papermill and render reports")
     p.add_argument("notebooks", nargs="*", help="notebook file names (default: all, in order)")

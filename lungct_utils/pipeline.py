@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, ood
 from .augment import load_images
 from .errors import DataError
 from .experiment import cv_metrics, holdout_metrics, run_cv, run_holdout
@@ -126,8 +126,10 @@ def train_holdout(
 ) -> dict:
     """Train the holdout run of a protocol and save it.
 
-    Writes ``models/<run>.keras`` (the end-to-end model), ``models/<run>_head.keras`` and
-    ``models/<run>.json`` (history, epochs, provenance).
+    Writes ``models/<run>.keras`` (the end-to-end model), ``models/<run>_head.keras``,
+    ``models/<run>.ood.npz`` (the out-of-distribution reference: training features and a
+    threshold at the 99th percentile of the validation scores) and ``models/<run>.json``
+    (history, epochs, provenance).
 
     Args:
         protocol: a protocol name.
@@ -143,6 +145,8 @@ def train_holdout(
     run = run_holdout(feats, splits, cfg, progress)
     save_model(run.train.model, config.MODELS / f"{name}_head.keras")
     model_path = save_model(assemble(run.train.model, cfg), config.MODELS / f"{name}.keras")
+    roles = splits["holdout"].to_numpy()
+    ood.save(ood.fit(feats[roles == "train"], feats[roles == "val"]), ood.path_for(model_path))
     info = {
         "protocol": protocol,
         "history": run.train.history,
@@ -292,3 +296,68 @@ def write_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
 def model_path(protocol: str) -> Path:
     """Where the end-to-end model of a protocol's holdout run is saved."""
     return config.MODELS / f"{run_name(protocol)}.keras"
+
+
+def ood_rates(protocol: str, feats: np.ndarray) -> pd.DataFrame:
+    """How often the OOD flag fires on held-out CT slices and on images that are not CT.
+
+    Args:
+        protocol: whose holdout model and reference to use.
+        feats: features aligned with the split manifest (test rows are scored).
+
+    Returns:
+        DataFrame indexed by image set: ``images``, ``flagged``, ``flagged_share``.
+    """
+    from .ood_examples import non_ct_images
+    from .predict import Predictor
+
+    splits = read_splits(protocol)
+    ref = ood.load(ood.path_for(model_path(protocol)))
+    test = splits["holdout"].to_numpy() == "test"
+    ct_flags = ood.score(feats[test], ref) > float(ref["threshold"])
+    predictor = Predictor(model_path(protocol))
+    others = non_ct_images()
+    _, _, other_flags = predictor(list(others.values()))
+    rows = {"held-out CT slices (test split)": ct_flags}
+    for name, flag in zip(others, other_flags, strict=True):
+        rows[f"not CT: {name}"] = np.array([flag])
+    rows["not CT: all"] = np.asarray(other_flags)
+    return pd.DataFrame(
+        {
+            k: {"images": len(v), "flagged": int(v.sum()), "flagged_share": float(v.mean())}
+            for k, v in rows.items()
+        }  # fmt: skip
+    ).T
+
+
+def gradcam_examples(protocol: str, preds: pd.DataFrame, n: int = 3, seed: int = 0) -> list[tuple]:
+    """Grad-CAM overlays of ``n`` correct and ``n`` wrong test predictions.
+
+    Args:
+        protocol: whose holdout model to explain.
+        preds: its test predictions (from :func:`evaluate_holdout`).
+        n: examples of each kind.
+        seed: sampling seed.
+
+    Returns:
+        ``(image, overlay, title)`` tuples for :func:`~lungct_utils.plots.image_pairs`.
+    """
+    from . import gradcam
+    from .predict import Predictor
+    from .preprocess import open_rgb, scale
+
+    predictor = Predictor(model_path(protocol))
+    gmodel = gradcam.grad_model(predictor.model)
+    files = read_augmented().set_index("id")["file"]
+    right = preds[preds["pred"] == preds["label"]]
+    wrong = preds[preds["pred"] != preds["label"]]
+    picks = pd.concat([right.sample(min(n, len(right)), random_state=seed),
+                       wrong.sample(min(n, len(wrong)), random_state=seed)])  # fmt: skip
+    out = []
+    for row in picks.itertuples():
+        img = open_rgb(config.AUGMENTED_DIR / files[row.id])
+        cam = gradcam.heatmap(gmodel, scale(np.asarray(img)))
+        verdict = "correct" if row.pred == row.label else "WRONG"
+        out.append((np.asarray(img), np.asarray(gradcam.overlay(img, cam)),
+                    f"{row.id}: true {row.label}, predicted {row.pred} ({verdict})"))  # fmt: skip
+    return out

@@ -202,7 +202,8 @@ def similarity_distribution(sim: np.ndarray, counts: pd.DataFrame, threshold: fl
     axes[1].plot(counts["threshold"], counts["links"], label="all links")
     axes[1].plot(counts["threshold"], counts["cross_class_links"], label="links across classes")
     axes[1].axvline(threshold, color="red", ls="--")
-    axes[1].set_yscale("symlog")
+    axes[1].set_yscale("symlog", linthresh=1)
+    axes[1].set_ylim(bottom=0)
     axes[1].set_xlabel("threshold")
     axes[1].set_ylabel("near-duplicate links")
     axes[1].set_title("lowest threshold with no cross-class link")
@@ -212,7 +213,7 @@ def similarity_distribution(sim: np.ndarray, counts: pd.DataFrame, threshold: fl
     return fig
 
 
-def protocol_comparison(frame: pd.DataFrame, name: str = "05_protocols"):
+def protocol_comparison(frame: pd.DataFrame, name: str = "04_protocols"):
     """Accuracy, macro-F1 and per-class recall per protocol, with 95% intervals where given.
 
     Args:

@@ -41,10 +41,15 @@ def _fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
         "pad_square", "train_frac", "val_frac", "test_frac", "n_folds", "seed", "preprocess",
     )  # fmt: skip
     settings = {k: cfg.to_dict()[k] for k in keys}
+    from .audit import THRESHOLDS, VIEWS
+    from .features import weights_fingerprint
     from .io_utils import sha256_bytes
 
     digest = sha256_bytes("\n".join(sorted(manifest["sha256"] + manifest["label"])).encode())
-    return {"settings": settings, "originals_sha256": digest}
+    # pseudo-cases depend on the audit's method and the backbone weights too
+    audit = {"views": [list(v) for v in VIEWS], "thresholds": [float(t) for t in THRESHOLDS],
+             "weights_sha256": weights_fingerprint(config.weights_path())}  # fmt: skip
+    return {"settings": settings, "originals_sha256": digest, "audit": audit}
 
 
 def prepare_all(

@@ -202,7 +202,7 @@ def render_summary(metrics: dict) -> str:
         "",
         protocol_table(metrics),
         "",
-        "![protocols](figures/05_protocols.png)",
+        "![protocols](figures/04_protocols.png)",
         "",
         "## Table III: test split",
         "",

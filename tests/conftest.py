@@ -111,3 +111,38 @@ def tf_setup():
     from lungct_utils import runtime
 
     runtime.setup(0)
+
+
+@pytest.fixture(scope="session")
+def prepared(real_release, imagenet_weights, tmp_path_factory):
+    """The augmented set, pseudo-cases and split manifests built from the real release."""
+    from lungct_utils.config import PAPER
+    from lungct_utils.prepare import prepare_all
+
+    out = tmp_path_factory.mktemp("processed")
+    prepare_all(real_release, PAPER, processed=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(prepared, tmp_path_factory):
+    """A real holdout run (grouped_near): saved end-to-end model, OOD reference, test data."""
+    from lungct_utils import ood
+    from lungct_utils.augment import load_images
+    from lungct_utils.config import PAPER
+    from lungct_utils.experiment import run_holdout
+    from lungct_utils.features import cached_features
+    from lungct_utils.model import assemble, save_model
+    from lungct_utils.prepare import read_augmented, read_splits
+
+    table = read_augmented(prepared)
+    images = load_images(table, prepared / "augmented", progress=False)
+    feats = cached_features(images, progress=False)
+    splits = read_splits("grouped_near", prepared)
+    run = run_holdout(feats, splits, PAPER, progress=False)
+    folder = tmp_path_factory.mktemp("models")
+    path = save_model(assemble(run.train.model, PAPER), folder / "run.keras")
+    roles = splits["holdout"].to_numpy()
+    ood.save(ood.fit(feats[roles == "train"], feats[roles == "val"]), ood.path_for(path))
+    return {"path": path, "run": run, "splits": splits, "table": table, "images": images,
+            "features": feats, "augmented_dir": prepared / "augmented"}  # fmt: skip

@@ -110,3 +110,24 @@ def test_committed_metrics_json_has_the_agreed_shape():
         for key in ("accuracy", "precision", "recall", "f1"):
             assert all(_fraction(f[key]) for f in cv["folds"])
             assert _fraction(cv["mean"][key]) and _fraction(cv["std"][key])
+
+
+def test_committed_metrics_json_has_the_audit_and_ablation():
+    metrics = json.loads((config.REPORTS / "metrics.json").read_text())
+    audit = metrics["audit"]
+    keys = ["exact_duplicate_groups", "images_in_exact_duplicate_groups", "unique_images"]
+    keys += ["near_duplicate_groups", "shape_shortcut_accuracy", "thumbnail_shortcut_accuracy"]
+    assert set(keys) <= set(audit)
+    assert audit["exact_duplicate_groups"] == 42 and audit["unique_images"] == 1055
+    assert set(audit["pseudo_case_groups"]) == set(config.CLASSES)
+    assert _fraction(audit["shape_shortcut_accuracy"])
+    assert _fraction(audit["thumbnail_shortcut_accuracy"])
+    ablation = metrics["ablations"]["pad_square"]
+    assert ablation["protocol"] in config.PROTOCOLS and len(ablation["cv"]["folds"]) == 5
+
+
+def test_generated_reports_exist():
+    for name in ("summary.md", "MODEL_CARD.md", "deployment.md", "benchmarks.md"):
+        assert (config.REPORTS / name).is_file(), name
+    for stem in EXPECTED:
+        assert (config.REPORTS / f"{stem}.html").is_file()

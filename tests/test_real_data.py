@@ -17,13 +17,6 @@ from lungct_utils.splits import proportions
 pytestmark = pytest.mark.data
 
 
-@pytest.fixture(scope="session")
-def prepared(real_release, imagenet_weights, tmp_path_factory):
-    out = tmp_path_factory.mktemp("processed")
-    prepare_all(real_release, PAPER, processed=out, progress=False)
-    return out
-
-
 def test_release_verifies_against_committed_manifest(real_release):
     report = verify_release(real_release, progress=False)
     assert report.ok, report.problems

@@ -1,0 +1,208 @@
+"""`predict`: bad and unusual inputs, agreement with evaluation, OOD, Grad-CAM, TFLite."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lungct_utils import cli
+from lungct_utils.errors import DataError
+from lungct_utils.predict import read_image, window_to_uint8
+
+
+def _dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality = "CT"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def unusual(tmp_path):
+    """Files of every kind predict must read or reject."""
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (300, 260), dtype=np.uint8)
+    files = {}
+    files["grey.jpg"] = tmp_path / "grey.jpg"
+    Image.fromarray(grey).save(files["grey.jpg"])
+    files["rgb.png"] = tmp_path / "rgb.png"
+    Image.fromarray(np.stack([grey] * 3, axis=2)).save(files["rgb.png"])
+    files["rgba.png"] = tmp_path / "rgba.png"
+    rgba = np.dstack([np.stack([grey] * 3, axis=2), np.full_like(grey, 128)])
+    Image.fromarray(rgba, mode="RGBA").save(files["rgba.png"])
+    files["16bit.png"] = tmp_path / "16bit.png"
+    Image.fromarray(grey.astype(np.uint16) * 200 + 1000).save(files["16bit.png"])
+    files["huge.png"] = tmp_path / "huge.png"
+    Image.new("L", (6000, 5000), 40).save(files["huge.png"])
+    files["ct.dcm"] = _dicom(tmp_path / "ct.dcm", np.tile(np.linspace(0, 2048, 128), (128, 1)))
+    files["truncated.jpg"] = tmp_path / "truncated.jpg"
+    files["truncated.jpg"].write_bytes(files["grey.jpg"].read_bytes()[:600])
+    files["empty.jpg"] = tmp_path / "empty.jpg"
+    files["empty.jpg"].write_bytes(b"")
+    files["text.jpg"] = tmp_path / "text.jpg"
+    files["text.jpg"].write_text("this is not a JPEG")
+    files["anim.gif"] = tmp_path / "anim.gif"
+    Image.fromarray(grey).save(files["anim.gif"])
+    return files
+
+
+def test_readable_inputs_become_rgb(unusual):
+    for name in ("grey.jpg", "rgb.png", "rgba.png", "16bit.png", "huge.png", "ct.dcm"):
+        img = read_image(unusual[name])
+        assert img.mode == "RGB", name
+    sixteen = np.asarray(read_image(unusual["16bit.png"]))[..., 0]
+    assert sixteen.min() == 0 and sixteen.max() == 255  # min-max scaled from 16 bit
+    rgba = np.asarray(read_image(unusual["rgba.png"]))
+    grey = np.asarray(Image.open(unusual["grey.jpg"]))
+    assert abs(int(rgba[..., 0].astype(int).mean()) - int(grey.mean() * 128 / 255)) <= 2
+
+
+def test_dicom_goes_through_hounsfield_units_and_the_lung_window(unusual):
+    img = np.asarray(read_image(unusual["ct.dcm"]))[..., 0]
+    # raw 0..2048 with intercept -1024 -> -1024..1024 HU; lung window -1350..150 HU
+    hu = np.tile(np.linspace(0, 2048, 128), (128, 1)).astype(np.uint16) - 1024.0
+    np.testing.assert_array_equal(img, window_to_uint8(hu, -600, 1500))
+    assert img[0, 0] > 0 and img[0, -1] == 255
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("truncated.jpg", "corrupt or truncated"), ("empty.jpg", "empty file"),
+     ("text.jpg", "not an image"), ("anim.gif", "unsupported format GIF")],
+)  # fmt: skip
+def test_bad_inputs_are_named(unusual, name, message):
+    with pytest.raises(DataError, match=message) as exc:
+        read_image(unusual[name])
+    assert name in str(exc.value)
+
+
+def test_window_rejects_bad_width():
+    with pytest.raises(ValueError, match="width must be > 0, got 0"):
+        window_to_uint8(np.zeros(3), 0, 0)
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "none.keras")]) == 2
+    assert "model not found" in capsys.readouterr().err
+    assert cli.main(["predict", str(tmp_path), "--window", "abc"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, capsys):
+    from lungct_utils.preprocess import label_indices
+    from lungct_utils.train import predict_proba
+
+    run, splits, table = trained_run["run"], trained_run["splits"], trained_run["table"]
+    test_rows = run.test_index[:24]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in test_rows:
+        src = trained_run["augmented_dir"] / table["file"].iloc[i]
+        (folder / f"{table['id'].iloc[i]}.png").write_bytes(src.read_bytes())
+    out = tmp_path / "pred.csv"
+    args = ["predict", str(folder), str(unusual["truncated.jpg"]), str(unusual["text.jpg"]),
+            str(unusual["16bit.png"]), str(unusual["ct.dcm"]), "--model", str(trained_run["path"]),
+            "--output", str(out), "--gradcam", str(tmp_path / "cams")]  # fmt: skip
+    assert cli.main(args) == 1  # some inputs failed, the rest were predicted
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "truncated.jpg: corrupt or truncated" in captured.err
+    assert "text.jpg: not an image" in captured.err
+    frame = pd.read_csv(out, keep_default_na=False)
+    ok = frame[frame["error"] == ""]
+    assert len(ok) == 26 and len(frame) == 28
+    # agrees with the evaluation path (head on cached features)
+    expected = predict_proba(run.train.model, trained_run["features"][test_rows])
+    ours = ok[ok["path"].str.contains("/images/")].sort_values("path")
+    order = np.argsort([f"{table['id'].iloc[i]}.png" for i in test_rows])
+    got = ours[["p_benign", "p_malignant", "p_normal"]].to_numpy(float)
+    np.testing.assert_allclose(got, expected[order], atol=1e-3)
+    labels = label_indices(splits["label"].iloc[test_rows].to_numpy()[order])
+    assert (got.argmax(1) == expected[order].argmax(1)).all() and len(labels) == 24
+    cams = sorted((tmp_path / "cams").glob("*_gradcam.png"))
+    assert len(cams) == 26
+    json_out = tmp_path / "pred.json"
+    assert (
+        cli.main(
+            ["predict", str(folder), "--model", str(trained_run["path"]), "--output", str(json_out)]
+        )
+        == 0
+    )
+    assert len(json.loads(json_out.read_text())) == 24
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_ood_flags_few_ct_slices_and_most_other_images(trained_run):
+    from lungct_utils import ood
+    from lungct_utils.ood_examples import non_ct_images
+    from lungct_utils.predict import Predictor
+
+    ref = ood.load(ood.path_for(trained_run["path"]))
+    test = trained_run["run"].test_index
+    ct_rate = (ood.score(trained_run["features"][test], ref) > ref["threshold"]).mean()
+    assert ct_rate < 0.05, ct_rate
+    _, _, flags = Predictor(trained_run["path"])(list(non_ct_images().values()))
+    assert flags.mean() >= 0.7, flags
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_gradcam_map_has_image_size_and_structure(trained_run):
+    from lungct_utils import gradcam
+    from lungct_utils.predict import Predictor
+    from lungct_utils.preprocess import open_rgb, resize_rgb, scale
+
+    predictor = Predictor(trained_run["path"])
+    gm = gradcam.grad_model(predictor.model)
+    img = open_rgb(trained_run["augmented_dir"] / trained_run["table"]["file"].iloc[0])
+    img = img.resize((300, 260))
+    cam = gradcam.heatmap(gm, scale(resize_rgb(img, 224)))
+    big = gradcam.upsample(cam, img.size)
+    assert big.shape == (260, 300) and big.std() > 0.01 and cam.max() == pytest.approx(1.0)
+    assert gradcam.overlay(img, cam).size == img.size
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_tflite_exports_match_keras(trained_run, tmp_path):
+    import keras
+
+    from lungct_utils.export import TFLiteModel, export_all
+    from lungct_utils.preprocess import scale
+
+    images = trained_run["images"]
+    train = np.flatnonzero(trained_run["splits"]["holdout"].to_numpy() == "train")[:64]
+    paths = export_all(trained_run["path"], tmp_path, representative_images=images[train])
+    x = scale(images[trained_run["run"].test_index[:40]])
+    ref = keras.models.load_model(paths["keras"], compile=False).predict(x, verbose=0)
+    float32 = TFLiteModel(paths["tflite_float32"])(x)
+    np.testing.assert_allclose(float32, ref, atol=1e-4)
+    int8 = TFLiteModel(paths["tflite_int8"])(x)
+    assert np.abs(int8 - ref).max() < 0.35
+    assert (int8.argmax(1) == ref.argmax(1)).mean() >= 0.9
+    assert paths["tflite_int8"].stat().st_size < 0.5 * paths["tflite_float32"].stat().st_size
