@@ -146,7 +146,7 @@ def format_table(r: dict) -> str:
                      "epochs " + ", ".join(map(str, run["cv_epochs"]))))  # fmt: skip
     rows += [
         ("whole reproduction, naive (projected), s", f"{r['naive_total_s']:.0f}",
-         "holdout + 5-fold CV, both protocols"),
+         "holdout + 5-fold CV, every protocol"),
         ("whole reproduction, ours (measured), s", f"{r['ours_total_s']:.1f}",
          f"{r['speedup']:.0f}x faster"),
     ]  # fmt: skip

@@ -61,6 +61,8 @@ def interval_table(holdouts: dict[str, dict]) -> pd.DataFrame:
     for p, m in holdouts.items():
         lo, hi = m["accuracy_ci95"]
         row = {"accuracy": f"{100 * m['accuracy']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"}
+        lo, hi = m.get("macro_f1_ci95", [float("nan")] * 2)
+        row["macro F1"] = f"{100 * m['macro_f1']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
         for c in CLASSES:
             r = m["per_class"][c]
             lo, hi = r["recall_ci95"]
@@ -139,7 +141,7 @@ def protocol_frame(holdouts: dict[str, dict]) -> pd.DataFrame:
         holdouts: protocol -> holdout metrics.
 
     Returns:
-        DataFrame ``protocol, metric, value, lo, hi`` (fractions; no interval for macro-F1).
+        DataFrame ``protocol, metric, value, lo, hi`` (fractions).
     """
     rows = []
     for p, m in holdouts.items():
@@ -147,8 +149,10 @@ def protocol_frame(holdouts: dict[str, dict]) -> pd.DataFrame:
         rows.append(
             {"protocol": p, "metric": "accuracy", "value": m["accuracy"], "lo": lo, "hi": hi}
         )
-        rows.append({"protocol": p, "metric": "macro F1", "value": m["macro_f1"],
-                     "lo": float("nan"), "hi": float("nan")})  # fmt: skip
+        flo, fhi = m.get("macro_f1_ci95", [float("nan")] * 2)
+        rows.append(
+            {"protocol": p, "metric": "macro F1", "value": m["macro_f1"], "lo": flo, "hi": fhi}
+        )
         for c in CLASSES:
             r = m["per_class"][c]
             lo, hi = r["recall_ci95"]

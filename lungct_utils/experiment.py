@@ -109,7 +109,7 @@ def holdout_metrics(run: RunResult, splits: pd.DataFrame, seed: int = 0) -> dict
 
     Returns:
         :func:`~lungct_utils.metrics.classification_metrics` plus ``accuracy_ci95``,
-        per-class ``recall_ci95`` and ``epochs``.
+        ``macro_f1_ci95``, per-class ``recall_ci95`` and ``epochs``.
     """
     test = splits.iloc[run.test_index]
     y_true = label_indices(test["label"])
@@ -117,6 +117,7 @@ def holdout_metrics(run: RunResult, splits: pd.DataFrame, seed: int = 0) -> dict
     groups = test["group"].to_numpy()
     out = classification_metrics(y_true, y_pred)
     out["accuracy_ci95"] = bootstrap_ci(y_true, y_pred, "accuracy", seed=seed, groups=groups)
+    out["macro_f1_ci95"] = bootstrap_ci(y_true, y_pred, "macro_f1", seed=seed, groups=groups)
     for label, row in out["per_class"].items():
         row["recall_ci95"] = bootstrap_ci(
             y_true, y_pred, f"recall:{label}", seed=seed, groups=groups

@@ -97,7 +97,7 @@ def bootstrap_ci(
     Args:
         y_true: true class indices.
         y_pred: predicted class indices.
-        stat: ``"accuracy"`` or ``"recall:<label>"``.
+        stat: ``"accuracy"``, ``"macro_f1"`` or ``"recall:<label>"``.
         n_boot: resamples.
         seed: random seed.
         level: coverage.
@@ -108,12 +108,14 @@ def bootstrap_ci(
         ``[low, high]``.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if stat == "accuracy":
+    if stat in ("accuracy", "macro_f1"):
         target = None
     elif stat.startswith("recall:") and stat[7:] in CLASSES:
         target = CLASSES.index(stat[7:])
     else:
-        raise ValueError(f"bootstrap_ci: stat must be 'accuracy' or 'recall:<class>', got {stat!r}")
+        raise ValueError(
+            f"bootstrap_ci: stat must be 'accuracy', 'macro_f1' or 'recall:<class>', got {stat!r}"
+        )
     rng = np.random.default_rng(seed)
     if groups is None:
         units = np.arange(len(y_true))[:, None]
@@ -125,7 +127,9 @@ def bootstrap_ci(
     for _ in range(n_boot):
         pick = rng.integers(0, len(units), len(units))
         idx = np.concatenate([units[i] for i in pick])
-        if target is None:
+        if stat == "macro_f1":
+            stats.append(_macro_f1(y_true[idx], y_pred[idx]))
+        elif target is None:
             stats.append(correct[idx].mean())
         else:
             mask = y_true[idx] == target
@@ -133,3 +137,12 @@ def bootstrap_ci(
                 stats.append(correct[idx][mask].mean())
     alpha = (1 - level) / 2
     return [float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))]
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    scores = []
+    for k in range(len(CLASSES)):
+        tp = np.sum((y_true == k) & (y_pred == k))
+        wrong = np.sum((y_true == k) != (y_pred == k))
+        scores.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
+    return float(np.mean(scores))

@@ -98,7 +98,7 @@ def protocol_table(metrics: dict) -> str:
     Returns:
         Markdown table.
     """
-    lines = ["| protocol | test accuracy [95% CI] | macro-F1 | benign recall [95% CI] | "
+    lines = ["| protocol | test accuracy [95% CI] | macro-F1 [95% CI] | benign recall [95% CI] | "
              "malignant recall | normal recall | 5-fold CV accuracy |",
              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     lines.append("| published (paper) | 97.00 | 97.00 | 96.00 | 100.00 | 95.00 | 97.26 ± 0.66 |")
@@ -107,8 +107,10 @@ def protocol_table(metrics: dict) -> str:
         lo, hi = h["accuracy_ci95"]
         b = h["per_class"]["benign"]
         blo, bhi = b["recall_ci95"]
+        flo, fhi = h.get("macro_f1_ci95", [float("nan")] * 2)
         lines.append(
-            f"| {p} | {pct(h['accuracy'])} [{pct(lo)}, {pct(hi)}] | {pct(h['macro_f1'])} | "
+            f"| {p} | {pct(h['accuracy'])} [{pct(lo)}, {pct(hi)}] | "
+            f"{pct(h['macro_f1'])} [{pct(flo)}, {pct(fhi)}] | "
             f"{pct(b['recall'])} [{pct(blo)}, {pct(bhi)}] | "
             f"{pct(h['per_class']['malignant']['recall'])} | "
             f"{pct(h['per_class']['normal']['recall'])} | "

@@ -56,3 +56,14 @@ def test_group_bootstrap_is_wider_for_correlated_copies():
     lo_i, hi_i = bootstrap_ci(y_true, y_pred, n_boot=500)
     lo_g, hi_g = bootstrap_ci(y_true, y_pred, n_boot=500, groups=groups)
     assert hi_g - lo_g > 2 * (hi_i - lo_i)
+
+
+def test_macro_f1_interval_contains_the_estimate():
+    from lungct_utils.metrics import classification_metrics
+
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 3, 400)
+    y_pred = np.where(rng.random(400) < 0.7, y_true, rng.integers(0, 3, 400))
+    f1 = classification_metrics(y_true, y_pred)["macro_f1"]
+    lo, hi = bootstrap_ci(y_true, y_pred, "macro_f1", n_boot=400)
+    assert lo < f1 < hi and hi - lo < 0.2

@@ -98,6 +98,8 @@ def test_committed_metrics_json_has_the_agreed_shape():
         assert _fraction(hold["accuracy"]) and _fraction(hold["macro_f1"])
         lo, hi = hold["accuracy_ci95"]
         assert lo <= hold["accuracy"] <= hi
+        lo, hi = hold["macro_f1_ci95"]
+        assert lo <= hold["macro_f1"] <= hi
         assert isinstance(hold["epochs"], int) and 1 <= hold["epochs"] <= 50
         assert list(hold["per_class"]) == list(config.CLASSES)
         for row in hold["per_class"].values():
