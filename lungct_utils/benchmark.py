@@ -7,7 +7,7 @@ Measures on the real augmented set (this machine, ``runtime.THREADS`` threads):
 * Keras ``model.predict`` images/s against our LiteRT extraction images/s (and their
   maximum relative difference);
 * ours: extracting every distinct image once (fresh cache), then head training with the
-  paper's schedule for the holdout and the 5-fold CV of both protocols.
+  paper's schedule for the holdout and the 5-fold CV of every protocol.
 
 The naive time of the whole reproduction is projected from the measured epoch time and
 the epochs each of our runs actually took (scaled by its training+validation size); the
