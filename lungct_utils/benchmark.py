@@ -26,7 +26,7 @@ import numpy as np
 from . import config
 from .augment import load_images
 from .experiment import run_cv, run_holdout
-from .features import KerasBackbone, LiteRTBackbone, cached_features, litert_model_path
+from .features import KerasBackbone, LiteRTModel, cached_features, litert_model_path
 from .io_utils import write_text
 from .model import build_model
 from .prepare import prepare_all, read_augmented, read_splits
@@ -67,7 +67,7 @@ def run_benchmark(
 
     x = scale(images[:n_speed], cfg.preprocess)
     keras_bb = KerasBackbone()
-    lite_bb = LiteRTBackbone(litert_model_path())
+    lite_bb = LiteRTModel(litert_model_path())
     r["keras_ips"], k_out = _rate(keras_bb, x)
     r["litert_ips"], l_out = _rate(lite_bb, x)
     r["extraction_ratio"] = r["litert_ips"] / r["keras_ips"]

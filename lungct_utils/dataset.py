@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .config import CLASSES, MANIFEST_CSV
 from .errors import DataError
 from .io_utils import sha256_file
+from .preprocess import decoded
 
 #: Folder-name stems (lower case, " cases"/" case" removed) -> label.
 FOLDER_LABELS = {
@@ -152,18 +152,8 @@ def inspect_image(path: Path) -> dict:
     Raises:
         DataError: the file is empty, not an image, or corrupt/truncated.
     """
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as img:
-            fmt = img.format
-            img.load()
-            return {"width": img.width, "height": img.height, "mode": img.mode, "format": fmt}
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image (Pillow cannot identify its format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+    with decoded(path) as img:
+        return {"width": img.width, "height": img.height, "mode": img.mode, "format": img.format}
 
 
 def scan_files(

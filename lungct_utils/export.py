@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .features import LiteRTModel
 from .io_utils import atomic_path, write_text
 
 N_REPRESENTATIVE = 200
@@ -98,32 +99,6 @@ def export_all(
     return out
 
 
-class TFLiteModel:
-    """A ``.tflite`` classifier run by ``ai_edge_litert``, one image per invoke.
-
-    Args:
-        path: the file.
-        threads: interpreter threads.
-    """
-
-    def __init__(self, path: Path, threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interp = Interpreter(model_path=str(path), num_threads=threads)
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]
-        self.out = self.interp.get_output_details()[0]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities of a float32 batch ``(n, s, s, 3)``."""
-        rows = []
-        for image in x:
-            self.interp.set_tensor(self.inp["index"], image[None].astype(self.inp["dtype"]))
-            self.interp.invoke()
-            rows.append(self.interp.get_tensor(self.out["index"])[0].copy())
-        return np.stack(rows)
-
-
 def _median_latency(fn, x: np.ndarray, runs: int) -> float:
     fn(x[:1])
     times = []
@@ -192,9 +167,9 @@ def deployment_report(
         }
     }
     for name in ("tflite_float32", "tflite_int8"):
-        probs[name] = TFLiteModel(paths[name], 2)(x)
+        probs[name] = LiteRTModel(paths[name], 2)(x)
         result[name] = {
-            "latency_ms": {t: _median_latency(TFLiteModel(paths[name], t), x, runs) for t in (1, 2)}
+            "latency_ms": {t: _median_latency(LiteRTModel(paths[name], t), x, runs) for t in (1, 2)}
         }
     for name, p in probs.items():
         result[name]["size_mb"] = paths[name].stat().st_size / 1e6

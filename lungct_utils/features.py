@@ -116,14 +116,15 @@ def litert_model_path(
     return path
 
 
-class LiteRTBackbone:
-    """The pooled backbone run by LiteRT (XNNPACK), one image per invoke.
+class LiteRTModel:
+    """A ``.tflite`` model run by ``ai_edge_litert`` (XNNPACK), one image per invoke.
 
-    Batch 1 is the fastest setting measured on the 2-core target (about 230 images/s
-    against about 190 at batch 32).
+    Used for the pooled backbone here and for the exported classifiers (export.py). Batch 1
+    is the fastest setting measured on the 2-core target (about 230 images/s for the
+    backbone against about 190 at batch 32).
 
     Args:
-        tflite_path: from :func:`litert_model_path`.
+        tflite_path: the ``.tflite`` file.
         threads: LiteRT threads.
     """
 
@@ -131,15 +132,16 @@ class LiteRTBackbone:
         from ai_edge_litert.interpreter import Interpreter
 
         self._interp = Interpreter(model_path=str(tflite_path), num_threads=threads)
-        self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
         self._interp.allocate_tensors()
+        inp = self._interp.get_input_details()[0]
+        self._in, self._dtype = inp["index"], inp["dtype"]
+        self._out = self._interp.get_output_details()[0]["index"]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Features of a float32 batch ``(n, s, s, 3)`` -> ``(n, 1280)``."""
+        """Outputs of a batch ``(n, s, s, 3)``, e.g. ``(n, 1280)`` features or ``(n, 3)``."""
         out = []
         for image in batch:
-            self._interp.set_tensor(self._in, image[None].astype(np.float32, copy=False))
+            self._interp.set_tensor(self._in, image[None].astype(self._dtype, copy=False))
             self._interp.invoke()
             out.append(self._interp.get_tensor(self._out)[0].copy())
         return np.stack(out)
@@ -184,7 +186,7 @@ def make_backbone(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "litert":
         try:
-            return LiteRTBackbone(litert_model_path(weights, image_size, cache_dir)), "litert"
+            return LiteRTModel(litert_model_path(weights, image_size, cache_dir)), "litert"
         except (ImportError, RuntimeError, ValueError, OSError) as exc:
             warnings.warn(f"LiteRT unavailable ({exc}); using Keras", stacklevel=2)
     return KerasBackbone(weights, image_size), "keras"

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .config import DATASET_DOI, DEFAULT_DATA_DIR, MANIFEST_CSV
 from .dataset import read_reference, verify_release
 from .errors import DataError
+from .io_utils import replace_dir
 
 #: The public "download all" zip of the Mendeley record (version 1); override with
 #: ``$LUNGCT_DATA_URL``.
@@ -127,13 +128,6 @@ def fetch_release(
             raise DataError(
                 f"{source} does not match {reference_csv}:\n  {shown}{extra}\n{HOW_TO_GET}"
             )
-        old = None
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
-        os.replace(report.root, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return dest
+        return replace_dir(report.root, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

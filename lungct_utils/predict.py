@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from . import ood
 from .config import CLASSES, PAPER
 from .errors import DataError
 from .io_utils import atomic_path, write_text
-from .preprocess import resize_rgb, scale
+from .preprocess import decoded, resize_rgb, scale
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
@@ -140,22 +140,13 @@ def read_image(path: Path, window: tuple[float, float] = LUNG_WINDOW) -> Image.I
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file (0 bytes)")
-    if is_dicom(path):
+    if path.stat().st_size > 0 and is_dicom(path):
         return read_dicom(path, window)
-    try:
-        with Image.open(path) as img:
-            if img.format not in ("JPEG", "PNG"):
-                raise DataError(f"{path}: unsupported format {img.format} (use JPEG, PNG or DICOM)")
-            img.load()
+    with decoded(path) as img:
+        fmt = img.format
+        if fmt in ("JPEG", "PNG"):
             return to_rgb(img)
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image (not JPEG, PNG or DICOM)") from None
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: image too large ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+    raise DataError(f"{path}: unsupported format {fmt} (use JPEG, PNG or DICOM)")
 
 
 def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:

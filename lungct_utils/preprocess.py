@@ -9,7 +9,8 @@ as the paper did, mode ``"mobilenet_v2"`` gives Keras' ``preprocess_input`` rang
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,39 @@ from .config import CLASSES, PREPROCESS_MODES
 from .errors import DataError
 
 RESAMPLE = Image.Resampling.BILINEAR
+
+
+@contextlib.contextmanager
+def decoded(path: Path) -> Iterator[Image.Image]:
+    """Open and fully decode an image; any failure becomes one ``DataError`` naming the file.
+
+    The one place that maps Pillow's errors to messages (used by ``open_rgb``, the release
+    scan and ``predict``).
+
+    Args:
+        path: the image file.
+
+    Yields:
+        The loaded Pillow image (closed afterwards).
+
+    Raises:
+        DataError: missing, empty, not an image, too large, or corrupt/truncated.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+        with Image.open(path) as img:
+            img.load()
+            yield img
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image (Pillow cannot identify its format)") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: image too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
 
 
 def open_rgb(path: Path) -> Image.Image:
@@ -33,19 +67,8 @@ def open_rgb(path: Path) -> Image.Image:
     Raises:
         DataError: the file is missing, empty, not an image, or corrupt.
     """
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image (Pillow cannot identify its format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+    with decoded(path) as img:
+        return img.convert("RGB")
 
 
 def resize_rgb(img: Image.Image, size: int = 224) -> np.ndarray:

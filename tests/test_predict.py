@@ -192,7 +192,8 @@ def test_gradcam_map_has_image_size_and_structure(trained_run):
 def test_tflite_exports_match_keras(trained_run, tmp_path):
     import keras
 
-    from lungct_utils.export import TFLiteModel, export_all
+    from lungct_utils.export import export_all
+    from lungct_utils.features import LiteRTModel
     from lungct_utils.preprocess import scale
 
     images = trained_run["images"]
@@ -200,9 +201,9 @@ def test_tflite_exports_match_keras(trained_run, tmp_path):
     paths = export_all(trained_run["path"], tmp_path, representative_images=images[train])
     x = scale(images[trained_run["run"].test_index[:40]])
     ref = keras.models.load_model(paths["keras"], compile=False).predict(x, verbose=0)
-    float32 = TFLiteModel(paths["tflite_float32"])(x)
+    float32 = LiteRTModel(paths["tflite_float32"])(x)
     np.testing.assert_allclose(float32, ref, atol=1e-4)
-    int8 = TFLiteModel(paths["tflite_int8"])(x)
+    int8 = LiteRTModel(paths["tflite_int8"])(x)
     # int8 is coarse (probabilities in steps of 1/256; borderline slices can flip), so the
     # tolerance is on average error and agreement, not on the worst case
     # (deployment.md reports the int8 accuracy loss on the whole test split)
