@@ -125,7 +125,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_all
 
-    for name, path in export_all(Path(args.model), Path(args.outdir)).items():
+    paths = export_all(Path(args.model), Path(args.outdir), calibrations=(args.calibration,))
+    for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
 
@@ -189,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the .keras model plus TFLite float32 and int8")
     p.add_argument("--model", default=str(config.MODELS / "grouped_near_holdout.keras"))
     p.add_argument("--outdir", default=str(config.MODELS / "export"))
+    p.add_argument("--calibration", choices=config.INT8_CALIBRATIONS,
+                   default=config.INT8_CALIBRATIONS[0],
+                   help="int8 activation ranges: average (default) or global min/max")  # fmt: skip
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("deployment", help="export, measure formats, write deployment.md + card")

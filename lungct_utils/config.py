@@ -49,6 +49,9 @@ PREPROCESS_MODES: tuple[str, ...] = ("paper", "mobilenet_v2")
 PROTOCOLS: tuple[str, ...] = ("paper", "grouped", "grouped_near")
 PSEUDO_CASES_CSV = PROCESSED / "pseudo_cases.csv"
 
+#: Activation-range calibrations of the int8 TFLite export (export.py), default first.
+INT8_CALIBRATIONS: tuple[str, ...] = ("average", "global")
+
 
 def data_dir() -> Path:
     """The IQ-OTH/NCCD release folder: ``$LUNGCT_DATA_DIR`` or ``data/raw/iq-othnccd``.

@@ -198,15 +198,24 @@ def test_tflite_exports_match_keras(trained_run, tmp_path):
 
     images = trained_run["images"]
     train = np.flatnonzero(trained_run["splits"]["holdout"].to_numpy() == "train")[::10]
-    paths = export_all(trained_run["path"], tmp_path, representative_images=images[train])
-    x = scale(images[trained_run["run"].test_index[:40]])
+    paths = export_all(
+        trained_run["path"],
+        tmp_path,
+        representative_images=images[train],
+        calibrations=("average", "global"),
+    )
+    x = scale(images[trained_run["run"].test_index[:80]])
     ref = keras.models.load_model(paths["keras"], compile=False).predict(x, verbose=0)
     float32 = LiteRTModel(paths["tflite_float32"])(x)
     np.testing.assert_allclose(float32, ref, atol=1e-4)
     int8 = LiteRTModel(paths["tflite_int8"])(x)
+    int8_global = LiteRTModel(paths["tflite_int8_global"])(x)
     # int8 is coarse (probabilities in steps of 1/256; borderline slices can flip), so the
     # tolerance is on average error and agreement, not on the worst case
-    # (deployment.md reports the int8 accuracy loss on the whole test split)
-    assert np.abs(int8 - ref).mean() < 0.1
-    assert (int8.argmax(1) == ref.argmax(1)).mean() >= 0.85
+    # (deployment.md reports the int8 accuracy on the whole test split)
+    error = np.abs(int8 - ref).mean()
+    assert error < 0.04
+    assert (int8.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    # the average-min/max ranges are why: the converter's global min/max errs far more
+    assert np.abs(int8_global - ref).mean() > 1.5 * error
     assert paths["tflite_int8"].stat().st_size < 0.5 * paths["tflite_float32"].stat().st_size

@@ -1,0 +1,87 @@
+"""int8 calibration: average-min/max ranges on a tiny model (no data or weights needed)."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tf_setup):
+    """A small conv net as a SavedModel, with inputs whose per-image ranges differ a lot."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    saved = tmp_path_factory.mktemp("tiny")
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 16, 16, 3), dtype=np.float32)
+    x[0] *= 20.0  # one extreme image stretches the global range, not the average one
+    return str(saved), x
+
+
+def test_average_ranges_are_means_of_per_image_extremes(tiny):
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from lungct_utils.export import _calibrated_model, activation_ranges
+
+    saved, x = tiny
+    calibrated = _calibrated_model(saved, x)
+    ranges = activation_ranges(calibrated, x)
+    tensors = flatbuffer_utils.read_model_from_bytearray(calibrated).subgraphs[0].tensors
+    interp = Interpreter(model_content=bytes(calibrated))
+    inp = interp.get_input_details()[0]["index"]
+    low, high = ranges[inp]
+    assert low == pytest.approx(min(0.0, x.min(axis=(1, 2, 3)).mean()))
+    assert high == pytest.approx(x.max(axis=(1, 2, 3)).mean(), rel=1e-6)
+    assert tensors[inp].quantization.max[0] == pytest.approx(x.max(), rel=1e-6)  # global
+    for i, (lo, hi) in ranges.items():
+        q = tensors[i].quantization
+        # inside the global range (which int8 widens to include 0 anyway)
+        assert min(q.min[0], 0.0) - 1e-6 <= lo <= 0.0 <= hi <= max(q.max[0], 0.0) + 1e-6
+    assert len(ranges) >= 4
+
+
+def test_average_calibration_gives_a_working_int8_model(tiny, tmp_path):
+    from lungct_utils.export import quantize_int8
+    from lungct_utils.features import LiteRTModel
+
+    saved, x = tiny
+    for calibration in ("average", "global"):
+        path = tmp_path / f"{calibration}.tflite"
+        path.write_bytes(quantize_int8(saved, x, calibration))
+        out = LiteRTModel(path, 1)(x)
+        assert out.shape == (12, 3)
+        np.testing.assert_allclose(out.sum(1), 1.0, atol=0.02)
+
+
+@pytest.mark.parametrize("bad", ["percentile", "", "AVERAGE"])
+def test_unknown_calibration_is_refused(tiny, bad):
+    from lungct_utils.export import quantize_int8
+
+    with pytest.raises(ValueError, match=repr(bad)):
+        quantize_int8(tiny[0], tiny[1], bad)
+
+
+def test_export_all_refuses_bad_calibrations_before_writing(tmp_path):
+    from lungct_utils.export import export_all
+
+    for bad in [(), ("average", "minmax")]:
+        with pytest.raises(ValueError, match="calibrations"):
+            export_all(tmp_path / "missing.keras", tmp_path / "out", calibrations=bad)
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_representative_images_is_refused(tiny):
+    from lungct_utils.export import activation_ranges
+
+    with pytest.raises(ValueError, match="0 representative"):
+        activation_ranges(b"", np.zeros((0, 16, 16, 3), np.float32))
