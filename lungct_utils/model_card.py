@@ -79,7 +79,9 @@ def render(metrics: dict, deployment: dict | None) -> str:
             lat = r["latency_ms"]
             lines.append(f"| {name} | {r['size_mb']:.2f} | {float(lat['1']):.1f} / "
                          f"{float(lat['2']):.1f} | {100 * r['accuracy']:.2f}% |")  # fmt: skip
-        lines.append("")
+        lines += ["", "int8 activation ranges come from average min/max calibration over "
+                  "training images; `reports/deployment.md` compares it with the converter's "
+                  "default over several draws of those images.", ""]  # fmt: skip
     lines += [
         "## Known failure modes",
         "",
