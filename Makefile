@@ -58,7 +58,9 @@ prepare: $(STAMP) ## build the augmented set and split manifests under data/proc
 report: $(STAMP) weights ## the main job: notebooks 01-05 -> reports/*.html, metrics.json, summary.md, deployment.md, MODEL_CARD.md
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data; fi
 	$(MAKE) --no-print-directory verify
-	$(BIN)/python -m lungct_utils report
+	@# the commit (and +dirty) before the run: the run rewrites tracked notebooks and reports
+	export LUNGCT_GIT_COMMIT="$$($(BIN)/python -c 'from lungct_utils.provenance import git_commit; print(git_commit())')" && \
+	$(BIN)/python -m lungct_utils report && \
 	$(BIN)/python -m lungct_utils deployment
 
 test: $(STAMP) weights ## ruff, then the test suite (unit and real-data tests)

@@ -149,7 +149,11 @@ def quantize_int8(
 
 
 def calibration_study(
-    model_path: Path, protocol: str = "grouped_near", draws: int = 5, seed: int = 0
+    model_path: Path,
+    protocol: str = "grouped_near",
+    draws: int = 5,
+    seed: int = 0,
+    reference: dict | None = None,
 ) -> list[dict]:
     """Accuracy of each int8 calibration over several draws of the representative set.
 
@@ -162,6 +166,7 @@ def calibration_study(
             are scored.
         draws: representative sets, drawn with seeds ``seed``, ``seed + 1``, ...
         seed: the first draw's seed.
+        reference: :func:`reference_predictions` of the model, if already made.
 
     Returns:
         One row per draw and calibration: ``{"draw_seed", "calibration", "val_accuracy",
@@ -171,20 +176,14 @@ def calibration_study(
     import keras
     from tqdm.auto import tqdm
 
-    from .preprocess import label_indices, scale
+    from .preprocess import scale
 
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws!r}")
     model = keras.models.load_model(model_path, compile=False)
-    scored = {}
-    for split in ("val", "test"):
-        images, rows = _test_images(protocol, (split,))
-        x = scale(images)
-        scored[split] = (
-            x,
-            label_indices(rows["label"]),
-            model.predict(x, batch_size=32, verbose=0),
-        )
+    if reference is None:
+        reference = reference_predictions(model, protocol)
+    scored = {split: reference[split] for split in ("val", "test")}
     rows = [{"draw_seed": None, "calibration": "float32",
              "val_accuracy": float(np.mean(scored["val"][2].argmax(1) == scored["val"][1])),
              "test_accuracy": float(np.mean(scored["test"][2].argmax(1) == scored["test"][1])),
@@ -239,6 +238,27 @@ def format_calibration_study(rows: list[dict]) -> list[str]:
             f"{val.mean():.2f}% ({val.min():.2f}-{val.max():.2f}) |"
         )
     return lines
+
+
+def reference_predictions(model, protocol: str, splits=("val", "test")) -> dict:
+    """Scaled images, labels and Keras probabilities of whole splits, scored once.
+
+    Args:
+        model: the loaded Keras model.
+        protocol: whose split manifest to use.
+        splits: split names.
+
+    Returns:
+        Split -> ``(x, y, probabilities)``.
+    """
+    from .preprocess import label_indices, scale
+
+    out = {}
+    for split in splits:
+        images, rows = _test_images(protocol, (split,))
+        x = scale(images)
+        out[split] = (x, label_indices(rows["label"]), model.predict(x, batch_size=32, verbose=0))
+    return out
 
 
 def export_all(
@@ -341,7 +361,10 @@ def keras_latency_subprocess(model_path: Path, threads: int, runs: int) -> float
 
 
 def deployment_report(
-    paths: dict[str, Path], protocol: str = "grouped_near", runs: int = 200
+    paths: dict[str, Path],
+    protocol: str = "grouped_near",
+    runs: int = 200,
+    reference: dict | None = None,
 ) -> dict:
     """Measure size, latency and test accuracy of each exported format.
 
@@ -349,6 +372,7 @@ def deployment_report(
         paths: from :func:`export_all`.
         protocol: whose test split to score.
         runs: single-image runs per latency figure.
+        reference: :func:`reference_predictions` of the Keras model, if already made.
 
     Returns:
         Format -> ``{"size_mb", "latency_ms": {1: .., 2: ..}, "accuracy", "agreement_vs_keras",
@@ -356,13 +380,11 @@ def deployment_report(
     """
     import keras
 
-    from .preprocess import label_indices, scale
-
-    images, rows = _test_images(protocol)
-    x = scale(images)
-    y = label_indices(rows["label"])
-    model = keras.models.load_model(paths["keras"], compile=False)
-    probs = {"keras": model.predict(x, batch_size=32, verbose=0)}
+    if reference is None:
+        model = keras.models.load_model(paths["keras"], compile=False)
+        reference = reference_predictions(model, protocol, ("test",))
+    x, y, keras_probs = reference["test"]
+    probs = {"keras": keras_probs}
     result = {
         "keras": {
             "latency_ms": {t: keras_latency_subprocess(paths["keras"], t, runs) for t in (1, 2)}
@@ -466,10 +488,16 @@ def main(model_path: Path, outdir: Path, report: Path = config.REPORTS / "deploy
     from .provenance import provenance
 
     calibrations = ("average", "global")
+    import keras
+
     paths = export_all(model_path, outdir, calibrations=calibrations)
-    result = deployment_report(paths)
+    model = keras.models.load_model(paths["keras"], compile=False)
+    reference = reference_predictions(model, "grouped_near")
+    result = deployment_report(paths, reference=reference)
     result["_meta"].update(provenance(config.PAPER))
-    result["_calibration_study"] = calibration_study(model_path, draws=5, seed=config.PAPER.seed)
+    result["_calibration_study"] = calibration_study(
+        model_path, draws=5, seed=config.PAPER.seed, reference=reference
+    )
     result["_meta"]["export"] = {
         "model": str(model_path),
         "representative_images": N_REPRESENTATIVE,

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 
 from .config import ROOT, PaperConfig
+
+#: Set by ``make report`` to the commit taken before the run: the run itself rewrites
+#: tracked notebooks and reports, which would mark every later step ``+dirty``.
+COMMIT_ENV = "LUNGCT_GIT_COMMIT"
 
 
 def git_commit() -> str:
     """The repository's HEAD commit, with ``+dirty`` when the tree has changes.
 
     Returns:
-        The commit hash, or ``"unknown"`` outside a git checkout.
+        ``$LUNGCT_GIT_COMMIT`` when set; else the commit hash, or ``"unknown"`` outside a
+        git checkout.
     """
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True

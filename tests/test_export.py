@@ -85,3 +85,45 @@ def test_no_representative_images_is_refused(tiny):
 
     with pytest.raises(ValueError, match="0 representative"):
         activation_ranges(b"", np.zeros((0, 16, 16, 3), np.float32))
+
+
+def _result(float_acc, int8_acc):
+    row = {"latency_ms": {1: 5.0, 2: 3.0}, "size_mb": 1.0, "agreement_vs_keras": 1.0,
+           "mean_abs_prob_diff_vs_keras": 0.0, "max_abs_prob_diff_vs_keras": 0.0}  # fmt: skip
+    return {
+        "keras": dict(row, accuracy=float_acc),
+        "tflite_float32": dict(row, accuracy=float_acc),
+        "tflite_int8": dict(row, accuracy=int8_acc),
+        "_meta": {"protocol": "grouped_near", "test_images": 540, "runs": 10},
+    }
+
+
+@pytest.mark.parametrize(
+    ("int8_acc", "verdict"),
+    [(0.74, "met"), (0.7305, "met"), (0.7285, "NOT met"), (0.70, "NOT met")],
+)
+def test_deployment_report_judges_the_one_point_goal(int8_acc, verdict):
+    from lungct_utils.export import format_deployment
+
+    text = format_deployment(_result(0.7389, int8_acc))
+    line = next(x for x in text.splitlines() if x.startswith("* tflite_int8"))
+    assert line.endswith(f"; {verdict}).")
+    assert f"{100 * (int8_acc - 0.7389):+.2f} accuracy points" in line
+
+
+def test_calibration_study_table_reports_the_worst_draw():
+    from lungct_utils.export import format_calibration_study
+
+    rows = [{"draw_seed": None, "calibration": "float32", "val_accuracy": 0.8,
+             "test_accuracy": 0.7, "test_agreement_vs_float": 1.0,
+             "test_mean_abs_prob_diff_vs_float": 0.0}]  # fmt: skip
+    for seed, (avg, glob) in enumerate([(0.71, 0.69), (0.695, 0.66)]):
+        for name, acc in [("average", avg), ("global", glob)]:
+            rows.append({"draw_seed": seed, "calibration": name, "val_accuracy": 0.8,
+                         "test_accuracy": acc, "test_agreement_vs_float": 0.9,
+                         "test_mean_abs_prob_diff_vs_float": 0.01})  # fmt: skip
+    table = format_calibration_study(rows)
+    average = next(x for x in table if x.startswith("| average"))
+    glob = next(x for x in table if x.startswith("| global"))
+    assert "70.25% (69.50-71.00)" in average and "| -0.50 |" in average
+    assert "67.50% (66.00-69.00)" in glob and "| -4.00 |" in glob
