@@ -81,8 +81,13 @@ benchmark: $(STAMP) weights ## time the fast route against plain Keras -> report
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data; fi
 	$(BIN)/python -m lungct_utils benchmark
 
-lab: $(STAMP) weights ## open JupyterLab on the notebooks with the project's environment
-	$(BIN)/jupyter lab notebooks/
+# extra options for `make lab`, e.g. LAB_ARGS="--no-browser --port 8899"; as root (containers)
+# Jupyter refuses to start without --allow-root, so it is added there
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(STAMP) weights ## open JupyterLab on the notebooks (options: LAB_ARGS="...")
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
 clean: ## remove generated data, models, caches (keeps data/raw and .venv)
 	rm -rf data/interim data/processed models reports/executed .pytest_cache .ruff_cache
