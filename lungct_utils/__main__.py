@@ -1,7 +1,7 @@
-"""``python -m lungct_utils``: see :mod:`lungct_utils.cli`."""
+"""``python -m lungct_utils``: see :mod:`lungct_utils.app.cli`."""
 
 import sys
 
-from .cli import main
+from .app.cli import main
 
 sys.exit(main())

@@ -30,7 +30,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from .config import CLASSES
+from .augment import apply_transform
+from .config import CLASSES, STATED_CASES
+from .images import open_rgb
+from .io_utils import sha256_bytes
 
 THRESHOLDS = np.round(np.arange(0.50, 0.995, 0.01), 2)
 
@@ -71,8 +74,6 @@ def views(images: np.ndarray) -> list[np.ndarray]:
     Returns:
         One uint8 array per view, each ``(n, s, s, 3)``.
     """
-    from .augment import apply_transform
-
     return [
         np.stack([apply_transform(img, flip=f, rotation=r) for img in images]) for f, r in VIEWS
     ]
@@ -265,88 +266,119 @@ def pseudo_case_counts(labels, comp) -> dict[str, int]:
     return {c: int((major == c).sum()) for c in CLASSES}
 
 
-def audit_originals(release_root, cfg, progress: bool = True) -> dict:
-    """Run the near-duplicate audit on the originals of a release.
-
-    Features are the paper's frozen backbone on the resized originals (never padded: the
-    audit is about the data), from the feature cache.
+def pseudo_case_names(comp: np.ndarray) -> list[str]:
+    """Readable pseudo-case ids (``"c0042"``) for component numbers.
 
     Args:
-        release_root: the release folder.
-        cfg: settings (``image_size``, ``preprocess``).
-        progress: show progress bars.
+        comp: from :func:`components`.
 
     Returns:
-        ``{"manifest" (with ``pseudo_case``), "images", "sim", "counts", "threshold",
-        "mean_feature"}``.
+        One id per element.
     """
-    from tqdm import tqdm
-
-    from .dataset import load_manifest
-    from .features import cached_features
-    from .preprocess import load_uint8
-
-    manifest = load_manifest(release_root, progress=progress).reset_index(drop=True)
-    paths = tqdm(manifest["abspath"], desc="loading originals", disable=not progress, leave=False)
-    images = np.stack([load_uint8(p, cfg.image_size) for p in paths])
-    feats = cached_features(images, cfg.preprocess, progress=progress)
-    others = [cached_features(v, cfg.preprocess, progress=progress) for v in views(images)]
-    sim = similarity(feats, others)
-    counts = link_counts(sim, manifest["label"], manifest["sha256"])
-    threshold = choose_threshold(counts)
-    manifest["pseudo_case"] = components(sim, threshold, manifest["sha256"])
-    return {
-        "manifest": manifest,
-        "images": images,
-        "sim": sim,
-        "counts": counts,
-        "threshold": threshold,
-        "mean_feature": feats.mean(axis=0),
-    }
+    return [f"c{c:04d}" for c in comp]
 
 
-def pseudo_case_table(result: dict) -> pd.DataFrame:
-    """The pseudo-case of every original (``data/processed/pseudo_cases.csv``).
-
-    Args:
-        result: from :func:`audit_originals`.
-
-    Returns:
-        DataFrame ``path, label, sha256, pseudo_case`` (``pseudo_case`` like ``"c0042"``).
-    """
-    m = result["manifest"]
-    return pd.DataFrame({
-        "path": m["path"], "label": m["label"], "sha256": m["sha256"],
-        "pseudo_case": [f"c{c:04d}" for c in m["pseudo_case"]],
-    })  # fmt: skip
-
-
-def audit_summary(result: dict, seed: int = 0) -> dict:
+def audit_summary(
+    manifest: pd.DataFrame, images: np.ndarray, counts: pd.DataFrame, threshold: float,
+    seed: int = 0,
+) -> dict:  # fmt: skip
     """The ``audit`` block of ``metrics.json``.
 
     Args:
-        result: from :func:`audit_originals`.
+        manifest: the originals with ``sha256``, ``label``, ``width``, ``height`` and
+            ``pseudo_case``.
+        images: their resized uint8 images (for the thumbnail probe).
+        counts: from :func:`link_counts`.
+        threshold: the chosen near-duplicate threshold.
         seed: CV seed of the shortcut probes.
 
     Returns:
         Counts of duplicates and pseudo-cases, the threshold and both shortcut accuracies.
     """
-    m = result["manifest"]
+    m = manifest
     exact_sizes = m.groupby("sha256").size()
     cases = m.groupby("pseudo_case")["sha256"].nunique()
     return {
         "exact_duplicate_groups": int((exact_sizes > 1).sum()),
         "images_in_exact_duplicate_groups": int(exact_sizes[exact_sizes > 1].sum()),
         "unique_images": int(len(exact_sizes)),
-        "near_duplicate_threshold": result["threshold"],
-        "near_duplicate_links": int(
-            result["counts"].set_index("threshold").loc[result["threshold"], "links"]
-        ),
+        "near_duplicate_threshold": float(threshold),
+        "near_duplicate_links": int(counts.set_index("threshold").loc[threshold, "links"]),
         "near_duplicate_groups": int((cases > 1).sum()),
         "pseudo_case_groups": pseudo_case_counts(m["label"], m["pseudo_case"].to_numpy()),
-        "stated_cases": {"benign": 15, "malignant": 40, "normal": 55},
+        "stated_cases": dict(STATED_CASES),
         "shape_shortcut_accuracy": shape_shortcut_accuracy(m, m["pseudo_case"], seed),
         "thumbnail_shortcut_accuracy": thumbnail_shortcut_accuracy(
-            result["images"], m["label"], m["pseudo_case"], seed
+            images, m["label"], m["pseudo_case"], seed
         ),
     }
+
+
+def duplicate_groups(manifest: pd.DataFrame, column: str = "sha256") -> list[list[str]]:
+    """Groups of files sharing a value (exact duplicates when ``column`` is a hash).
+
+    Args:
+        manifest: a manifest with ``path`` and ``column``.
+        column: the column to group on.
+
+    Returns:
+        Lists of paths (two or more each), sorted.
+    """
+    if column not in manifest.columns:
+        raise ValueError(f"duplicate_groups: unknown column {column!r}")
+    groups = manifest.groupby(column)["path"].apply(sorted)
+    return sorted(g for g in groups if len(g) > 1)
+
+
+def near_pairs(manifest, images, sim, threshold: float, n: int = 3) -> list[tuple]:
+    """The most similar distinct originals and pairs just above the threshold, for a figure.
+
+    Args:
+        manifest: the originals (``path``, ``sha256``).
+        images: their uint8 images.
+        sim: from :func:`similarity`.
+        threshold: the chosen threshold.
+        n: pairs of each kind.
+
+    Returns:
+        ``(image, image, title)`` tuples for :func:`~lungct_utils.plots.image_pairs`.
+    """
+    m = manifest.reset_index(drop=True)
+    out = []
+    for i, j, v in top_pairs(sim, m["sha256"], threshold, n):
+        title = f"{m['path'][j].split('/')[-1]} ~ {m['path'][i].split('/')[-1]}: {v:.3f}"
+        out.append((images[i], images[j], title))
+    return out
+
+
+def intensity_histograms(manifest: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Mean normalized 256-bin grey-level histogram per class (full-size images).
+
+    Args:
+        manifest: a manifest with ``abspath``.
+
+    Returns:
+        label -> array of 256 fractions.
+    """
+    out = {}
+    for c in CLASSES:
+        hists = []
+        for path in manifest.loc[manifest["label"] == c, "abspath"]:
+            grey = np.asarray(open_rgb(path).convert("L"))
+            hists.append(np.bincount(grey.ravel(), minlength=256) / grey.size)
+        out[c] = np.mean(hists, axis=0)
+    return out
+
+
+def pixel_duplicate_groups(manifest: pd.DataFrame) -> list[list[str]]:
+    """Groups of files whose decoded pixels are identical (even if bytes differ).
+
+    Args:
+        manifest: a manifest with ``abspath`` and ``path``.
+
+    Returns:
+        Lists of relative paths, two or more each, sorted.
+    """
+    keys = [sha256_bytes(np.asarray(open_rgb(p)).tobytes()) for p in manifest["abspath"]]
+    groups = pd.Series(manifest["path"].to_numpy()).groupby(keys).apply(sorted)
+    return sorted(g for g in groups if len(g) > 1)

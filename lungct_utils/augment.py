@@ -26,9 +26,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from .config import CLASSES, PaperConfig
-from .io_utils import atomic_dir, sha256_bytes, write_csv
-from .preprocess import load_uint8
+from .config import AUGMENTED_DIR, CLASSES, PaperConfig
+from .images import open_rgb, pixel_key
+from .io_utils import atomic_dir, write_csv
 
 PLAN_COLUMNS = [
     "id", "label", "source", "source_sha256", "group",
@@ -172,55 +172,26 @@ def apply_transform(
     return np.array(out, dtype=np.uint8)
 
 
-def render(
-    plan: pd.DataFrame,
-    release_root: Path,
-    size: int = 224,
-    progress: bool = True,
-    pad_square: bool = False,
-):
-    """Yield ``(row_index, uint8 image)`` for every planned row, decoding each source once.
+def render(plan: pd.DataFrame, sources, progress: bool = True):
+    """Yield ``(row_index, uint8 image)`` for every planned row.
 
     Args:
         plan: from :func:`plan_augmentation` (or read back from its CSV).
-        release_root: the release folder the ``source`` paths are relative to.
-        size: the resize side before augmenting.
+        sources: mapping of each ``source`` path to its resized uint8 original.
         progress: show a tqdm bar.
-        pad_square: pad each source to a square before resizing (ablation).
 
     Yields:
         The plan's index label and the image.
     """
-    release_root = Path(release_root)
-    by_source = plan.groupby("source", sort=True).groups
-    bar = tqdm(total=len(plan), desc="augmenting", disable=not progress, leave=False)
-    for source, index in by_source.items():
-        base = load_uint8(release_root / source, size, pad_square)
-        for idx in index:
-            r = plan.loc[idx]
-            yield (
-                idx,
-                apply_transform(
-                    base,
-                    bool(r.flip),
-                    float(r.rotation),
-                    float(r.shift_x),
-                    float(r.shift_y),
-                    float(r.zoom),
-                ),
-            )
+    with tqdm(total=len(plan), desc="augmenting", disable=not progress, leave=False) as bar:
+        for r in plan.itertuples():
+            image = apply_transform(sources[r.source], bool(r.flip), float(r.rotation),
+                                    float(r.shift_x), float(r.shift_y), float(r.zoom))  # fmt: skip
+            yield r.Index, image
             bar.update(1)
-    bar.close()
 
 
-def materialize(
-    plan: pd.DataFrame,
-    release_root: Path,
-    out_dir: Path,
-    size: int = 224,
-    progress: bool = True,
-    pad_square: bool = False,
-) -> pd.DataFrame:
+def materialize(plan: pd.DataFrame, sources, out_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Write every augmented image as PNG (lossless) and its manifest, atomically.
 
     Images go to ``out_dir/<label>/<id>.png``; the manifest ``out_dir/../augmented.csv``
@@ -229,26 +200,22 @@ def materialize(
 
     Args:
         plan: from :func:`plan_augmentation`.
-        release_root: the release folder.
+        sources: mapping of each ``source`` path to its resized uint8 original.
         out_dir: the image folder (``data/processed/augmented``); replaced only once complete.
-        size: the image side.
         progress: show a tqdm bar.
-        pad_square: pad each source to a square before resizing (ablation).
 
     Returns:
         The manifest written.
     """
     out_dir = Path(out_dir)
     table = plan.copy()
-    table["file"] = [
-        f"{lab}/{id_}.png" for lab, id_ in zip(table["label"], table["id"], strict=True)
-    ]
+    table["file"] = table["label"] + "/" + table["id"] + ".png"
     hashes = {}
     with atomic_dir(out_dir) as tmp:
         for label in CLASSES:
             (tmp / label).mkdir()
-        for idx, image in render(plan, release_root, size, progress, pad_square):
-            hashes[idx] = sha256_bytes(image.tobytes())
+        for idx, image in render(plan, sources, progress):
+            hashes[idx] = pixel_key(image)
             Image.fromarray(image).save(tmp / table.at[idx, "file"], format="PNG", compress_level=1)
         table["pixel_sha256"] = [hashes[i] for i in table.index]
         write_csv(table, out_dir.parent / f"{out_dir.name}.csv")
@@ -266,11 +233,37 @@ def load_images(table: pd.DataFrame, image_dir: Path, progress: bool = True) -> 
     Returns:
         uint8 array ``(n, size, size, 3)`` in the table's order.
     """
-    from .preprocess import open_rgb
-
     files = [Path(image_dir) / f for f in table["file"]]
     arrays = [
         np.asarray(open_rgb(f))
         for f in tqdm(files, desc="loading images", disable=not progress, leave=False)
     ]
     return np.stack(arrays) if arrays else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def augmentation_pairs(table: pd.DataFrame, n: int = 4, seed: int = 0):
+    """``n`` augmented copies beside their sources (seeded choice).
+
+    Args:
+        table: the augmented manifest.
+        n: pairs.
+        seed: random seed.
+
+    Returns:
+        List of ``(source image, copy, transform text)``.
+    """
+    rng = np.random.default_rng(seed)
+    copies = table[table["transform"] != "identity"]
+    picks = copies.iloc[rng.permutation(len(copies))[:n]]
+    originals = (
+        table[table["transform"] == "identity"].drop_duplicates("source").set_index("source")
+    )
+    folder = AUGMENTED_DIR
+    return [
+        (
+            np.asarray(open_rgb(folder / originals.loc[r.source, "file"])),
+            np.asarray(open_rgb(folder / r.file)),
+            f"{r.id}: {r.transform}",
+        )  # fmt: skip
+        for r in picks.itertuples()
+    ]

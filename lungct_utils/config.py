@@ -1,8 +1,10 @@
-"""Every path and every setting of the project, in one place.
+"""Every path, every setting and every published number of the project, in one place.
 
 Paths derive from the repository root (found from this file, so notebooks run from any
-working directory). ``LUNGCT_DATA_DIR`` overrides the dataset folder; ``KERAS_HOME`` is
-Keras' own variable for where the ImageNet weights live.
+working directory). ``LUNGCT_DATA_DIR`` overrides the dataset folder, ``LUNGCT_REPORTS_DIR``
+the reports folder (tests and nbval write to a temporary one, so only ``make report``
+rewrites the committed reports); ``KERAS_HOME`` is Keras' own variable for where the
+ImageNet weights live (default here: the repository's ``.cache/keras``).
 
 The paper's settings (Rajendra & Wardhana 2025, see ``../shared/PAPER.md``) live in the
 frozen :class:`PaperConfig`; a notebook parameter overrides a field with
@@ -24,16 +26,21 @@ INTERIM = DATA / "interim"
 PROCESSED = DATA / "processed"
 MANIFEST_CSV = DATA / "manifest.csv"
 MODELS = ROOT / "models"
-REPORTS = ROOT / "reports"
-FIGURES = REPORTS / "figures"
 NOTEBOOKS = ROOT / "notebooks"
+#: The committed reports; :func:`reports_dir` is where a run writes (may be a temp folder).
+REPORTS = ROOT / "reports"
+README = ROOT / "README.md"
 
 DEFAULT_DATA_DIR = RAW / "iq-othnccd"
 FEATURE_CACHE = INTERIM / "features"
 AUGMENTED_DIR = PROCESSED / "augmented"
 AUGMENTED_CSV = PROCESSED / "augmented.csv"
-DATASET_URL = "https://data.mendeley.com/public-files/datasets/bhmdr45bh2/files"
+PREPARE_JSON = PROCESSED / "prepare.json"
 DATASET_DOI = "doi:10.17632/bhmdr45bh2"
+DATASET_CITATION = (
+    "alyasriy, H. & AL-Huseiny, M. (2021), The IQ-OTH/NCCD lung cancer dataset, "
+    "Mendeley Data, doi:10.17632/bhmdr45bh2 (CC BY 4.0)"
+)
 
 #: The three labels, in the fixed order used for one-hot columns and confusion matrices.
 CLASSES: tuple[str, ...] = ("benign", "malignant", "normal")
@@ -45,9 +52,15 @@ PREPROCESS_MODES: tuple[str, ...] = ("paper", "mobilenet_v2")
 #: Split protocols: "paper" splits augmented images at random (as the paper did, leaky);
 #: "grouped" keeps every source original (byte-identical originals merged) on one side;
 #: "grouped_near" keeps every pseudo-case (near-duplicate slices linked, see audit.py)
-#: on one side.
-PROTOCOLS: tuple[str, ...] = ("paper", "grouped", "grouped_near")
+#: on one side; "cases" keeps every reconstructed case (patient, see cases.py) on one side.
+PROTOCOLS: tuple[str, ...] = ("paper", "grouped", "grouped_near", "cases")
+#: The protocols scored honestly: test sets hold each distinct original once, never a copy.
+HONEST_PROTOCOLS: tuple[str, ...] = ("grouped", "grouped_near", "cases")
 PSEUDO_CASES_CSV = PROCESSED / "pseudo_cases.csv"
+CASES_CSV = PROCESSED / "cases.csv"
+
+#: Cases per class as the dataset's description states (110 in all; no per-image ids).
+STATED_CASES = MappingProxyType({"benign": 15, "malignant": 40, "normal": 55})
 
 #: Activation-range calibrations of the int8 TFLite export (export.py), default first.
 INT8_CALIBRATIONS: tuple[str, ...] = ("average", "global")
@@ -63,13 +76,80 @@ def data_dir() -> Path:
     return Path(env).expanduser().resolve() if env else DEFAULT_DATA_DIR
 
 
+#: Threads for TensorFlow and LiteRT: the 2-core target machine (a different count changes
+#: the float rounding, so numbers are reproducible per thread count).
+THREADS = int(os.environ.get("LUNGCT_THREADS", "2"))
+
+#: Where the ImageNet weights live when ``KERAS_HOME`` is unset: the repository's own cache
+#: (``make weights`` fills it), not ``~/.keras``, so the package works outside make too.
+DEFAULT_KERAS_HOME = ROOT / ".cache" / "keras"
+# Keras reads KERAS_HOME once, when it is first imported: point it at the repository's cache
+# before any module of this package imports it.
+os.environ.setdefault("KERAS_HOME", str(DEFAULT_KERAS_HOME))
+
+
+def reports_dir() -> Path:
+    """Where this run writes reports, figures and metrics: ``$LUNGCT_REPORTS_DIR`` or ``reports/``.
+
+    Returns:
+        The folder (created if missing).
+    """
+    env = os.environ.get("LUNGCT_REPORTS_DIR")
+    path = Path(env).expanduser().resolve() if env else REPORTS
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figures_dir() -> Path:
+    """The figures folder of this run's reports (``<reports>/figures``)."""
+    return reports_dir() / "figures"
+
+
+def metrics_dir() -> Path:
+    """The folder of this run's metric parts (``<reports>/metrics``)."""
+    return reports_dir() / "metrics"
+
+
+def split_path(protocol: str, processed: Path = PROCESSED) -> Path:
+    """Where the split manifest of a protocol lives.
+
+    Args:
+        protocol: a protocol name.
+        processed: the processed-data folder.
+
+    Returns:
+        ``processed/splits_<protocol>.csv``.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return Path(processed) / f"splits_{protocol}.csv"
+
+
+def model_path(name: str) -> Path:
+    """Where a trained model is saved: ``models/<name>.keras``.
+
+    Args:
+        name: the run name, e.g. ``"cases_holdout"``.
+
+    Returns:
+        The path.
+    """
+    return MODELS / f"{name}.keras"
+
+
+#: The model ``predict``, ``export`` and the model card use by default, and the protocol whose
+#: test split scores it in ``deployment.md``.
+DEFAULT_RUN = "beyond"
+DEFAULT_PROTOCOL = "cases"
+
+
 def keras_home() -> Path:
-    """Keras' cache folder: ``$KERAS_HOME`` or ``~/.keras``.
+    """Keras' cache folder: ``$KERAS_HOME``, else the repository's ``.cache/keras``.
 
     Returns:
         The folder whose ``models/`` subfolder holds the ImageNet weights.
     """
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    return Path(os.environ.get("KERAS_HOME") or DEFAULT_KERAS_HOME).expanduser()
 
 
 def weights_path(include_top: bool = False) -> Path:
@@ -114,6 +194,8 @@ class PaperConfig:
         max_zoom: augmentation zoom range around 1 (ours).
         pad_square: pad each image to a square (black) before resizing; False as the
             paper (True is the shape-shortcut ablation).
+        cv_repeats: repeats of the k-fold CV, each with another fold assignment (ours; the
+            paper ran one).
         seed: the one seed for augmentation, splits and training.
     """
 
@@ -137,6 +219,7 @@ class PaperConfig:
     max_shift_frac: float = 0.05
     max_zoom: float = 0.05
     pad_square: bool = False
+    cv_repeats: int = 5
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -155,6 +238,11 @@ class PaperConfig:
                 self.train_frac + self.val_frac + self.test_frac,
             ),
             (self.n_folds >= 2, "n_folds", self.n_folds),
+            (
+                isinstance(self.cv_repeats, int) and self.cv_repeats >= 1,
+                "cv_repeats",
+                self.cv_repeats,
+            ),
             (self.batch_size >= 1, "batch_size", self.batch_size),
             (self.epochs >= 1, "epochs", self.epochs),
             (self.patience >= 0, "patience", self.patience),
@@ -203,3 +291,28 @@ class PaperConfig:
 
 #: The paper's configuration; never mutated.
 PAPER = PaperConfig()
+
+#: The paper's Table III (test split) and Figure 6, as fractions and counts.
+PAPER_TABLE_III = MappingProxyType({
+    "accuracy": 0.97,
+    "per_class": {
+        "benign": {"precision": 0.96, "recall": 0.96, "f1": 0.96},
+        "malignant": {"precision": 0.98, "recall": 1.00, "f1": 0.99},
+        "normal": {"precision": 0.97, "recall": 0.95, "f1": 0.96},
+    },
+    "confusion_matrix": [[173, 1, 6], [0, 180, 0], [8, 2, 172]],
+})  # fmt: skip
+#: The paper's Table IV (stratified 5-fold CV), as fractions; std with 1/k.
+PAPER_TABLE_IV = MappingProxyType({
+    "folds": [
+        {"accuracy": 0.9695, "precision": 0.9696, "recall": 0.9695, "f1": 0.9695},
+        {"accuracy": 0.9792, "precision": 0.9793, "recall": 0.9793, "f1": 0.9792},
+        {"accuracy": 0.9806, "precision": 0.9808, "recall": 0.9807, "f1": 0.9806},
+        {"accuracy": 0.9626, "precision": 0.9633, "recall": 0.9627, "f1": 0.9627},
+        {"accuracy": 0.9709, "precision": 0.9710, "recall": 0.9709, "f1": 0.9709},
+    ],
+    "mean": {"accuracy": 0.9726, "precision": 0.9728, "recall": 0.9726, "f1": 0.9726},
+    "std": {"accuracy": 0.0066, "precision": 0.0065, "recall": 0.0066, "f1": 0.0066},
+})  # fmt: skip
+#: Epochs of the paper's reported run (III.C).
+PAPER_EPOCHS = 28

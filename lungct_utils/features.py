@@ -14,21 +14,24 @@ equal to Keras within 1e-5 relative; ``python -m lungct_utils benchmark`` measur
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 from tqdm import tqdm
 
 from . import config
-from .errors import LungCTError
-from .io_utils import atomic_path, sha256_file
-from .preprocess import scale
-from .runtime import THREADS
+from .config import THREADS
+from .images import pixel_key, scale
+from .io_utils import LungCTError, atomic_path, sha256_file
 
 ENGINES = ("litert", "keras")
+#: Cache files already read in this process, by (path, size, mtime): notebooks ask often.
+_STORES: dict[tuple, dict[str, np.ndarray]] = {}
 _FINGERPRINTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -43,10 +46,7 @@ def weights_fingerprint(path: Path) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise LungCTError(
-            f"{path}: ImageNet weights not found; run 'make weights' or set KERAS_HOME "
-            "to a folder whose models/ holds the MobileNetV2 1.0/224 files"
-        )
+        raise LungCTError(f"{path}: weights file not found")
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FINGERPRINTS:
@@ -54,18 +54,47 @@ def weights_fingerprint(path: Path) -> str:
     return _FINGERPRINTS[key]
 
 
-def pixel_key(image: np.ndarray) -> str:
-    """The cache key of one image: SHA-256 of its uint8 pixels and shape.
-
-    Args:
-        image: uint8 ``(h, w, 3)``.
+def imagenet_weights() -> Path:
+    """The MobileNetV2 1.0/224 no-top ImageNet weights file, checked to exist.
 
     Returns:
-        64 hex characters.
+        Its path under ``$KERAS_HOME/models`` (default: the repository's ``.cache/keras``).
+
+    Raises:
+        LungCTError: the file is missing; the message names ``make weights``.
     """
-    digest = hashlib.sha256(str(image.shape).encode())
-    digest.update(np.ascontiguousarray(image).tobytes())
-    return digest.hexdigest()
+    path = config.weights_path(include_top=False)
+    if not path.is_file():
+        raise LungCTError(
+            f"{path}: ImageNet weights not found; run 'make weights' (or set KERAS_HOME to a "
+            "folder whose models/ holds the MobileNetV2 1.0/224 files)"
+        )
+    return path
+
+
+def build_base(weights: str | Path | None = "imagenet", image_size: int = 224, pooling=None):
+    """MobileNetV2 1.0 without its classifier, frozen (paper II.C).
+
+    Args:
+        weights: ``"imagenet"`` (the file in ``$KERAS_HOME/models``, passed by path: no
+            download attempt), a weights-file path, or None (random; only for shape tests:
+            its features are near-constant).
+        image_size: input side.
+        pooling: None for the 7x7x1280 map, ``"avg"`` for the pooled 1280-d feature.
+
+    Returns:
+        A Keras model with ``trainable = False``.
+    """
+    if weights == "imagenet":
+        weights = imagenet_weights()
+    base = keras.applications.MobileNetV2(
+        include_top=False,
+        weights=str(weights) if isinstance(weights, Path) else weights,
+        input_shape=(image_size, image_size, 3),
+        pooling=pooling,
+    )
+    base.trainable = False  # all base layers frozen (paper II.C)
+    return base
 
 
 def keras_backbone(weights: Path | None = None, image_size: int = 224):
@@ -78,10 +107,7 @@ def keras_backbone(weights: Path | None = None, image_size: int = 224):
     Returns:
         A Keras model mapping ``(n, s, s, 3)`` floats to ``(n, 1280)``.
     """
-    from .model import build_base
-
-    weights = Path(weights) if weights else config.weights_path(include_top=False)
-    weights_fingerprint(weights)  # clear error when missing
+    weights = Path(weights) if weights else imagenet_weights()
     return build_base(weights, image_size, pooling="avg")
 
 
@@ -98,9 +124,7 @@ def litert_model_path(
     Returns:
         Path of ``backbone_<weights sha[:16]>_<size>_tf<version>.tflite``.
     """
-    import tensorflow as tf
-
-    weights = Path(weights) if weights else config.weights_path(include_top=False)
+    weights = Path(weights) if weights else imagenet_weights()
     fp = weights_fingerprint(weights)[:16]
     path = Path(cache_dir) / f"backbone_{fp}_{image_size}_tf{tf.__version__}.tflite"
     if path.is_file():
@@ -129,8 +153,6 @@ class LiteRTModel:
     """
 
     def __init__(self, tflite_path: Path, threads: int = THREADS) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self._interp = Interpreter(model_path=str(tflite_path), num_threads=threads)
         self._interp.allocate_tensors()
         inp = self._interp.get_input_details()[0]
@@ -238,17 +260,24 @@ class FeatureCache:
         weights: Path | None = None,
         cache_dir: Path = config.FEATURE_CACHE,
     ) -> None:
-        weights = Path(weights) if weights else config.weights_path(include_top=False)
+        weights = Path(weights) if weights else imagenet_weights()
         if mode not in config.PREPROCESS_MODES:
             raise ValueError(f"mode must be one of {config.PREPROCESS_MODES}, got {mode!r}")
         self.path = Path(cache_dir) / f"{engine}_{mode}_{weights_fingerprint(weights)[:16]}.npz"
 
+    def _stamp(self) -> tuple:
+        stat = self.path.stat()
+        return (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+
     def load(self) -> dict[str, np.ndarray]:
-        """Everything stored: key -> feature."""
+        """Everything stored: key -> feature (read once per process while the file is unchanged)."""
         if not self.path.is_file():
             return {}
-        with np.load(self.path) as data:
-            return dict(zip(data["keys"].tolist(), data["features"], strict=True))
+        stamp = self._stamp()
+        if stamp not in _STORES:
+            with np.load(self.path) as data:
+                _STORES[stamp] = dict(zip(data["keys"].tolist(), data["features"], strict=True))
+        return dict(_STORES[stamp])
 
     def save(self, store: dict[str, np.ndarray]) -> None:
         """Replace the file with ``store`` (atomically)."""
@@ -256,6 +285,48 @@ class FeatureCache:
         feats = np.stack([store[k] for k in keys]) if keys else np.zeros((0, 1280), np.float32)
         with atomic_path(self.path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, keys=np.array(keys), features=feats.astype(np.float32))
+        _STORES[self._stamp()] = dict(store)
+
+
+def features_for_keys(
+    keys: list[str],
+    load: Callable[[np.ndarray], np.ndarray],
+    mode: str = "paper",
+    engine: str = "litert",
+    weights: Path | None = None,
+    cache_dir: Path = config.FEATURE_CACHE,
+    progress: bool = True,
+) -> np.ndarray:
+    """Features of images known by their pixel keys, loading only those the cache lacks.
+
+    Args:
+        keys: :func:`pixel_key` of each image (e.g. ``augmented.csv``'s ``pixel_sha256``).
+        load: ``positions -> uint8 (m, s, s, 3)`` images at those positions of ``keys``;
+            called once, for the missing ones only.
+        mode: preprocessing mode.
+        engine: ``"litert"`` or ``"keras"``.
+        weights: the no-top ``.h5`` file.
+        cache_dir: the cache folder.
+        progress: show progress bars.
+
+    Returns:
+        float32 ``(n, 1280)`` in the order of ``keys``.
+    """
+    cache = FeatureCache(engine, mode, weights, cache_dir)
+    store = cache.load()
+    todo: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key not in store and key not in todo:
+            todo[key] = i
+    if todo:
+        images = load(np.array(list(todo.values())))
+        backbone, used = make_backbone(engine, weights, images.shape[1], cache_dir)
+        if used != engine:
+            cache = FeatureCache(used, mode, weights, cache_dir)
+            store = cache.load()
+        store.update(zip(todo, extract(images, backbone, mode, progress=progress), strict=True))
+        cache.save(store)
+    return np.stack([store[k] for k in keys]).astype(np.float32)
 
 
 def cached_features(
@@ -284,18 +355,5 @@ def cached_features(
             f"cached_features: expected uint8 (n, h, w, 3), got {images.dtype} {images.shape}"
         )
     keys = [pixel_key(img) for img in images]
-    cache = FeatureCache(engine, mode, weights, cache_dir)
-    store = cache.load()
-    todo: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key not in store and key not in todo:
-            todo[key] = i
-    if todo:
-        backbone, used = make_backbone(engine, weights, images.shape[1], cache_dir)
-        if used != engine:
-            cache = FeatureCache(used, mode, weights, cache_dir)
-            store = cache.load()
-        feats = extract(images[list(todo.values())], backbone, mode, progress=progress)
-        store.update(zip(todo, feats, strict=True))
-        cache.save(store)
-    return np.stack([store[k] for k in keys]).astype(np.float32)
+    return features_for_keys(keys, lambda idx: images[idx], mode, engine, weights, cache_dir,
+                             progress)  # fmt: skip

@@ -19,9 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import DATASET_DOI, DEFAULT_DATA_DIR, MANIFEST_CSV
-from .dataset import read_reference, verify_release
-from .errors import DataError
-from .io_utils import replace_dir
+from .data import read_reference, verify_release
+from .io_utils import DataError, replace_dir
 
 #: The public "download all" zip of the Mendeley record (version 1); override with
 #: ``$LUNGCT_DATA_URL``.

@@ -1,6 +1,6 @@
-"""The paper's model (section II.C, Table II) and its parts.
+"""The paper's model (section II.C, Table II), with the head as a named, swappable part.
 
-``build_model()`` is the paper's network exactly::
+``build_model()`` with the default ``head="paper"`` is the paper's network exactly::
 
     base = MobileNetV2(include_top=False, weights="imagenet", input_shape=(224, 224, 3))
     base.trainable = False
@@ -11,70 +11,85 @@
     model = Model(inputs=base.input, outputs=predictions)
     model.compile(Adam(1e-3), "categorical_crossentropy", ["accuracy"])
 
+A *head* is a function ``cfg -> list of Keras layers`` applied to the pooled 1280-d
+feature; :data:`HEADS` names the ones this project ships, and a notebook can pass its own.
 Because the base is frozen (and a frozen BatchNorm runs in inference mode), each image's
-pooled 1280-d feature is fixed; :func:`build_head` is the same head on those features, so
-training it on cached features is training the paper's model (tests prove it).
+pooled feature is fixed: :func:`build_head` is the same head on cached features, so training
+it there is training the whole model (``tests/test_train.py`` proves it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import keras
+import numpy as np
+
 from .config import CLASSES, PAPER, PaperConfig
+from .features import build_base
+from .io_utils import atomic_path
 
-#: Layer names of the head, as in Table II.
-HEAD_LAYERS = ("fc_relu", "dropout", "predictions")
+#: Width of MobileNetV2 1.0's pooled feature.
 FEATURE_DIM = 1280
+#: Layer names of the paper's head, as in Table II.
+HEAD_LAYERS = ("fc_relu", "dropout", "predictions")
 
 
-def _keras():
-    import keras
+def paper_head(cfg: PaperConfig = PAPER) -> list:
+    """The paper's head (Table II): Dense(128, ReLU) -> Dropout(0.5) -> Dense(3, softmax).
 
-    return keras
-
-
-def build_base(weights: str | Path | None = "imagenet", image_size: int = 224, pooling=None):
-    """MobileNetV2 1.0 without its classifier, frozen (paper II.C).
+    Initializers and the dropout carry the seed, so the same ``cfg`` builds the same head.
 
     Args:
-        weights: ``"imagenet"`` (from ``$KERAS_HOME/models``), a weights-file path, or None
-            (random; only for shape tests: its features are near-constant).
-        image_size: input side.
-        pooling: None for the 7x7x1280 map, ``"avg"`` for the pooled 1280-d feature.
+        cfg: ``dense_units``, ``dropout`` and ``seed``.
 
     Returns:
-        A Keras model with ``trainable = False``.
+        The three layers, named as in :data:`HEAD_LAYERS`.
     """
-    keras = _keras()
-    weights = str(weights) if isinstance(weights, Path) else weights
-    base = keras.applications.MobileNetV2(
-        include_top=False,
-        weights=weights,
-        input_shape=(image_size, image_size, 3),
-        pooling=pooling,
-    )
-    base.trainable = False  # all base layers frozen (paper II.C)
-    return base
-
-
-def _head_layers(cfg: PaperConfig):
-    keras = _keras()
-    seed = cfg.seed  # explicit seeds: the same head init and dropout masks wherever it is built
+    seed = cfg.seed
     return [
-        keras.layers.Dense(
-            cfg.dense_units,
-            activation="relu",
-            name="fc_relu",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-        ),  # Table II: Dense(128, ReLU)
-        keras.layers.Dropout(cfg.dropout, seed=seed, name="dropout"),  # Table II: Dropout(0.5)
-        keras.layers.Dense(
-            len(CLASSES),
-            activation="softmax",
-            name="predictions",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
-        ),  # Table II: Dense(3, softmax)
-    ]
+        keras.layers.Dense(cfg.dense_units, activation="relu", name="fc_relu",
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed)),
+        keras.layers.Dropout(cfg.dropout, seed=seed, name="dropout"),
+        keras.layers.Dense(len(CLASSES), activation="softmax", name="predictions",
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1)),
+    ]  # fmt: skip
+
+
+def linear_head(cfg: PaperConfig = PAPER) -> list:
+    """A linear softmax head on the pooled feature (a linear probe trained with Adam).
+
+    Args:
+        cfg: ``seed``.
+
+    Returns:
+        One Dense(3, softmax) layer.
+    """
+    init = keras.initializers.GlorotUniform(seed=cfg.seed)
+    return [keras.layers.Dense(len(CLASSES), activation="softmax", name="predictions",
+                               kernel_initializer=init)]  # fmt: skip
+
+
+#: The heads this project ships, by name.
+HEADS: dict[str, Callable[[PaperConfig], list]] = {"paper": paper_head, "linear": linear_head}
+
+
+def head_layers(head: str | Callable[[PaperConfig], list], cfg: PaperConfig) -> list:
+    """The layers of a named head or of a head function.
+
+    Args:
+        head: a name in :data:`HEADS` or a function ``cfg -> list of layers``.
+        cfg: the settings.
+
+    Returns:
+        Fresh Keras layers.
+    """
+    if callable(head):
+        return list(head(cfg))
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {sorted(HEADS)} or a function, got {head!r}")
+    return HEADS[head](cfg)
 
 
 def compile_model(model, cfg: PaperConfig = PAPER):
@@ -87,7 +102,6 @@ def compile_model(model, cfg: PaperConfig = PAPER):
     Returns:
         The same model, compiled.
     """
-    keras = _keras()
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
         loss="categorical_crossentropy",
@@ -96,70 +110,64 @@ def compile_model(model, cfg: PaperConfig = PAPER):
     return model
 
 
-def build_model(cfg: PaperConfig = PAPER, weights: str | Path | None = "imagenet"):
-    """The paper's end-to-end model (Table II), compiled.
+def build_model(cfg: PaperConfig = PAPER, head="paper", weights="imagenet"):
+    """The end-to-end model: frozen MobileNetV2, global average pooling, a head; compiled.
 
     Args:
         cfg: head and optimizer settings (default: the paper's).
-        weights: backbone weights, see :func:`build_base`.
+        head: ``"paper"`` (Table II, the default), another name in :data:`HEADS`, or a
+            function ``cfg -> list of layers``.
+        weights: backbone weights, see :func:`~lungct_utils.features.build_base`.
 
     Returns:
-        ``keras.Model`` named ``"mobilenetv2_paper"``: input 224x224x3 in the
-        preprocessing range of ``cfg.preprocess``, output 3 softmax probabilities in the
-        order benign, malignant, normal.
+        ``keras.Model`` named ``"mobilenetv2_<head>"``: input 224x224x3 in the range of
+        ``cfg.preprocess``, output 3 softmax probabilities (benign, malignant, normal).
     """
-    keras = _keras()
     base = build_base(weights, cfg.image_size)
     x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(base.output)
-    for layer in _head_layers(cfg):
+    for layer in head_layers(head, cfg):
         x = layer(x)
-    model = keras.Model(inputs=base.input, outputs=x, name="mobilenetv2_paper")
-    return compile_model(model, cfg)
+    name = head if isinstance(head, str) else getattr(head, "__name__", "custom")
+    return compile_model(keras.Model(inputs=base.input, outputs=x, name=f"mobilenetv2_{name}"), cfg)
 
 
-def build_head(cfg: PaperConfig = PAPER):
-    """The paper's head alone, on pooled 1280-d backbone features, compiled.
+def build_head(cfg: PaperConfig = PAPER, head="paper"):
+    """A head alone, on pooled 1280-d backbone features, compiled.
 
     Args:
         cfg: head and optimizer settings.
+        head: a name in :data:`HEADS` or a function ``cfg -> list of layers``.
 
     Returns:
-        ``keras.Model`` named ``"paper_head"`` with the layers of :data:`HEAD_LAYERS`.
+        ``keras.Model`` named ``"<head>_head"``.
     """
-    keras = _keras()
     inputs = keras.Input((FEATURE_DIM,), name="features")
     x = inputs
-    for layer in _head_layers(cfg):
+    for layer in head_layers(head, cfg):
         x = layer(x)
-    return compile_model(keras.Model(inputs, x, name="paper_head"), cfg)
+    name = head if isinstance(head, str) else getattr(head, "__name__", "custom")
+    return compile_model(keras.Model(inputs, x, name=f"{name}_head"), cfg)
 
 
-def copy_head_weights(source, target) -> None:
-    """Copy the head's weights between a head and an end-to-end model (by layer name).
-
-    Args:
-        source: a model holding the layers of :data:`HEAD_LAYERS`.
-        target: another such model.
-    """
-    for name in HEAD_LAYERS:
-        target.get_layer(name).set_weights(source.get_layer(name).get_weights())
-
-
-def assemble(head, cfg: PaperConfig = PAPER, weights: str | Path | None = "imagenet"):
+def assemble(head, cfg: PaperConfig = PAPER, weights="imagenet"):
     """Join the frozen base and a trained head into one end-to-end Keras model.
 
     Args:
-        head: a trained :func:`build_head` model.
-        cfg: the settings it was trained with.
+        head: a trained head model (from :func:`build_head` or any model on the 1280-d
+            pooled feature).
+        cfg: the settings it was trained with (``image_size``, ``learning_rate``).
         weights: backbone weights (the ones its features came from).
 
     Returns:
-        The :func:`build_model` network carrying the head's weights.
+        An inference model ``image -> probabilities`` (not compiled: it is saved, exported
+        and used, never trained again) whose pooled layer is ``global_average_pooling``; the
+        head's layers keep their trained weights.
     """
-    model = build_model(cfg, weights)
-    copy_head_weights(head, model)
-    model.optimizer.build(model.trainable_variables)  # saved and reloaded without warnings
-    return model
+    inference_head = keras.models.clone_model(head)  # the same layers, without an optimizer
+    inference_head.set_weights(head.get_weights())
+    base = build_base(weights, cfg.image_size)
+    x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(base.output)
+    return keras.Model(base.input, inference_head(x), name=f"mobilenetv2_{head.name}")
 
 
 def save_model(model, path: Path) -> Path:
@@ -172,8 +180,6 @@ def save_model(model, path: Path) -> Path:
     Returns:
         ``path``.
     """
-    from .io_utils import atomic_path
-
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"save_model: path must end in .keras, got {str(path)!r}")
@@ -192,7 +198,6 @@ def parameter_counts(model) -> dict[str, int]:
     Returns:
         ``{"total", "trainable", "non_trainable"}``.
     """
-    import numpy as np
 
     def count(weights):
         return int(sum(int(np.prod(w.shape)) for w in weights))

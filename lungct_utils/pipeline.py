@@ -1,9 +1,10 @@
-"""What the notebooks call: each step of the reproduction in one function.
+"""The file-level steps of the flow, shared by the notebooks and the command line.
 
-Notebooks run in fresh kernels, so every step hands its results to the next through
-files: the split manifests (``data/processed``), the feature cache (``data/interim``),
-trained models (``models/``) and metric parts (``reports/metrics/``), which
-:func:`write_metrics` joins into ``reports/metrics.json`` and ``reports/summary.md``.
+Notebooks run in fresh kernels, so every step hands its results to the next through files:
+the groups of the originals and the split manifests (``data/processed``), the feature cache
+(``data/interim``), trained models (``models/``) and metric parts (``<reports>/metrics``).
+``make prepare`` (:func:`prepare`) runs the data steps without any notebook; notebook 01
+runs the same steps one by one on visible data and saves them with :func:`save_groups`.
 """
 
 from __future__ import annotations
@@ -11,353 +12,359 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
+from PIL import Image
+from tqdm import tqdm
 
-from . import config, ood
-from .augment import load_images
-from .errors import DataError
-from .experiment import cv_metrics, holdout_metrics, run_cv, run_holdout
-from .features import cached_features
-from .io_utils import write_json
+from . import audit, cases, config
+from .augment import load_images, materialize, plan_augmentation
+from .data import load_manifest
+from .features import cached_features, features_for_keys, imagenet_weights, weights_fingerprint
+from .images import body_crop, load_uint8
+from .io_utils import DataError, provenance, sha256_bytes, write_csv, write_json
 from .model import assemble, save_model
-from .prepare import prepare_all, read_augmented, read_splits
-from .provenance import provenance
+from .splits import make_splits
 
-METRICS_DIR = config.REPORTS / "metrics"
+GROUPS_CSV = {"pseudo_case": config.PSEUDO_CASES_CSV, "case": config.CASES_CSV}
 
 
-def prepare(
-    cfg: config.PaperConfig = config.PAPER,
-    progress: bool = True,
-    processed: Path = config.PROCESSED,
-) -> pd.DataFrame:
-    """Build (or reuse) the augmented set and the split manifests.
+def release_manifest(progress: bool = True) -> pd.DataFrame:
+    """The verified originals of the release (``$LUNGCT_DATA_DIR`` or ``data/raw``).
 
     Args:
-        cfg: settings and seed.
         progress: show progress bars.
-        processed: output folder (``data/processed``; ablations use a subfolder).
 
     Returns:
-        The augmented manifest.
+        ``path, label, sha256, width, height, mode, abspath, number`` in path order.
     """
-    prepare_all(config.data_dir(), cfg, processed=processed, progress=progress)
-    return read_augmented(processed)
+    manifest = load_manifest(config.data_dir(), progress=progress).reset_index(drop=True)
+    manifest["number"] = [cases.file_number(p) for p in manifest["path"]]
+    return manifest
 
 
-def features(
-    cfg: config.PaperConfig = config.PAPER,
-    engine: str = "litert",
-    progress: bool = True,
-    processed: Path = config.PROCESSED,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The augmented manifest and every image's cached backbone feature.
+def original_images(manifest: pd.DataFrame, cfg: config.PaperConfig = config.PAPER,
+                    progress: bool = True) -> np.ndarray:  # fmt: skip
+    """The originals decoded, in RGB and resized as the paper does (II.B).
 
     Args:
-        cfg: settings (``preprocess`` mode).
-        engine: ``"litert"`` or ``"keras"``.
+        manifest: from :func:`release_manifest`.
+        cfg: ``image_size`` and ``pad_square``.
         progress: show progress bars.
+
+    Returns:
+        uint8 ``(n, s, s, 3)`` in manifest order.
+    """
+    paths = tqdm(manifest["abspath"], desc="loading originals", disable=not progress, leave=False)
+    return np.stack([load_uint8(p, cfg.image_size, cfg.pad_square) for p in paths])
+
+
+def view_features(images: np.ndarray, cfg: config.PaperConfig, progress: bool = True):
+    """Backbone features of the originals and of their audit views (mirror, rotations).
+
+    Args:
+        images: uint8 originals.
+        cfg: ``preprocess``.
+        progress: show progress bars.
+
+    Returns:
+        ``(features, [features of each view])``.
+    """
+    feats = cached_features(images, cfg.preprocess, progress=progress)
+    return feats, [
+        cached_features(v, cfg.preprocess, progress=progress) for v in audit.views(images)
+    ]
+
+
+def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarray,
+                    others: list[np.ndarray]) -> dict:  # fmt: skip
+    """Pseudo-cases (near-duplicate components) and reconstructed cases of the originals.
+
+    Args:
+        manifest: from :func:`release_manifest`.
+        images: its uint8 images.
+        feats: their backbone features.
+        others: features of each audit view.
+
+    Returns:
+        ``{"sim", "counts", "threshold", "groups"}``; ``groups`` is ``path, label, sha256,
+        number, width, height, pseudo_case, run, case`` per original.
+    """
+    sim = audit.similarity(feats, others)
+    counts = audit.link_counts(sim, manifest["label"], manifest["sha256"])
+    threshold = audit.choose_threshold(counts)
+    frame = manifest[["path", "label", "sha256", "number", "width", "height"]].copy()
+    frame["pseudo_case"] = audit.pseudo_case_names(
+        audit.components(sim, threshold, manifest["sha256"])
+    )
+    nxt = cases.next_similarity(frame, *cases.slice_views(feats, images))
+    pairs = cases.link_pairs(sim, frame["label"], frame["sha256"], threshold)
+    groups = cases.reconstruct(frame, nxt, pairs)
+    return {"sim": sim, "counts": counts, "threshold": threshold, "groups": groups}
+
+
+def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
+    digest = sha256_bytes("\n".join(sorted(manifest["sha256"] + manifest["path"])).encode())
+    return {"originals_sha256": digest, "weights_sha256": weights_fingerprint(imagenet_weights()),
+            "image_size": cfg.image_size, "preprocess": cfg.preprocess,
+            "views": [list(v) for v in audit.VIEWS],
+            "thresholds": [float(t) for t in audit.THRESHOLDS],
+            "thumbnail_side": cases.THUMBNAIL_SIDE,
+            "stated": dict(config.STATED_CASES)}  # fmt: skip
+
+
+def save_groups(groups: pd.DataFrame, manifest: pd.DataFrame, cfg: config.PaperConfig,
+                processed: Path = config.PROCESSED) -> dict[str, Path]:  # fmt: skip
+    """Write ``pseudo_cases.csv`` and ``cases.csv`` (``path, label, sha256, <group>``).
+
+    Beside them ``groups.json`` records what they were computed from, so :func:`prepare`
+    reuses them instead of running the audit again.
+
+    Args:
+        groups: per original ``path, label, sha256, pseudo_case, case``.
+        manifest: the originals they were computed from.
+        cfg: the settings used (``image_size``, ``preprocess``).
         processed: the processed-data folder.
 
     Returns:
-        ``(table, features)`` with ``features`` float32 ``(n, 1280)`` in table order.
+        Column -> path written.
     """
-    table = prepare(cfg, progress, processed)
-    images = load_images(table, Path(processed) / "augmented", progress=progress)
-    return table, cached_features(images, cfg.preprocess, engine, progress=progress)
+    out = {}
+    for column, default in GROUPS_CSV.items():
+        target = Path(processed) / default.name
+        out[column] = write_csv(groups[["path", "label", "sha256", column]], target)
+    write_json({"fingerprint": _groups_fingerprint(manifest, cfg), **provenance(cfg)},
+               Path(processed) / "groups.json")  # fmt: skip
+    return out
 
 
-def audit(cfg: config.PaperConfig = config.PAPER, progress: bool = True) -> tuple[dict, dict]:
-    """The dataset audit (duplicates, pseudo-cases, shortcuts); saves its metrics part.
+def groups_current(manifest: pd.DataFrame, cfg: config.PaperConfig,
+                   processed: Path = config.PROCESSED) -> bool:  # fmt: skip
+    """True when the saved groups were computed from these originals, weights and settings.
+
+    Args:
+        manifest: the originals.
+        cfg: the settings.
+        processed: the processed-data folder.
+
+    Returns:
+        Whether :func:`save_groups`' outputs can be reused.
+    """
+    meta = Path(processed) / "groups.json"
+    files = [Path(processed) / g.name for g in GROUPS_CSV.values()]
+    if not meta.is_file() or not all(f.is_file() for f in files):
+        return False
+    return json.loads(meta.read_text()).get("fingerprint") == _groups_fingerprint(manifest, cfg)
+
+
+def compute_groups(manifest: pd.DataFrame, cfg: config.PaperConfig,
+                   progress: bool = True) -> pd.DataFrame:  # fmt: skip
+    """The pseudo-case and case of every original (the steps of notebook 01, in one call).
+
+    Args:
+        manifest: from :func:`release_manifest`.
+        cfg: settings (padding is ignored: groups describe the data as released).
+        progress: show progress bars.
+
+    Returns:
+        ``groups`` of :func:`group_originals`.
+    """
+    plain = cfg.with_overrides(pad_square=False)
+    images = original_images(manifest, plain, progress)
+    feats, others = view_features(images, plain, progress)
+    return group_originals(manifest, images, feats, others)["groups"]
+
+
+def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
+    keys = (
+        "image_size",
+        "augmented_counts",
+        "max_rotation_deg",
+        "max_shift_frac",
+        "max_zoom",
+        "pad_square",
+        "train_frac",
+        "val_frac",
+        "test_frac",
+        "n_folds",
+        "cv_repeats",
+        "seed",
+    )
+    groups = json.loads((Path(processed) / "groups.json").read_text())["fingerprint"]
+    # format 2: pixel keys hash the shape too
+    return {"format": 2, "settings": {k: cfg.to_dict()[k] for k in keys}, "groups": groups}
+
+
+def prepare(cfg: config.PaperConfig = config.PAPER, processed: Path = config.PROCESSED,
+            progress: bool = True, force: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Build (or reuse) the groups of the originals, the augmented set and every split manifest.
+
+    Outputs under ``processed``: ``pseudo_cases.csv``, ``cases.csv`` and ``groups.json``
+    (:func:`save_groups`), ``augmented/`` (PNG), ``augmented.csv``, ``splits_<protocol>.csv``
+    and ``prepare.json`` (fingerprint and provenance). A rerun with the same release,
+    settings, weights and seed reuses them; groups saved by notebook 01 are reused too.
 
     Args:
         cfg: settings and seed.
+        processed: output folder.
         progress: show progress bars.
+        force: rebuild even when the outputs match.
 
     Returns:
-        ``(result, summary)``: see :func:`~lungct_utils.audit.audit_originals` and
-        :func:`~lungct_utils.audit.audit_summary`.
+        The augmented table with its group columns (:func:`read_table`).
     """
-    from .audit import audit_originals, audit_summary
+    processed = Path(processed)
+    manifest = release_manifest(progress)
+    if force or not groups_current(manifest, cfg, processed):
+        save_groups(compute_groups(manifest, cfg, progress), manifest, cfg, processed)
+    meta = processed / config.PREPARE_JSON.name
+    fingerprint = _fingerprint(cfg, processed)
+    outputs = [processed / config.AUGMENTED_CSV.name, processed / config.AUGMENTED_DIR.name]
+    outputs += [config.split_path(p, processed) for p in config.PROTOCOLS]
+    if not force and meta.is_file() and all(p.exists() for p in outputs):
+        if json.loads(meta.read_text()).get("fingerprint") == fingerprint:
+            return read_table(processed)
+    images = original_images(manifest, cfg, progress)
+    plan = plan_augmentation(manifest, cfg)
+    sources = dict(zip(manifest["path"], images, strict=True))
+    materialize(plan, sources, processed / "augmented", progress)
+    table = read_table(processed)
+    for protocol in config.PROTOCOLS:
+        write_csv(make_splits(table, protocol, cfg), config.split_path(protocol, processed))
+    write_json({"fingerprint": fingerprint, **provenance(cfg)}, meta)
+    return table
 
-    result = audit_originals(config.data_dir(), cfg, progress)
-    summary = audit_summary(result, cfg.seed)
-    write_json(summary, METRICS_DIR / "audit.json")
-    return result, summary
 
-
-def pad_square_ablation(
-    cfg: config.PaperConfig = config.PAPER, protocol: str = "grouped_near", progress: bool = True
-) -> dict:
-    """The shape-shortcut ablation: pad every image to a square before resizing.
-
-    Rebuilds the augmented set (same seed and plan) under ``data/processed/ablation_pad_square``,
-    then runs the holdout and the CV of ``protocol``; saves the metrics part.
+def read_table(processed: Path = config.PROCESSED) -> pd.DataFrame:
+    """The augmented manifest with each row's pseudo-case and case (by its source).
 
     Args:
-        cfg: settings (``pad_square`` is switched on here).
-        protocol: the protocol to compare under.
-        progress: show progress bars.
+        processed: the processed-data folder.
 
     Returns:
-        ``{"protocol", "holdout", "cv"}`` for the padded data.
+        ``augmented.csv`` plus ``pseudo_case`` and ``case`` columns.
     """
-    padded = cfg.with_overrides(pad_square=True)
-    folder = config.PROCESSED / "ablation_pad_square"
-    _, feats = features(padded, progress=progress, processed=folder)
-    splits = read_splits(protocol, folder)
-    hold = holdout_metrics(run_holdout(feats, splits, padded, progress), splits, cfg.seed)
-    cv = cv_metrics(run_cv(feats, splits, protocol, padded, progress), splits)
-    out = {"protocol": protocol, "holdout": hold, "cv": cv}
-    write_json(out, METRICS_DIR / "ablation_pad_square.json")
-    return out
+    path = Path(processed) / config.AUGMENTED_CSV.name
+    missing = [p for p in (path, *(Path(processed) / g.name for g in GROUPS_CSV.values()))
+               if not p.is_file()]  # fmt: skip
+    if missing:
+        raise DataError(f"{missing[0]}: not built yet; run 'make prepare'")
+    table = pd.read_csv(path, dtype={"source_sha256": str, "group": str, "pixel_sha256": str})
+    for column, default in GROUPS_CSV.items():
+        groups = pd.read_csv(Path(processed) / default.name)
+        table[column] = table["source"].map(dict(zip(groups["path"], groups[column], strict=True)))
+    return table
 
 
-def run_name(protocol: str) -> str:
-    """The name of a protocol's holdout run (``models/<run>.keras``)."""
-    if protocol not in config.PROTOCOLS:
-        raise ValueError(f"protocol must be one of {config.PROTOCOLS}, got {protocol!r}")
-    return f"{protocol}_holdout"
-
-
-def train_holdout(
-    protocol: str, feats: np.ndarray, cfg: config.PaperConfig = config.PAPER, progress: bool = True
-) -> dict:
-    """Train the holdout run of a protocol and save it.
-
-    Writes ``models/<run>.keras`` (the end-to-end model), ``models/<run>_head.keras``,
-    ``models/<run>.ood.npz`` (the out-of-distribution reference: training features and a
-    threshold at the 99th percentile of the validation scores) and ``models/<run>.json``
-    (history, epochs, provenance).
+def read_splits(protocol: str, processed: Path = config.PROCESSED) -> pd.DataFrame:
+    """The split manifest of a protocol (:func:`~lungct_utils.splits.make_splits`).
 
     Args:
         protocol: a protocol name.
-        feats: features aligned with the split manifest.
-        cfg: settings.
+        processed: the processed-data folder.
+
+    Returns:
+        The table.
+    """
+    path = config.split_path(protocol, processed)
+    if not path.is_file():
+        raise DataError(f"{path}: not built yet; run 'make prepare'")
+    return pd.read_csv(path, dtype={"group": str})
+
+
+def table_features(table: pd.DataFrame, cfg: config.PaperConfig = config.PAPER,
+                   engine: str = "litert", processed: Path = config.PROCESSED,
+                   progress: bool = True) -> np.ndarray:  # fmt: skip
+    """Every augmented image's backbone feature, from the cache (images read only if missing).
+
+    Args:
+        table: from :func:`read_table`.
+        cfg: ``preprocess``.
+        engine: ``"litert"`` or ``"keras"``.
+        processed: the processed-data folder holding ``augmented/``.
         progress: show progress bars.
 
     Returns:
-        ``{"history", "epochs", "best_epoch", "model_path"}``.
+        float32 ``(n, 1280)`` in table order.
     """
-    name = run_name(protocol)
-    splits = read_splits(protocol)
-    run = run_holdout(feats, splits, cfg, progress)
-    save_model(run.train.model, config.MODELS / f"{name}_head.keras")
-    model_path = save_model(assemble(run.train.model, cfg), config.MODELS / f"{name}.keras")
-    roles = splits["holdout"].to_numpy()
-    ood.save(ood.fit(feats[roles == "train"], feats[roles == "val"]), ood.path_for(model_path))
-    info = {
-        "protocol": protocol,
-        "history": run.train.history,
-        "epochs": run.train.epochs,
-        "best_epoch": run.train.best_epoch,
-        "model_path": str(model_path.relative_to(config.ROOT)),
-        **provenance(cfg),
-    }
-    write_json(info, config.MODELS / f"{name}.json")
-    return info
+
+    def load(rows):
+        return load_images(table.iloc[rows], Path(processed) / "augmented", progress)
+
+    keys = table["pixel_sha256"].tolist()
+    return features_for_keys(keys, load, cfg.preprocess, engine, progress=progress)
 
 
-def load_run(protocol: str) -> tuple[object, dict]:
-    """The saved head and run info of a protocol's holdout run.
+def body_crops(images: np.ndarray) -> np.ndarray:
+    """The body crop (:func:`~lungct_utils.images.body_crop`) of resized originals.
 
     Args:
-        protocol: a protocol name.
+        images: uint8 ``(n, s, s, 3)``, e.g. from :func:`original_images`.
 
     Returns:
-        ``(head model, info dict)``.
+        uint8 ``(n, s, s, 3)``: each body's bounding box resized back to ``s``.
     """
-    import keras
+    return np.stack([body_crop(Image.fromarray(img), img.shape[0]) for img in images])
 
-    name = run_name(protocol)
+
+def save_predictions(name: str, preds: pd.DataFrame) -> Path:
+    """Keep a CV's predictions for a later notebook (``data/interim/predictions/<name>.csv``).
+
+    Args:
+        name: e.g. ``"cv_cases"``.
+        preds: one row per prediction.
+
+    Returns:
+        The path.
+    """
+    return write_csv(preds, config.INTERIM / "predictions" / f"{name}.csv")
+
+
+def load_predictions(name: str) -> pd.DataFrame:
+    """Predictions saved by :func:`save_predictions`.
+
+    Args:
+        name: their name.
+
+    Returns:
+        The table.
+    """
+    path = config.INTERIM / "predictions" / f"{name}.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run notebooks/05_cross_validation.ipynb first")
+    return pd.read_csv(path)
+
+
+def save_run(name: str, head, cfg: config.PaperConfig, info: dict) -> Path:
+    """Save a trained head as an end-to-end model ``models/<name>.keras`` plus ``<name>.json``.
+
+    Args:
+        name: the run name.
+        head: the trained head.
+        cfg: its settings.
+        info: anything JSON-ready to keep beside it (history, protocol, ...).
+
+    Returns:
+        The ``.keras`` path.
+    """
+    path = save_model(assemble(head, cfg), config.model_path(name))
+    save_model(head, config.MODELS / f"{name}_head.keras")
+    write_json({**info, **provenance(cfg)}, config.MODELS / f"{name}.json")
+    return path
+
+
+def load_run(name: str) -> tuple[object, dict]:
+    """A saved head and its info (:func:`save_run`).
+
+    Args:
+        name: the run name.
+
+    Returns:
+        ``(head, info)``.
+    """
     path = config.MODELS / f"{name}_head.keras"
     if not path.is_file():
-        raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb first")
+        raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb (make report)")
     info = json.loads((config.MODELS / f"{name}.json").read_text())
-    return keras.models.load_model(path), info
-
-
-def evaluate_holdout(protocol: str, feats: np.ndarray, seed: int = 0) -> tuple[dict, pd.DataFrame]:
-    """Evaluate a saved holdout run on its test split; save the metrics part.
-
-    Args:
-        protocol: a protocol name.
-        feats: features aligned with the split manifest.
-        seed: bootstrap seed.
-
-    Returns:
-        ``(metrics, predictions)``; predictions has ``id, label, group`` and one
-        probability column per class plus ``pred``.
-    """
-    from .experiment import RunResult
-    from .train import TrainResult, predict_proba
-
-    head, info = load_run(protocol)
-    splits = read_splits(protocol)
-    test = np.flatnonzero(splits["holdout"].to_numpy() == "test")
-    probs = predict_proba(head, feats[test])
-    run = RunResult(TrainResult(head, info["history"], info["epochs"]), test, probs, 0.0)
-    metrics = holdout_metrics(run, splits, seed)
-    preds = splits.iloc[test][["id", "label", "group"]].reset_index(drop=True)
-    for i, c in enumerate(config.CLASSES):
-        preds[f"p_{c}"] = probs[:, i]
-    preds["pred"] = [config.CLASSES[i] for i in probs.argmax(1)]
-    write_json(metrics, METRICS_DIR / f"holdout_{protocol}.json")
-    return metrics, preds
-
-
-def cross_validate(
-    protocol: str, feats: np.ndarray, cfg: config.PaperConfig = config.PAPER, progress: bool = True
-) -> dict:
-    """Stratified k-fold CV of a protocol (paper II.F); save the metrics part.
-
-    Args:
-        protocol: a protocol name.
-        feats: features aligned with the split manifest.
-        cfg: settings.
-        progress: show progress bars.
-
-    Returns:
-        Table IV metrics: ``{"folds", "mean", "std"}``.
-    """
-    splits = read_splits(protocol)
-    result = cv_metrics(run_cv(feats, splits, protocol, cfg, progress), splits)
-    write_json(result, METRICS_DIR / f"cv_{protocol}.json")
-    return result
-
-
-def load_part(name: str) -> dict:
-    """A saved metrics part (``reports/metrics/<name>.json``), e.g. ``holdout_grouped``.
-
-    Args:
-        name: the part's name.
-
-    Returns:
-        Its dict.
-    """
-    path = METRICS_DIR / f"{name}.json"
-    if not path.is_file():
-        raise DataError(f"{path}: missing; run the notebooks in order (make report)")
-    return json.loads(path.read_text())
-
-
-def collect_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
-    """Join the metric parts into the ``metrics.json`` structure.
-
-    Args:
-        cfg: the settings the parts were made with.
-
-    Returns:
-        ``{"params", "seed", "git_commit", "dataset", "protocols"}`` (fractions).
-    """
-    from .dataset import read_reference
-
-    reference = read_reference()
-    table = read_augmented()
-    prov = provenance(cfg)
-    protocols = {}
-    for protocol in config.PROTOCOLS:
-        hold = load_part(f"holdout_{protocol}")
-        protocols[protocol] = {"holdout": hold, "cv": load_part(f"cv_{protocol}")}
-    return {
-        "params": prov["params"],
-        "seed": prov["seed"],
-        "git_commit": prov["git_commit"],
-        "created": prov["created"],
-        "dataset": {
-            "original": {c: int((reference["label"] == c).sum()) for c in config.CLASSES},
-            "augmented": {c: int((table["label"] == c).sum()) for c in config.CLASSES},
-        },
-        "audit": load_part("audit"),
-        "protocols": protocols,
-        "ablations": {"pad_square": load_part("ablation_pad_square")},
-    }
-
-
-def write_metrics(cfg: config.PaperConfig = config.PAPER) -> dict:
-    """Write ``reports/metrics.json`` and ``reports/summary.md``.
-
-    Args:
-        cfg: the settings used.
-
-    Returns:
-        The metrics dict.
-    """
-    from .io_utils import write_text
-    from .summary import render_summary
-
-    metrics = collect_metrics(cfg)
-    write_json(metrics, config.REPORTS / "metrics.json")
-    write_text(render_summary(metrics), config.REPORTS / "summary.md")
-    return metrics
-
-
-def model_path(protocol: str) -> Path:
-    """Where the end-to-end model of a protocol's holdout run is saved."""
-    return config.MODELS / f"{run_name(protocol)}.keras"
-
-
-def ood_rates(protocol: str, feats: np.ndarray) -> pd.DataFrame:
-    """How often the OOD flag fires on held-out CT slices and on images that are not CT.
-
-    Args:
-        protocol: whose holdout model and reference to use.
-        feats: features aligned with the split manifest (test rows are scored).
-
-    Returns:
-        DataFrame indexed by image set: ``images``, ``flagged``, ``flagged_share``.
-    """
-    from .ood_examples import non_ct_images
-    from .predict import Predictor
-
-    splits = read_splits(protocol)
-    ref = ood.load(ood.path_for(model_path(protocol)))
-    test = splits["holdout"].to_numpy() == "test"
-    ct_flags = ood.score(feats[test], ref) > float(ref["threshold"])
-    predictor = Predictor(model_path(protocol))
-    others = non_ct_images()
-    _, _, other_flags = predictor(list(others.values()))
-    rows = {"held-out CT slices (test split)": ct_flags}
-    for name, flag in zip(others, other_flags, strict=True):
-        rows[f"not CT: {name}"] = np.array([flag])
-    rows["not CT: all"] = np.asarray(other_flags)
-    return pd.DataFrame(
-        {
-            k: {"images": len(v), "flagged": int(v.sum()), "flagged_share": float(v.mean())}
-            for k, v in rows.items()
-        }  # fmt: skip
-    ).T
-
-
-def gradcam_examples(protocol: str, preds: pd.DataFrame, n: int = 3, seed: int = 0) -> list[tuple]:
-    """Grad-CAM overlays of ``n`` correct and ``n`` wrong test predictions.
-
-    Args:
-        protocol: whose holdout model to explain.
-        preds: its test predictions (from :func:`evaluate_holdout`).
-        n: examples of each kind.
-        seed: sampling seed.
-
-    Returns:
-        ``(image, overlay, title)`` tuples for :func:`~lungct_utils.plots.image_pairs`.
-    """
-    from . import gradcam
-    from .predict import Predictor
-    from .preprocess import open_rgb, scale
-
-    predictor = Predictor(model_path(protocol))
-    gmodel = gradcam.grad_model(predictor.model)
-    files = read_augmented().set_index("id")["file"]
-    right = preds[preds["pred"] == preds["label"]]
-    wrong = preds[preds["pred"] != preds["label"]]
-    picks = pd.concat([right.sample(min(n, len(right)), random_state=seed),
-                       wrong.sample(min(n, len(wrong)), random_state=seed)])  # fmt: skip
-    out = []
-    for row in picks.itertuples():
-        img = open_rgb(config.AUGMENTED_DIR / files[row.id])
-        cam = gradcam.heatmap(gmodel, scale(np.asarray(img)))
-        verdict = "correct" if row.pred == row.label else "WRONG"
-        out.append((np.asarray(img), np.asarray(gradcam.overlay(img, cam)),
-                    f"{row.id}: true {row.label}, predicted {row.pred} ({verdict})"))  # fmt: skip
-    return out
+    return keras.models.load_model(path, compile=False), info

@@ -1,4 +1,4 @@
-"""Figures of the notebooks; each is saved under ``reports/figures/`` and returned.
+"""Figures of the notebooks; each is saved under ``<reports>/figures/`` and returned.
 
 Every function draws one figure (matplotlib/seaborn), saves it as PNG (atomically) and
 returns the ``Figure``; notebooks assign the result (``_ = plots.x(...)``) so no
@@ -15,24 +15,24 @@ import pandas as pd
 import seaborn as sns
 
 from . import config
+from .images import open_rgb
 from .io_utils import atomic_path
-from .preprocess import open_rgb
 
 PALETTE = {"benign": "#4c72b0", "malignant": "#c44e52", "normal": "#55a868"}
 
 
-def save(fig, name: str, folder: Path = config.FIGURES) -> Path:
+def save(fig, name: str, folder: Path | None = None) -> Path:
     """Save a figure as ``folder/name.png`` atomically.
 
     Args:
         fig: the figure.
         name: file stem.
-        folder: target folder.
+        folder: target folder (default: this run's ``<reports>/figures``).
 
     Returns:
         The PNG path.
     """
-    path = Path(folder) / f"{name}.png"
+    path = Path(folder or config.figures_dir()) / f"{name}.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     return path
@@ -51,9 +51,13 @@ def class_counts(manifest: pd.DataFrame, name: str = "01_class_counts"):
     return fig
 
 
-def sample_grid(paths_by_label: dict[str, list[str]], name: str = "01_samples"):
-    """A grid of example slices, one row per class (paper Fig. 2)."""
-    n = max(len(v) for v in paths_by_label.values())
+def sample_grid(manifest: pd.DataFrame, n: int = 4, seed: int = 0, name: str = "01_samples"):
+    """A grid of ``n`` seeded example slices per class, one row per class (paper Fig. 2)."""
+    rng = np.random.default_rng(seed)
+    paths_by_label = {}
+    for c in config.CLASSES:
+        paths = manifest.loc[manifest["label"] == c, "abspath"].to_numpy()
+        paths_by_label[c] = list(paths[rng.permutation(len(paths))[:n]])
     fig, axes = plt.subplots(len(paths_by_label), n, figsize=(2.2 * n, 2.4 * len(paths_by_label)))
     for r, (label, paths) in enumerate(paths_by_label.items()):
         for c in range(n):
@@ -179,13 +183,90 @@ def roc_curves(curves: dict[str, dict[str, tuple]], name: str = "04_roc"):
     return fig
 
 
-def cv_comparison(frame: pd.DataFrame, name: str = "05_cv_comparison"):
-    """Per-fold accuracy of each protocol beside the paper's Table IV."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    sns.barplot(data=frame, x="fold", y="accuracy", hue="source", ax=ax)
-    ax.set_ylim(max(0.0, frame["accuracy"].min() - 0.1), 1.0)
-    ax.set_title("5-fold CV accuracy: paper vs. our protocols")
-    ax.legend(fontsize=8, loc="lower right")
+def seed_spread(per_seed: pd.DataFrame, published: dict, name: str = "05_seed_spread"):
+    """Holdout and CV accuracy of the reproduction per seed, beside the paper's figures.
+
+    Args:
+        per_seed: rows ``seed, holdout accuracy, CV accuracy`` (fractions).
+        published: ``{"holdout accuracy": x, "CV accuracy": y}``.
+        name: file stem.
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for k, column in enumerate(("holdout accuracy", "CV accuracy")):
+        ax.scatter(np.full(len(per_seed), k), per_seed[column], color="#4c72b0", zorder=3,
+                   label="ours, one point per seed" if k == 0 else None)  # fmt: skip
+        ax.hlines(published[column], k - 0.3, k + 0.3, color="#c44e52",
+                  label="published" if k == 0 else None)  # fmt: skip
+    ax.set_xticks([0, 1], ["holdout test accuracy", "5-fold CV accuracy"])
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_ylabel("accuracy (paper protocol)")
+    ax.set_title("the reproduction over seeds")
+    ax.legend(fontsize=8)
+    save(fig, name)
+    return fig
+
+
+def case_strip(images, numbers, runs, cases, similarity, title: str, name: str):
+    """Consecutive slices of one class folder, with the cuts between runs and merged cases.
+
+    Args:
+        images: uint8 slices in scan order.
+        numbers: their file numbers.
+        runs: run id per slice (before merging).
+        cases: case id per slice (after merging).
+        similarity: per slice, its similarity to the next (NaN for the last).
+        title: figure title.
+        name: file stem.
+    """
+    n, cols = len(images), 10
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
+    palette = sns.color_palette("tab10", 10)
+    colour = {c: palette[k % 10] for k, c in enumerate(dict.fromkeys(cases))}
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k])
+        cut = k + 1 < n and runs[k] != runs[k + 1]
+        after = "" if k + 1 >= n else f"\n→ {similarity[k]:.2f}" + (" CUT" if cut else "")
+        ax.set_title(f"({numbers[k]}) {cases[k]}{after}", fontsize=6,
+                     color="red" if cut else "black")  # fmt: skip
+        for side in ax.spines.values():
+            side.set_visible(True)
+            side.set_color(colour[cases[k]])
+            side.set_linewidth(3)
+        ax.axis("on")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def reliability_diagrams(tables: dict[str, pd.DataFrame], name: str = "05_reliability"):
+    """Reliability diagram per protocol: confidence against accuracy, bins sized by count.
+
+    Args:
+        tables: protocol -> :func:`~lungct_utils.evaluate.reliability` of its pooled
+            repeated-CV predictions.
+        name: file stem.
+    """
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.4 * len(tables), 3.4), squeeze=False)
+    for ax, (protocol, t) in zip(axes[0], tables.items(), strict=True):
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.bar((t["lo"] + t["hi"]) / 2, t["accuracy"], width=t["hi"] - t["lo"], alpha=0.6,
+               edgecolor="black", label="accuracy in bin")  # fmt: skip
+        ax.scatter(t["confidence"], t["accuracy"], s=8 + 200 * t["count"] / t["count"].sum(),
+                   color="#c44e52", zorder=3, label="mean confidence")  # fmt: skip
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top class)")
+        ax.set_title(protocol)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
     save(fig, name)
     return fig
 
@@ -213,11 +294,12 @@ def similarity_distribution(sim: np.ndarray, counts: pd.DataFrame, threshold: fl
     return fig
 
 
-def protocol_comparison(frame: pd.DataFrame, name: str = "04_protocols"):
-    """Accuracy, macro-F1 and per-class recall per protocol, with 95% intervals where given.
+def protocol_comparison(frame: pd.DataFrame, title: str, name: str = "05_protocols"):
+    """Metrics per protocol side by side, with their intervals (the headline figure).
 
     Args:
         frame: rows ``protocol, metric, value, lo, hi`` (fractions; lo/hi may be NaN).
+        title: figure title (say what the intervals are).
         name: file stem.
     """
     fig, ax = plt.subplots(figsize=(9, 3.8))
@@ -228,12 +310,11 @@ def protocol_comparison(frame: pd.DataFrame, name: str = "04_protocols"):
         part = frame[frame["protocol"] == protocol].set_index("metric").reindex(metrics)
         x = np.arange(len(metrics)) + (k - (len(protocols) - 1) / 2) * width
         err = np.vstack([part["value"] - part["lo"], part["hi"] - part["value"]])
-        ax.bar(x, part["value"], width, label=protocol,
-               yerr=np.nan_to_num(err, nan=0.0), capsize=3)  # fmt: skip
+        ax.bar(x, part["value"], width, label=protocol, yerr=np.nan_to_num(err, nan=0.0),
+               capsize=3)  # fmt: skip
     ax.set_xticks(np.arange(len(metrics)), metrics)
-    ax.set_ylim(0.4, 1.02)
-    ax.set_ylabel("test split (holdout)")
-    ax.set_title("how much survives each protocol (95% bootstrap intervals over source images)")
+    ax.set_ylim(0.0, 1.05)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     save(fig, name)
     return fig

@@ -1,15 +1,26 @@
-"""Holdout and k-fold split manifests for the two protocols (paper II.B, II.F).
+"""Split protocols: holdout (paper II.B) and repeated k-fold CV (II.F) manifests.
 
-* ``paper``: what the paper did. A stratified random 70/15/15 split of the augmented
-  images (scikit-learn ``train_test_split``, twice) and a stratified 5-fold CV
-  (``StratifiedKFold``) over all of them. Copies of one original land in train and test:
-  leaky, kept to reproduce the paper.
-* ``grouped``: the same proportions and folds, but an image's group (its source original,
-  byte-identical originals merged) lies wholly on one side: holdout by a seeded,
-  stratified assignment of whole groups, CV by ``StratifiedGroupKFold``.
+A manifest has one row per image of the augmented set (Table I) and the columns
+``id, label, group, scored, holdout, fold_0 .. fold_{R-1}``:
 
-Validation data for early stopping inside a CV fold comes from that fold's training part
-(:func:`inner_validation`), under the same protocol.
+* ``group`` is the unit a protocol keeps whole: nothing for ``paper`` (the paper split
+  augmented images at random, so copies of one original sit in train and test: leaky, kept
+  to reproduce the paper), the source original for ``grouped`` (byte-identical originals
+  merged), the near-duplicate pseudo-case for ``grouped_near`` and the reconstructed case
+  (patient) for ``cases``.
+* ``scored`` marks the rows a test split scores. Under ``paper`` every row: its test set is
+  the paper's, augmented copies included. Under the honest protocols only one row per
+  *distinct original*: its identity row (no transform), exact duplicates merged. A test
+  fold then holds each distinct original of its groups once and never an augmented copy.
+* ``holdout`` is ``train``/``val``/``test`` (70/15/15); ``fold_r`` the fold of repeat ``r``
+  (5 folds; each repeat another seeded assignment of whole groups, stratified by class).
+  Honest protocols assign groups by their distinct originals, so the proportions are those
+  of the originals that get scored.
+
+Training and early-stopping data are every row (original and augmented copies) of the
+training groups: augmentation is planned per original, so restricting it to training
+originals is augmenting after the split. :func:`fold_roles` carves the early-stopping
+validation from a fold's training groups.
 """
 
 from __future__ import annotations
@@ -18,9 +29,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from .config import PROTOCOLS, PaperConfig
+from .config import HONEST_PROTOCOLS, PROTOCOLS, PaperConfig
 
-SPLIT_NAMES = ("train", "val", "test")
+#: The column of the augmented table that each protocol keeps whole.
+GROUP_COLUMNS = {"paper": "group", "grouped": "group", "grouped_near": "pseudo_case",
+                 "cases": "case"}  # fmt: skip
+#: Roles of a row in one training run; ``unused`` rows (copies of test originals) never enter.
+ROLES = ("train", "val", "test", "unused")
 
 
 def _check_protocol(protocol: str) -> None:
@@ -28,7 +43,7 @@ def _check_protocol(protocol: str) -> None:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
 
 
-def random_holdout(labels: np.ndarray, val_frac: float, test_frac: float, seed: int) -> np.ndarray:
+def random_holdout(labels, val_frac: float, test_frac: float, seed: int) -> np.ndarray:
     """Stratified random train/val/test assignment (the paper's split).
 
     Args:
@@ -51,14 +66,14 @@ def random_holdout(labels: np.ndarray, val_frac: float, test_frac: float, seed: 
     return out
 
 
-def grouped_holdout(
-    labels: np.ndarray, groups: np.ndarray, val_frac: float, test_frac: float, seed: int
-) -> np.ndarray:
+def grouped_holdout(labels, groups, val_frac: float, test_frac: float, seed: int,
+                    tries: int = 100) -> np.ndarray:  # fmt: skip
     """Stratified train/val/test assignment of whole groups.
 
-    Per class (a group's class is its most common label), the groups are shuffled with the
-    seed and taken into test while that brings the class's test count closer to its quota, then
-    likewise into validation, the rest into train: proportions hold to half a group's size.
+    Per class (a group's class is its most common label), the groups are shuffled and taken
+    into test while that brings the class's test count closer to its quota, then likewise
+    into validation, the rest into train. With large groups one order can miss the quotas by
+    much, so ``tries`` seeded orders are made and the one closest to the quotas kept.
 
     Args:
         labels: one label per image.
@@ -66,6 +81,7 @@ def grouped_holdout(
         val_frac: validation share of all images.
         test_frac: test share of all images.
         seed: random seed.
+        tries: shuffled orders to choose from per class.
 
     Returns:
         Array of ``"train"``/``"val"``/``"test"`` strings; no group spans two values.
@@ -77,29 +93,34 @@ def grouped_holdout(
     assign = {}
     for label in sorted(group_label.unique()):
         members = np.array(sorted(group_label.index[group_label == label]))
-        members = members[rng.permutation(len(members))]
-        total = int(sizes[members].sum())
+        member_sizes = sizes[members].to_numpy().tolist()
+        total = sum(member_sizes)
         quotas = {"test": test_frac * total, "val": val_frac * total}
-        filled = {"test": 0, "val": 0}
-        for g in members:
-            assign[g] = "train"
-            for name, quota in quotas.items():
-                # Take the group when that ends closer to the quota than leaving it.
-                if filled[name] + sizes[g] / 2 < quota:
-                    assign[g] = name
-                    filled[name] += int(sizes[g])
-                    break
+        best, best_miss = [], np.inf
+        for _ in range(tries):
+            filled, trial = {"test": 0, "val": 0}, ["train"] * len(members)
+            for i in rng.permutation(len(members)).tolist():
+                for name, quota in quotas.items():
+                    # Take the group when that ends closer to the quota than leaving it.
+                    if filled[name] + member_sizes[i] / 2 < quota:
+                        trial[i] = name
+                        filled[name] += member_sizes[i]
+                        break
+            miss = sum((filled[k] - quotas[k]) ** 2 for k in quotas)
+            if miss < best_miss:
+                best, best_miss = trial, miss
+        assign.update(zip(members, best, strict=True))
     return frame["group"].map(assign).to_numpy(dtype=object)
 
 
-def kfold(labels: np.ndarray, groups: np.ndarray | None, n_folds: int, seed: int) -> np.ndarray:
-    """Stratified k-fold assignment; grouped when ``groups`` is given.
+def kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:
+    """Stratified k-fold assignment; grouped (``StratifiedGroupKFold``) when ``groups`` is given.
 
     Args:
         labels: one label per image.
         groups: one group id per image, or None for plain stratified folds.
         n_folds: number of folds.
-        seed: random seed.
+        seed: random seed (another seed gives another assignment).
 
     Returns:
         int array of fold numbers 0..n_folds-1.
@@ -119,78 +140,119 @@ def kfold(labels: np.ndarray, groups: np.ndarray | None, n_folds: int, seed: int
     return fold
 
 
+def distinct_originals(table: pd.DataFrame) -> np.ndarray:
+    """Rows that stand for a distinct original: identity rows, one per source file content.
+
+    Args:
+        table: the augmented manifest (``transform``, ``source_sha256``).
+
+    Returns:
+        bool ``(n,)``: True for the first identity row of each source SHA-256.
+    """
+    rows = np.flatnonzero(table["transform"].to_numpy() == "identity")
+    first = ~table["source_sha256"].iloc[rows].duplicated().to_numpy()
+    out = np.zeros(len(table), bool)
+    out[rows[first]] = True
+    return out
+
+
 def make_splits(table: pd.DataFrame, protocol: str, cfg: PaperConfig) -> pd.DataFrame:
     """The split manifest of one protocol.
 
     Args:
-        table: augmented manifest with ``id``, ``label`` and ``group``.
-        protocol: ``"paper"``, ``"grouped"`` or ``"grouped_near"`` (needs a ``case``
-            column: the pseudo-case of each image's source).
-        cfg: fractions, ``n_folds`` and ``seed``.
+        table: the augmented manifest with ``id``, ``label``, ``transform``,
+            ``source_sha256``, ``group`` and the protocol's group column
+            (:data:`GROUP_COLUMNS`).
+        protocol: one of :data:`~lungct_utils.config.PROTOCOLS`.
+        cfg: fractions, ``n_folds``, ``cv_repeats`` and ``seed`` (repeat ``r`` uses
+            ``seed + r``).
 
     Returns:
-        DataFrame ``id, label, group, holdout, fold`` in the table's order; ``group`` is
-        the unit the protocol keeps whole (the pseudo-case for ``grouped_near``).
+        DataFrame ``id, label, group, scored, holdout, fold_0 .. fold_{R-1}`` in table order.
     """
     _check_protocol(protocol)
+    column = GROUP_COLUMNS[protocol]
+    if column not in table.columns:
+        raise ValueError(f"make_splits: protocol {protocol!r} needs a {column!r} column")
     labels = table["label"].to_numpy()
-    if protocol == "grouped_near":
-        if "case" not in table.columns:
-            raise ValueError("make_splits: protocol 'grouped_near' needs a 'case' column")
-        groups = table["case"].to_numpy()
-    else:
-        groups = table["group"].to_numpy()
+    groups = table[column].astype(str).to_numpy()
+    out = pd.DataFrame({"id": table["id"].to_numpy(), "label": labels, "group": groups})
     if protocol == "paper":
-        holdout = random_holdout(labels, cfg.val_frac, cfg.test_frac, cfg.seed)
-        fold = kfold(labels, None, cfg.n_folds, cfg.seed)
-    else:
-        holdout = grouped_holdout(labels, groups, cfg.val_frac, cfg.test_frac, cfg.seed)
-        fold = kfold(labels, groups, cfg.n_folds, cfg.seed)
-    return pd.DataFrame(
-        {
-            "id": table["id"].to_numpy(),
-            "label": labels,
-            "group": groups,
-            "holdout": holdout,
-            "fold": fold,
-        }
-    )
+        out["scored"] = True
+        out["holdout"] = random_holdout(labels, cfg.val_frac, cfg.test_frac, cfg.seed)
+        for r in range(cfg.cv_repeats):
+            out[f"fold_{r}"] = kfold(labels, None, cfg.n_folds, cfg.seed + r)
+        return out
+    scored = distinct_originals(table)
+    units = out[scored]
+    out["scored"] = scored
+    hold = grouped_holdout(units["label"], units["group"], cfg.val_frac, cfg.test_frac, cfg.seed)
+    out["holdout"] = out["group"].map(dict(zip(units["group"], hold, strict=True)))
+    for r in range(cfg.cv_repeats):
+        folds = kfold(units["label"], units["group"], cfg.n_folds, cfg.seed + r)
+        out[f"fold_{r}"] = out["group"].map(dict(zip(units["group"], folds, strict=True)))
+    if out.isna().any().any():
+        raise ValueError(f"make_splits: some groups of {protocol!r} have no distinct original")
+    return out
 
 
-def inner_validation(splits: pd.DataFrame, fold: int, protocol: str, cfg: PaperConfig) -> pd.Series:
-    """Train/val/test roles inside CV fold ``fold``: validation carved from training folds.
+def fold_columns(splits: pd.DataFrame) -> list[str]:
+    """The ``fold_<r>`` columns of a manifest, in repeat order."""
+    cols = [c for c in splits.columns if c.startswith("fold_")]
+    return sorted(cols, key=lambda c: int(c.split("_")[1]))
 
-    The fold ``fold`` is the test set; of the other folds a ``val_frac / (train_frac +
-    val_frac)`` share (15/85, as in the holdout) becomes validation for early stopping,
-    drawn like the protocol's holdout (grouped protocols keep groups whole).
+
+def holdout_roles(splits: pd.DataFrame) -> np.ndarray:
+    """Roles of the holdout run: unscored test rows (copies of test originals) are unused.
 
     Args:
-        splits: from :func:`make_splits`.
+        splits: a manifest.
+
+    Returns:
+        ``(n,)`` roles from :data:`ROLES`.
+    """
+    roles = splits["holdout"].to_numpy(dtype=object).copy()
+    roles[(roles == "test") & ~splits["scored"].to_numpy(bool)] = "unused"
+    return roles
+
+
+def fold_roles(splits: pd.DataFrame, repeat: int, fold: int, protocol: str,
+               cfg: PaperConfig) -> np.ndarray:  # fmt: skip
+    """Roles inside fold ``fold`` of repeat ``repeat``: validation carved from training folds.
+
+    The fold's scored rows are the test set (its other rows are unused). Of the other
+    folds a ``val_frac / (train_frac + val_frac)`` share (15/85, as in the holdout) becomes
+    validation for early stopping, drawn like the protocol's holdout: whole groups under the
+    honest protocols, random rows under ``paper``.
+
+    Args:
+        splits: a manifest.
+        repeat: the repeat (its ``fold_<repeat>`` column).
         fold: the test fold.
-        protocol: the protocol of ``splits``.
+        protocol: the manifest's protocol.
         cfg: fractions and seed.
 
     Returns:
-        Series of ``"train"``/``"val"``/``"test"`` aligned with ``splits``.
+        ``(n,)`` roles from :data:`ROLES`.
     """
     _check_protocol(protocol)
-    if fold not in set(splits["fold"]):
-        raise ValueError(f"inner_validation: fold {fold!r} not in the split manifest")
-    role = pd.Series("test", index=splits.index, dtype=object)
-    train = splits["fold"] != fold
+    column = f"fold_{repeat}"
+    if column not in splits.columns or fold not in set(splits[column]):
+        raise ValueError(f"fold_roles: no fold {fold!r} in repeat {repeat!r} of the manifest")
+    in_fold = splits[column].to_numpy() == fold
+    roles = np.where(in_fold & splits["scored"].to_numpy(bool), "test", "unused").astype(object)
     share = cfg.val_frac / (cfg.train_frac + cfg.val_frac)
-    labels = splits.loc[train, "label"].to_numpy()
-    seed = cfg.seed + 1 + fold
-    if protocol == "paper":
-        idx = np.arange(int(train.sum()))
-        tr, va = train_test_split(idx, test_size=share, stratify=labels, random_state=seed)
-        inner = np.empty(len(idx), dtype=object)
-        inner[tr], inner[va] = "train", "val"
+    rest = np.flatnonzero(~in_fold)
+    labels = splits["label"].to_numpy()[rest]
+    seed = cfg.seed + 1 + repeat * cfg.n_folds + fold
+    if protocol in HONEST_PROTOCOLS:
+        inner = grouped_holdout(labels, splits["group"].to_numpy()[rest], 0.0, share, seed)
+        roles[rest] = np.where(inner == "test", "val", "train")
     else:
-        inner = grouped_holdout(labels, splits.loc[train, "group"].to_numpy(), 0.0, share, seed)
-        inner = np.where(inner == "test", "val", "train")
-    role[train] = inner
-    return role
+        tr, va = train_test_split(np.arange(len(rest)), test_size=share, stratify=labels,
+                                  random_state=seed)  # fmt: skip
+        roles[rest[tr]], roles[rest[va]] = "train", "val"
+    return roles
 
 
 def proportions(splits: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -198,9 +260,43 @@ def proportions(splits: pd.DataFrame, column: str) -> pd.DataFrame:
 
     Args:
         splits: a split manifest.
-        column: ``"holdout"`` or ``"fold"``.
+        column: ``"holdout"`` or a ``fold_<r>`` column.
 
     Returns:
         DataFrame indexed by split value, one column per class, rows summing to 1.
     """
     return pd.crosstab(splits[column], splits["label"], normalize="index")
+
+
+def leakage_table(splits_by_protocol: dict[str, pd.DataFrame], table: pd.DataFrame) -> pd.DataFrame:
+    """What each protocol's holdout test set shares with its training data.
+
+    Args:
+        splits_by_protocol: protocol -> split manifest.
+        table: the augmented manifest with ``source``, ``transform`` and ``case``.
+
+    Returns:
+        DataFrame indexed by protocol: groups, test images scored, of them augmented copies,
+        with their source original in training, and with their reconstructed case in training.
+    """
+    info = table.set_index("id")
+    rows = {}
+    for protocol, s in splits_by_protocol.items():
+        part = info.loc[s["id"]]
+        train = (s["holdout"] == "train").to_numpy()
+        test = ((s["holdout"] == "test") & s["scored"]).to_numpy()
+
+        def in_train(column, part=part, train=train, test=test):
+            values = part[column].to_numpy()
+            return int(np.isin(values[test], values[train]).sum())
+
+        rows[protocol] = {
+            "groups": s["group"].nunique(),
+            "test images scored": int(test.sum()),
+            "augmented copies among them": int(
+                (part["transform"].to_numpy()[test] != "identity").sum()
+            ),
+            "source original in train": in_train("source"),
+            "case (patient) in train": in_train("case"),
+        }
+    return pd.DataFrame(rows).T

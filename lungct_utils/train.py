@@ -1,26 +1,64 @@
-"""Training with the paper's schedule (section II.D) and the fast head-only route.
+"""Training with the paper's schedule (section II.D): the Keras loop and the fast route.
 
-:func:`fit` is one training loop for any compiled Keras model: batch 32, at most 50
-epochs, a seeded permutation of the training set each epoch, and early stopping on
-validation accuracy with patience 5 (Keras ``EarlyStopping`` semantics: an epoch counts as
-an improvement when validation accuracy strictly rises; training stops after ``patience``
-epochs without one). ``restore_best_weights`` is off as in the paper.
+Both loops share one schedule: batch 32, at most 50 epochs, a seeded permutation of the
+training set each epoch, and early stopping on validation accuracy with patience 5 (Keras
+``EarlyStopping`` semantics: an epoch counts as an improvement when validation accuracy
+strictly rises; training stops after ``patience`` epochs without one).
+``restore_best_weights`` is off, as in the paper.
 
-The same loop trains the end-to-end model on images or the head on cached features; with
-equal initial weights and batch order the two give equal weights (tests prove it).
+* :func:`fit` runs each epoch through Keras ``model.fit`` (the reference; it trains the
+  end-to-end model on images too).
+* :func:`fast_fit` runs the same Keras model, loss and Adam state through one compiled
+  TensorFlow graph per epoch. Keras ``fit`` spends nearly all its time on per-step and
+  per-epoch overhead when the model is the paper's 164k-parameter head; here a whole epoch
+  is one graph call, and the Adam update uses TensorFlow's fused Adam kernel
+  (``ResourceApplyAdam``, the kernel ``tf.keras`` 2 used; same formula as Keras 3's Adam) on
+  the Keras optimizer's own moment variables. ``tests/test_train.py`` proves the two loops
+  give the same weights and histories, and that both equal end-to-end Keras training.
+
+:func:`train_head` trains a fresh head (the paper's by default, or any head function, see
+:mod:`lungct_utils.model`) on cached features with :func:`fast_fit`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
-from .config import CLASSES, PAPER, PaperConfig
-from .preprocess import one_hot
+from .config import CLASSES, PAPER, THREADS, PaperConfig
+from .images import label_indices, one_hot
+from .model import build_head
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def setup(seed: int, threads: int = THREADS) -> None:
+    """Seed everything and make TensorFlow deterministic (call before any TensorFlow op).
+
+    Fixes the thread counts, seeds Python, NumPy and TensorFlow through
+    ``keras.utils.set_random_seed`` and turns on op determinism, so the same seed on the
+    same machine gives identical numbers (see ``../shared/NOTES-notebooks.md``).
+
+    Args:
+        seed: the one seed.
+        threads: intra- and inter-op threads (fixed: a different count changes numbers).
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"setup: seed must be a non-negative int, got {seed!r}")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already initialized: the counts set first stay in force
+    tf.get_logger().setLevel("ERROR")  # retracing notices are noise in notebooks
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 @dataclass
@@ -40,50 +78,29 @@ class TrainResult:
     best_epoch: int = 0
 
 
-def fit(
-    model,
-    x: np.ndarray,
-    y: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    cfg: PaperConfig = PAPER,
-    progress: bool = True,
-) -> TrainResult:
-    """Train a compiled model with the paper's schedule.
-
-    Args:
-        model: a compiled Keras model.
-        x: training inputs (images or features).
-        y: one-hot training labels.
-        x_val: validation inputs.
-        y_val: one-hot validation labels.
-        cfg: ``batch_size``, ``epochs``, ``patience``, ``restore_best_weights``, ``seed``.
-        progress: show a tqdm bar over epochs.
-
-    Returns:
-        A :class:`TrainResult`.
-    """
+def _check_inputs(x, y, x_val, y_val, sample_weight) -> None:
     if len(x) != len(y) or len(x_val) != len(y_val):
         raise ValueError(f"fit: {len(x)} inputs vs {len(y)} labels, {len(x_val)} vs {len(y_val)}")
     if len(x) == 0 or len(x_val) == 0:
         raise ValueError(f"fit: empty training ({len(x)}) or validation ({len(x_val)}) set")
+    if sample_weight is not None and len(sample_weight) != len(x):
+        raise ValueError(f"fit: {len(sample_weight)} sample weights for {len(x)} inputs")
+
+
+def _schedule(model, run_epoch, run_val, n: int, cfg: PaperConfig, progress: bool) -> TrainResult:
+    """The paper's epochs and early stopping around one epoch step and one validation step."""
     rng = np.random.default_rng(cfg.seed)
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
     best, best_epoch, wait, best_weights = -np.inf, 0, 0, None
     bar = tqdm(range(cfg.epochs), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
-        order = rng.permutation(len(x))
-        h = model.fit(
-            x[order], y[order], batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0
-        )
-        val = model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)
-        history["loss"].append(float(h.history["loss"][-1]))
-        history["accuracy"].append(float(h.history["accuracy"][-1]))
-        history["val_loss"].append(float(val["loss"]))
-        history["val_accuracy"].append(float(val["accuracy"]))
-        bar.set_postfix(val_acc=f"{val['accuracy']:.4f}")
-        if val["accuracy"] > best:
-            best, best_epoch, wait = val["accuracy"], epoch + 1, 0
+        loss, acc = run_epoch(rng.permutation(n))
+        val_loss, val_acc = run_val()
+        for key, value in zip(HISTORY_KEYS, (loss, acc, val_loss, val_acc), strict=True):
+            history[key].append(float(value))
+        bar.set_postfix(val_acc=f"{val_acc:.4f}")
+        if val_acc > best:
+            best, best_epoch, wait = val_acc, epoch + 1, 0
             if cfg.restore_best_weights:
                 best_weights = model.get_weights()
         else:
@@ -96,48 +113,285 @@ def fit(
     return TrainResult(model, history, len(history["loss"]), best_epoch)
 
 
+def fit(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    cfg: PaperConfig = PAPER,
+    progress: bool = True,
+    sample_weight: np.ndarray | None = None,
+) -> TrainResult:
+    """Train a compiled model with the paper's schedule, one Keras ``fit`` call per epoch.
+
+    Args:
+        model: a compiled Keras model.
+        x: training inputs (images or features).
+        y: one-hot training labels.
+        x_val: validation inputs.
+        y_val: one-hot validation labels.
+        cfg: ``batch_size``, ``epochs``, ``patience``, ``restore_best_weights``, ``seed``.
+        progress: show a tqdm bar over epochs.
+        sample_weight: optional weight per training row (class weighting).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    _check_inputs(x, y, x_val, y_val, sample_weight)
+
+    def run_epoch(order):
+        w = None if sample_weight is None else sample_weight[order]
+        h = model.fit(x[order], y[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
+                      verbose=0, sample_weight=w)  # fmt: skip
+        return h.history["loss"][-1], h.history["accuracy"][-1]
+
+    def run_val():
+        val = model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)
+        return val["loss"], val["accuracy"]
+
+    return _schedule(model, run_epoch, run_val, len(x), cfg, progress)
+
+
+class _Twin:
+    """A compiled copy of a model architecture with its epoch and validation graphs.
+
+    Graph tracing costs about a second; one twin per architecture serves every run, its
+    variables loaded from the model to train before the run and copied back after.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = keras.models.clone_model(model)
+        self.model.build(model.input_shape)
+        opt = model.optimizer
+        self.optimizer = type(opt).from_config(opt.get_config())
+        self.optimizer.build(self.model.trainable_variables)
+        loss = model.loss
+        # per-sample losses: a Loss object's unreduced call, or the function a name stands for
+        self.loss = loss.call if isinstance(loss, keras.losses.Loss) else keras.losses.get(loss)
+        self.fused_adam = isinstance(self.optimizer, keras.optimizers.Adam) and not any(
+            opt.get_config().get(k) for k in (
+                "amsgrad", "weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema",
+                "gradient_accumulation_steps", "loss_scale_factor",
+            )
+        )  # fmt: skip
+        self.optimizer_start = [v.numpy() for v in self.optimizer.variables]
+        self.epoch = tf.function(self._epoch, reduce_retracing=True)
+        self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
+
+    def _apply(self, grads) -> None:
+        variables = self.model.trainable_variables
+        if not self.fused_adam:
+            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return
+        # TensorFlow's fused Adam kernel on the Keras optimizer's own moments: Keras 3's
+        # Adam.update_step formula in one pass over each variable instead of a dozen.
+        opt = self.optimizer
+        step = tf.cast(opt.iterations + 1, tf.float32)
+        beta_1, beta_2 = tf.constant(opt.beta_1, tf.float32), tf.constant(opt.beta_2, tf.float32)
+        for grad, var in zip(grads, variables, strict=True):
+            k = opt._get_variable_index(var)
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.value.handle, m=opt._momentums[k].value.handle,
+                v=opt._velocities[k].value.handle, beta1_power=tf.pow(beta_1, step),
+                beta2_power=tf.pow(beta_2, step), lr=tf.cast(opt.learning_rate, tf.float32),
+                beta1=beta_1, beta2=beta_2, epsilon=tf.constant(opt.epsilon, tf.float32),
+                grad=grad,
+            )  # fmt: skip
+        opt.iterations.assign_add(1)
+
+    def _epoch(self, x, y, w, order, batch_size):
+        n = tf.shape(order)[0]
+        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
+        for start in tf.range(0, n, batch_size):
+            rows = order[start : start + batch_size]  # this batch of the epoch's permutation
+            xb, yb, wb = tf.gather(x, rows), tf.gather(y, rows), tf.gather(w, rows)
+            nb = tf.cast(tf.shape(xb)[0], tf.float32)
+            with tf.GradientTape() as tape:
+                probs = self.model(xb, training=True)
+                # Keras' "sum_over_batch_size" reduction: weighted sum over the batch size
+                loss = tf.reduce_sum(self.loss(yb, probs) * wb) / nb
+            self._apply(tape.gradient(loss, self.model.trainable_variables))
+            hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(yb, 1), tf.float32)
+            loss_sum += loss * nb  # Keras' loss tracker: mean over samples
+            correct += tf.reduce_sum(hits)  # Keras' accuracy ignores the sample weights
+        return loss_sum / tf.cast(n, tf.float32), correct / tf.cast(n, tf.float32)
+
+    def _evaluate(self, x, y):
+        probs = self.model(x, training=False)
+        hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(y, 1), tf.float32)
+        return tf.reduce_mean(self.loss(y, probs)), tf.reduce_mean(hits)
+
+    def load(self, model) -> None:
+        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
+            mine.assign(theirs)
+        for var, start in zip(self.optimizer.variables, self.optimizer_start, strict=True):
+            var.assign(start)  # a fresh optimizer: step 0, zero moments
+        self.optimizer.learning_rate.assign(float(model.optimizer.learning_rate))
+
+    def store(self, model) -> None:
+        for theirs, mine in zip(model.variables, self.model.variables, strict=True):
+            theirs.assign(mine)
+
+
+_TWINS: dict[tuple, _Twin] = {}
+
+
+def _architecture(config):
+    """A model's config without seeds and names Keras numbers per instance (the twin's key)."""
+    if isinstance(config, dict):
+        return {k: _architecture(v) for k, v in config.items() if k not in ("seed", "name")}
+    if isinstance(config, list | tuple):
+        return [_architecture(v) for v in config]
+    return config
+
+
+def _twin(model) -> _Twin:
+    opt = model.optimizer
+    if opt is None or model.loss is None:
+        raise ValueError(
+            f"fast_fit: model {model.name!r} is not compiled (needs optimizer and loss)"
+        )
+    opt_config = {k: v for k, v in opt.get_config().items() if k not in ("name", "learning_rate")}
+    key = json.dumps([_architecture(model.get_config()), type(opt).__name__, opt_config,
+                      repr(model.loss)], sort_keys=True, default=repr)  # fmt: skip
+    if key not in _TWINS:
+        _TWINS[key] = _Twin(model)
+    return _TWINS[key]
+
+
+def fast_fit(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    cfg: PaperConfig = PAPER,
+    progress: bool = True,
+    sample_weight: np.ndarray | None = None,
+) -> TrainResult:
+    """Train a compiled model like :func:`fit`, one compiled graph call per epoch.
+
+    The model starts from its current weights with a fresh optimizer (step 0), as a freshly
+    compiled model does under :func:`fit`; its weights (and dropout seed state) are updated
+    in place.
+
+    Args:
+        model: a compiled Keras model (e.g. :func:`~lungct_utils.model.build_head`).
+        x: training inputs.
+        y: one-hot training labels.
+        x_val: validation inputs.
+        y_val: one-hot validation labels.
+        cfg: ``batch_size``, ``epochs``, ``patience``, ``restore_best_weights``, ``seed``.
+        progress: show a tqdm bar over epochs.
+        sample_weight: optional weight per training row (class weighting).
+
+    Returns:
+        A :class:`TrainResult` holding ``model``.
+    """
+    _check_inputs(x, y, x_val, y_val, sample_weight)
+    twin = _twin(model)
+    twin.load(model)
+    w = np.ones(len(x), np.float32) if sample_weight is None else np.asarray(sample_weight, "f4")
+    x, y, w = (tf.constant(a, tf.float32) for a in (x, y, w))
+    xv, yv = tf.constant(x_val, tf.float32), tf.constant(y_val, tf.float32)
+    batch = tf.constant(cfg.batch_size)
+
+    def run_epoch(order):
+        loss, acc = twin.epoch(x, y, w, tf.constant(order), batch)
+        return float(loss), float(acc)
+
+    def run_val():
+        loss, acc = twin.evaluate(xv, yv)
+        return float(loss), float(acc)
+
+    result = _schedule(twin.model, run_epoch, run_val, int(x.shape[0]), cfg, progress)
+    twin.store(model)
+    result.model = model
+    return result
+
+
+def class_weights(labels, mode: str | None) -> dict[str, float] | None:
+    """Per-class loss weights.
+
+    Args:
+        labels: the training labels.
+        mode: None (no weighting) or ``"balanced"`` (``n / (k * n_class)``, scikit-learn's
+            rule: every class carries the same total weight).
+
+    Returns:
+        class -> weight, or None.
+    """
+    if mode is None:
+        return None
+    if mode != "balanced":
+        raise ValueError(f"class_weight must be None or 'balanced', got {mode!r}")
+    idx = label_indices(list(labels))
+    counts = np.bincount(idx, minlength=len(CLASSES))
+    return {
+        c: float(len(idx) / (len(CLASSES) * n)) for c, n in zip(CLASSES, counts, strict=True) if n
+    }
+
+
 def train_head(
     features: np.ndarray,
     labels,
     roles,
     cfg: PaperConfig = PAPER,
+    head: str | Callable[[PaperConfig], list] = "paper",
+    class_weight: str | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a fresh paper head on cached features.
+    """Train a fresh head on cached features with the paper's schedule (:func:`fast_fit`).
 
     Args:
-        features: float32 ``(n, 1280)``.
+        features: float32 ``(n, d)``.
         labels: n label strings.
         roles: n of ``"train"``/``"val"``/``"test"`` (test rows are not used).
         cfg: the settings; ``seed`` fixes initial weights, dropout and batch order.
+        head: ``"paper"`` (Table II, the default), another name in
+            :data:`~lungct_utils.model.HEADS`, or a function ``cfg -> list of Keras layers``
+            (a notebook can define its own).
+        class_weight: None, or ``"balanced"`` to weight the loss by inverse class frequency.
         progress: show a tqdm bar.
 
     Returns:
-        A :class:`TrainResult` whose model is the head.
+        A :class:`TrainResult` whose model is the trained head.
     """
-    from .model import build_head
-    from .runtime import setup
-
     roles = np.asarray(roles)
+    labels = np.asarray(list(labels), dtype=object)
+    if len(roles) != len(features) or len(labels) != len(features):
+        raise ValueError(
+            f"train_head: {len(features)} features, {len(labels)} labels, {len(roles)} roles"
+        )
     y = one_hot(list(labels))
     train, val = roles == "train", roles == "val"
-    setup(cfg.seed)
-    head = build_head(cfg)
-    return fit(head, features[train], y[train], features[val], y[val], cfg, progress)
+    weights = class_weights(labels[train], class_weight)
+    sample_weight = None if weights is None else np.array([weights[c] for c in labels[train]])
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_head(cfg, head)
+    return fast_fit(model, features[train], y[train], features[val], y[val], cfg, progress,
+                    sample_weight)  # fmt: skip
 
 
-def predict_proba(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities (columns benign, malignant, normal).
 
     Args:
         model: a Keras model.
         x: inputs.
-        batch_size: predict batch size.
+        batch_size: feature rows per call (images go through ``predict`` in batches of 32).
 
     Returns:
         float32 ``(n, 3)``.
     """
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    x = np.asarray(x)
+    if x.ndim > 2:  # images through the whole network: Keras' batched predict
+        probs = np.asarray(model.predict(x, batch_size=32, verbose=0), dtype=np.float32)
+    else:  # features through a head: direct calls, without predict's per-call overhead
+        parts = [np.asarray(model(x[i : i + batch_size], training=False))
+                 for i in range(0, len(x), batch_size)]  # fmt: skip
+        probs = np.concatenate(parts).astype("f4") if parts else np.zeros((0, len(CLASSES)), "f4")
     if probs.shape[1:] != (len(CLASSES),):
         raise ValueError(f"predict_proba: expected (n, {len(CLASSES)}) output, got {probs.shape}")
     return probs

@@ -93,8 +93,8 @@ def imagenet_weights() -> Path:
 @pytest.fixture(scope="session")
 def real_images(real_release):
     """80 real originals (uint8, 224x224, preprocessed as the paper) and their labels."""
-    from lungct_utils.dataset import load_manifest
-    from lungct_utils.preprocess import load_uint8
+    from lungct_utils.data import load_manifest
+    from lungct_utils.images import load_uint8
 
     manifest = load_manifest(real_release, progress=False)
     rng = np.random.default_rng(0)
@@ -108,41 +108,42 @@ def real_images(real_release):
 @pytest.fixture(scope="session")
 def tf_setup():
     """Seeded, deterministic TensorFlow (once per session; tests reseed as they need)."""
-    from lungct_utils import runtime
+    from lungct_utils import train
 
-    runtime.setup(0)
+    train.setup(0)
 
 
 @pytest.fixture(scope="session")
 def prepared(real_release, imagenet_weights, tmp_path_factory):
-    """The augmented set, pseudo-cases and split manifests built from the real release."""
+    """The groups, augmented set and split manifests built from the real release."""
+    from lungct_utils import pipeline
     from lungct_utils.config import PAPER
-    from lungct_utils.prepare import prepare_all
 
     out = tmp_path_factory.mktemp("processed")
-    prepare_all(real_release, PAPER, processed=out, progress=False)
+    pipeline.prepare(PAPER, processed=out, progress=False)
     return out
 
 
 @pytest.fixture(scope="session")
 def trained_run(prepared, tmp_path_factory):
-    """A real holdout run (grouped_near): saved end-to-end model, OOD reference, test data."""
-    from lungct_utils import ood
+    """A real holdout run (cases protocol): saved end-to-end model, OOD reference, test data."""
+    from lungct_utils import pipeline
+    from lungct_utils.app import ood
     from lungct_utils.augment import load_images
     from lungct_utils.config import PAPER
-    from lungct_utils.experiment import run_holdout
-    from lungct_utils.features import cached_features
     from lungct_utils.model import assemble, save_model
-    from lungct_utils.prepare import read_augmented, read_splits
+    from lungct_utils.splits import holdout_roles
+    from lungct_utils.train import train_head
 
-    table = read_augmented(prepared)
+    table = pipeline.read_table(prepared)
     images = load_images(table, prepared / "augmented", progress=False)
-    feats = cached_features(images, progress=False)
-    splits = read_splits("grouped_near", prepared)
-    run = run_holdout(feats, splits, PAPER, progress=False)
+    feats = pipeline.table_features(table, PAPER, processed=prepared, progress=False)
+    splits = pipeline.read_splits("cases", prepared)
+    roles = holdout_roles(splits)
+    result = train_head(feats, splits["label"], roles, PAPER, progress=False)
     folder = tmp_path_factory.mktemp("models")
-    path = save_model(assemble(run.train.model, PAPER), folder / "run.keras")
-    roles = splits["holdout"].to_numpy()
+    path = save_model(assemble(result.model, PAPER), folder / "run.keras")
     ood.save(ood.fit(feats[roles == "train"], feats[roles == "val"]), ood.path_for(path))
-    return {"path": path, "run": run, "splits": splits, "table": table, "images": images,
-            "features": feats, "augmented_dir": prepared / "augmented"}  # fmt: skip
+    return {"path": path, "result": result, "splits": splits, "table": table, "roles": roles,
+            "images": images, "features": feats,
+            "augmented_dir": prepared / "augmented"}  # fmt: skip

@@ -60,3 +60,24 @@ def test_weights_path_follows_keras_home(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert config.weights_path().parent == tmp_path / "models"
     assert config.weights_path().name.endswith("_1.0_224_no_top.h5")
+
+
+def test_keras_home_defaults_to_the_repository_cache(monkeypatch):
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    assert config.keras_home() == config.ROOT / ".cache" / "keras"
+
+
+def test_reports_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("LUNGCT_REPORTS_DIR", raising=False)
+    assert config.reports_dir() == config.REPORTS
+    monkeypatch.setenv("LUNGCT_REPORTS_DIR", str(tmp_path / "r"))
+    assert config.reports_dir() == tmp_path / "r" and (tmp_path / "r").is_dir()
+    assert config.figures_dir() == tmp_path / "r" / "figures"
+
+
+def test_split_path_and_cv_repeats_are_checked():
+    assert config.split_path("cases").name == "splits_cases.csv"
+    with pytest.raises(ValueError, match="'patients'"):
+        config.split_path("patients")
+    with pytest.raises(ValueError, match="cv_repeats=0"):
+        config.PAPER.with_overrides(cv_repeats=0)

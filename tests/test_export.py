@@ -31,7 +31,7 @@ def test_average_ranges_are_means_of_per_image_extremes(tiny):
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from lungct_utils.export import _calibrated_model, activation_ranges
+    from lungct_utils.app.export import _calibrated_model, activation_ranges
 
     saved, x = tiny
     calibrated = _calibrated_model(saved, x)
@@ -51,7 +51,7 @@ def test_average_ranges_are_means_of_per_image_extremes(tiny):
 
 
 def test_average_calibration_gives_a_working_int8_model(tiny, tmp_path):
-    from lungct_utils.export import quantize_int8
+    from lungct_utils.app.export import quantize_int8
     from lungct_utils.features import LiteRTModel
 
     saved, x = tiny
@@ -65,23 +65,23 @@ def test_average_calibration_gives_a_working_int8_model(tiny, tmp_path):
 
 @pytest.mark.parametrize("bad", ["percentile", "", "AVERAGE"])
 def test_unknown_calibration_is_refused(tiny, bad):
-    from lungct_utils.export import quantize_int8
+    from lungct_utils.app.export import quantize_int8
 
     with pytest.raises(ValueError, match=repr(bad)):
         quantize_int8(tiny[0], tiny[1], bad)
 
 
 def test_export_all_refuses_bad_calibrations_before_writing(tmp_path):
-    from lungct_utils.export import export_all
+    from lungct_utils.app.export import export_all
 
     for bad in [(), ("average", "minmax")]:
         with pytest.raises(ValueError, match="calibrations"):
-            export_all(tmp_path / "missing.keras", tmp_path / "out", calibrations=bad)
+            export_all(tmp_path / "missing.keras", tmp_path / "out", "cases", calibrations=bad)
     assert not (tmp_path / "out").exists()
 
 
 def test_no_representative_images_is_refused(tiny):
-    from lungct_utils.export import activation_ranges
+    from lungct_utils.app.export import activation_ranges
 
     with pytest.raises(ValueError, match="0 representative"):
         activation_ranges(b"", np.zeros((0, 16, 16, 3), np.float32))
@@ -94,7 +94,7 @@ def _result(float_acc, int8_acc):
         "keras": dict(row, accuracy=float_acc),
         "tflite_float32": dict(row, accuracy=float_acc),
         "tflite_int8": dict(row, accuracy=int8_acc),
-        "_meta": {"protocol": "grouped_near", "test_images": 540, "runs": 10},
+        "_meta": {"protocol": "cases", "test_images": 158, "runs": 10, "model": "m.keras"},
     }
 
 
@@ -103,16 +103,16 @@ def _result(float_acc, int8_acc):
     [(0.74, "met"), (0.7305, "met"), (0.7285, "NOT met"), (0.70, "NOT met")],
 )
 def test_deployment_report_judges_the_one_point_goal(int8_acc, verdict):
-    from lungct_utils.export import format_deployment
+    from lungct_utils.app.deployment import format_deployment
 
-    text = format_deployment(_result(0.7389, int8_acc))
+    text = format_deployment(_result(0.7389, int8_acc), "Deployment")
     line = next(x for x in text.splitlines() if x.startswith("* tflite_int8"))
     assert line.endswith(f"; {verdict}).")
     assert f"{100 * (int8_acc - 0.7389):+.2f} accuracy points" in line
 
 
 def test_calibration_study_table_reports_the_worst_draw():
-    from lungct_utils.export import format_calibration_study
+    from lungct_utils.app.deployment import format_calibration_study
 
     rows = [{"draw_seed": None, "calibration": "float32", "val_accuracy": 0.8,
              "test_accuracy": 0.7, "test_agreement_vs_float": 1.0,

@@ -81,7 +81,7 @@ def test_bad_arguments(tmp_path, fake_weights):
         cached_features(np.zeros((1, 4, 4, 3)), weights=fake_weights, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="'caffe'"):
         FeatureCache("keras", "caffe", fake_weights, tmp_path)
-    with pytest.raises(features.LungCTError, match="missing.h5: ImageNet weights not found"):
+    with pytest.raises(features.LungCTError, match="missing.h5: weights file not found"):
         features.weights_fingerprint(tmp_path / "missing.h5")
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lungct_utils.config import PAPER
+from lungct_utils.images import scale
 from lungct_utils.model import HEAD_LAYERS, build_base, build_head, build_model, save_model
-from lungct_utils.preprocess import scale
 
 pytestmark = pytest.mark.weights
 

@@ -1,15 +1,19 @@
-"""Notebook conventions, the report machinery and the committed metrics' shape."""
+"""Notebook conventions, the report machinery, and the committed metrics and README."""
 
 import ast
 import json
+import re
 
 import nbformat
 import pytest
 
-from lungct_utils import config
-from lungct_utils.report import clean, notebook_paths, render_html
+from lungct_utils import config, report
+from lungct_utils.app.notebooks import clean, declared, notebook_paths, read_params, render_html
+from lungct_utils.io_utils import LungCTError
 
-EXPECTED = ["01_eda", "02_preprocessing", "03_training", "04_evaluation", "05_cross_validation"]
+EXPECTED = ["01_eda", "02_preprocessing", "03_training", "04_evaluation", "05_cross_validation",
+            "06_beyond_the_paper"]  # fmt: skip
+COMMITTED = config.REPORTS / "metrics.json"
 
 
 def _code(nb):
@@ -21,8 +25,8 @@ def notebook(request):
     return nbformat.read(config.NOTEBOOKS / f"{request.param}.ipynb", as_version=4)
 
 
-def test_the_five_notebooks_exist_in_order():
-    assert [p.stem for p in notebook_paths()] == EXPECTED
+def test_the_notebooks_exist_in_order():
+    assert [p.stem for p in notebook_paths()][: len(EXPECTED)] == EXPECTED
 
 
 def test_notebook_opens_with_goals_then_imports_then_parameters(notebook):
@@ -31,22 +35,26 @@ def test_notebook_opens_with_goals_then_imports_then_parameters(notebook):
     bullets = [line for line in first.source.splitlines() if line.startswith("- ")]
     assert 3 <= len(bullets) <= 5
     code = _code(notebook)
-    assert all(line.startswith(("from ", "import ")) for line in code[0].source.splitlines())
+    assert all(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.parse(code[0].source).body)
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[1]
     names = [t.id for node in ast.parse(tagged[0].source).body for t in node.targets]
-    assert names and all(n.isupper() for n in names)
+    assert names and all(n.isupper() for n in names) and "SEED" in names
 
 
-def test_notebook_holds_no_logic_and_no_paths(notebook):
+def test_notebook_hard_codes_no_paths_and_no_sys_path(notebook):
     for cell in _code(notebook):
         for node in ast.walk(ast.parse(cell.source)):
-            assert not isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Lambda), cell.source
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert not any(s in node.value for s in ("data/", ".jpg", "/work", "../")), (
                     node.value
                 )
-        assert "sys.path" not in cell.source
+        assert "sys.path" not in cell.source and "print(df.to_string" not in cell.source
+
+
+def test_tables_are_displayed_as_dataframes_not_printed_text(notebook):
+    for cell in _code(notebook):
+        assert ".to_string()" not in cell.source, cell.source
 
 
 def test_notebook_carries_outputs_and_checked_cells(notebook):
@@ -55,6 +63,42 @@ def test_notebook_carries_outputs_and_checked_cells(notebook):
     assert all(c.execution_count is not None for c in code if c.outputs)
     assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in code)
     assert "papermill" not in notebook.metadata
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+
+
+@pytest.mark.parametrize("stem", EXPECTED)
+def test_papermill_reads_every_parameter(stem):
+    """A comment holding '=' on a parameter line defeats papermill's inference."""
+    path = config.NOTEBOOKS / f"{stem}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {t.id for node in ast.parse(cell.source).body for t in node.targets}
+    assert declared(path) == names
+
+
+def test_training_notebooks_expose_the_head_and_augmentation():
+    for stem in ("03_training", "05_cross_validation", "06_beyond_the_paper"):
+        names = declared(config.NOTEBOOKS / f"{stem}.ipynb")
+        assert {"HEAD", "DENSE_UNITS", "DROPOUT", "MAX_ROTATION_DEG", "MAX_SHIFT_FRAC",
+                "MAX_ZOOM", "EPOCHS", "SEED"} <= names, stem  # fmt: skip
+
+
+def test_params_file_is_read_and_checked(tmp_path):
+    assert read_params(None) == {}
+    assert read_params(config.NOTEBOOKS / "params.yaml") == {"PROGRESS": False}
+    good = tmp_path / "p.yaml"
+    good.write_text("SEED: 7\nDENSE_UNITS: 64\n")
+    assert read_params(good) == {"SEED": 7, "DENSE_UNITS": 64}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 7\n")
+    with pytest.raises(LungCTError, match="bad.yaml: expected a mapping of UPPER_CASE"):
+        read_params(bad)
+    with pytest.raises(LungCTError, match="none.yaml: parameters file not found"):
+        read_params(tmp_path / "none.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("SEED: [1\n")
+    with pytest.raises(LungCTError, match="not valid YAML"):
+        read_params(broken)
 
 
 def test_clean_strips_run_noise_and_keeps_outputs():
@@ -87,45 +131,60 @@ def _fraction(x):
     return isinstance(x, float) and 0.0 <= x <= 1.0
 
 
-def test_committed_metrics_json_has_the_agreed_shape():
-    metrics = json.loads((config.REPORTS / "metrics.json").read_text())
-    assert {"params", "seed", "git_commit", "dataset", "protocols"} <= set(metrics)
-    assert metrics["dataset"]["original"] == {"benign": 120, "malignant": 561, "normal": 416}
-    assert metrics["dataset"]["augmented"] == {"benign": 1201, "malignant": 1205, "normal": 1203}
-    assert metrics["seed"] == metrics["params"]["seed"]
+@pytest.fixture(scope="module")
+def committed():
+    return json.loads(COMMITTED.read_text())
+
+
+def test_committed_metrics_record_their_provenance(committed):
+    assert {"params", "seed", "git_commit", "versions", "cpu", "parameters_file"} <= set(committed)
+    assert committed["seed"] == committed["params"]["seed"]
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", committed["git_commit"])
+    assert committed["dataset"]["original"] == {"benign": 120, "malignant": 561, "normal": 416}
+    assert committed["dataset"]["distinct_originals"] == 1055
+
+
+def test_committed_metrics_have_the_cases_and_honest_cv_keys(committed):
+    cases = committed["cases"]
+    assert set(cases["groups"]) == set(config.CLASSES)
+    for c in config.CLASSES:
+        assert 1 <= cases["groups"][c] <= config.STATED_CASES[c]
+    assert isinstance(cases["links_crossing_groups"], int)
+    keys = {"accuracy", "balanced_accuracy", "macro_f1", "recall_benign", "recall_malignant",
+            "recall_normal", "auc_macro", "ece"}  # fmt: skip
+    assert set(committed["honest_cv"]) == set(config.HONEST_PROTOCOLS)
+    for protocol, s in committed["honest_cv"].items():
+        assert s["folds"] == 5 and s["repeats"] >= 5 and s["n_test"] == 1055, protocol
+        assert keys <= set(s["mean"]) and keys <= set(s["ci95"])
+        for k in keys:
+            lo, hi = s["ci95"][k]
+            assert _fraction(s["mean"][k]) and lo <= s["mean"][k] <= hi, (protocol, k)
+        assert _fraction(s["case_accuracy"])
+
+
+def test_committed_metrics_have_the_seed_spread_and_the_paper_tables(committed):
+    spread = committed["paper_seeds"]
+    assert len(spread["seeds"]) >= 5
+    for key in ("holdout_accuracy", "cv_accuracy"):
+        s = spread[key]
+        assert set(s) == {"mean", "sd", "min", "max"}
+        assert s["min"] <= s["mean"] <= s["max"] and s["sd"] >= 0
     for protocol in config.PROTOCOLS:
-        hold = metrics["protocols"][protocol]["holdout"]
-        assert _fraction(hold["accuracy"]) and _fraction(hold["macro_f1"])
+        hold = committed["protocols"][protocol]["holdout"]
+        cm = hold["confusion_matrix"]
+        assert [sum(r) for r in cm] == [hold["per_class"][c]["support"] for c in config.CLASSES]
         lo, hi = hold["accuracy_ci95"]
         assert lo <= hold["accuracy"] <= hi
-        lo, hi = hold["macro_f1_ci95"]
-        assert lo <= hold["macro_f1"] <= hi
-        assert isinstance(hold["epochs"], int) and 1 <= hold["epochs"] <= 50
-        assert list(hold["per_class"]) == list(config.CLASSES)
-        for row in hold["per_class"].values():
-            assert all(_fraction(row[k]) for k in ("precision", "recall", "f1"))
-        cm = hold["confusion_matrix"]
-        assert len(cm) == 3 and all(len(r) == 3 for r in cm)
-        assert [sum(r) for r in cm] == [hold["per_class"][c]["support"] for c in config.CLASSES]
-        cv = metrics["protocols"][protocol]["cv"]
-        assert len(cv["folds"]) == 5
-        for key in ("accuracy", "precision", "recall", "f1"):
-            assert all(_fraction(f[key]) for f in cv["folds"])
-            assert _fraction(cv["mean"][key]) and _fraction(cv["std"][key])
+    cv = committed["protocols"]["paper"]["cv"]
+    assert len(cv["folds"]) == 5 and _fraction(cv["mean"]["accuracy"])
 
 
-def test_committed_metrics_json_has_the_audit_and_ablation():
-    metrics = json.loads((config.REPORTS / "metrics.json").read_text())
-    audit = metrics["audit"]
-    keys = ["exact_duplicate_groups", "images_in_exact_duplicate_groups", "unique_images"]
-    keys += ["near_duplicate_groups", "shape_shortcut_accuracy", "thumbnail_shortcut_accuracy"]
-    assert set(keys) <= set(audit)
-    assert audit["exact_duplicate_groups"] == 42 and audit["unique_images"] == 1055
-    assert set(audit["pseudo_case_groups"]) == set(config.CLASSES)
-    assert _fraction(audit["shape_shortcut_accuracy"])
-    assert _fraction(audit["thumbnail_shortcut_accuracy"])
-    ablation = metrics["ablations"]["pad_square"]
-    assert ablation["protocol"] in config.PROTOCOLS and len(ablation["cv"]["folds"]) == 5
+def test_readme_results_agree_with_the_committed_metrics(committed):
+    assert report.readme_results() == report.readme_block(committed)
+
+
+def test_summary_is_generated_from_the_committed_metrics(committed):
+    assert (config.REPORTS / "summary.md").read_text() == report.render_summary(committed)
 
 
 def test_generated_reports_exist():
@@ -133,3 +192,34 @@ def test_generated_reports_exist():
         assert (config.REPORTS / name).is_file(), name
     for stem in EXPECTED:
         assert (config.REPORTS / f"{stem}.html").is_file()
+
+
+@pytest.mark.slow
+def test_runner_is_quiet_and_names_the_failing_cell(tmp_path, monkeypatch, capfd):
+    from lungct_utils.app import notebooks as runner
+
+    good, bad = tmp_path / "01_good.ipynb", tmp_path / "02_bad.ipynb"
+    for path, body in (
+        (good, "print('chatty output')"),
+        (bad, "x = 1\nraise ValueError('broken on purpose')"),
+    ):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell("SEED = 1")
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        nbformat.write(nb, path)
+    monkeypatch.setattr(runner, "notebook_paths", lambda: [good, bad])
+    monkeypatch.setenv("LUNGCT_REPORTS_DIR", str(tmp_path / "reports"))
+    with pytest.raises(LungCTError, match="02_bad.ipynb: cell 2 .*ValueError: broken on purpose"):
+        runner.run_all(["01_good.ipynb", "02_bad.ipynb"])
+    out, err = capfd.readouterr()
+    assert "01_good" in out and "FAILED: 02_bad.ipynb: cell 2" in out
+    assert "chatty output" not in out + err and "Kernel" not in out + err
+    log = tmp_path / "reports" / "make_report.log"
+    assert log.is_file()
+    assert (tmp_path / "reports" / "01_good.html").is_file()

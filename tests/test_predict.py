@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from lungct_utils import cli
-from lungct_utils.errors import DataError
-from lungct_utils.predict import read_image, window_to_uint8
+from lungct_utils.app import cli, gradcam, ood
+from lungct_utils.app.predict import Predictor, read_image, window_to_uint8
+from lungct_utils.io_utils import DataError
 
 
 def _dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
@@ -101,6 +101,24 @@ def test_window_rejects_bad_width():
         window_to_uint8(np.zeros(3), 0, 0)
 
 
+def test_content_checks_name_blank_noise_and_tiny_images():
+    rng = np.random.default_rng(0)
+    grey = lambda a: Image.fromarray(a.astype(np.uint8), mode="L").convert("RGB")  # noqa: E731
+    assert ood.content_reason(grey(np.zeros((300, 300)))) == "blank image"
+    assert ood.content_reason(grey(np.full((300, 300), 255))) == "blank image"
+    assert ood.content_reason(grey(120 + rng.integers(0, 2, (300, 300)))) == "blank image"
+    assert ood.content_reason(grey(rng.integers(0, 256, (300, 300)))) == "pure noise"
+    assert ood.content_reason(grey(np.zeros((64, 90)))) == "too small: 90x64"
+    ct_like = np.zeros((300, 300))
+    ct_like[60:240, 50:250] = 90
+    ct_like[100:200, 80:140] = 10
+    assert ood.content_reason(grey(ct_like)) == ""
+    assert ood.reasons([grey(ct_like)] * 2, np.array([0.1, 0.9]), 0.5) == [
+        "",
+        "far from training slices",
+    ]
+
+
 def test_usage_errors_exit_2(tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "none.keras")]) == 2
     assert "model not found" in capsys.readouterr().err
@@ -113,11 +131,11 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 @pytest.mark.data
 @pytest.mark.weights
 def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, capsys):
-    from lungct_utils.preprocess import label_indices
+    from lungct_utils.images import label_indices
     from lungct_utils.train import predict_proba
 
-    run, splits, table = trained_run["run"], trained_run["splits"], trained_run["table"]
-    test_rows = run.test_index[:24]
+    splits, table = trained_run["splits"], trained_run["table"]
+    test_rows = np.flatnonzero(trained_run["roles"] == "test")[:24]
     folder = tmp_path / "images"
     folder.mkdir()
     for i in test_rows:
@@ -136,7 +154,7 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     ok = frame[frame["error"] == ""]
     assert len(ok) == 26 and len(frame) == 28
     # agrees with the evaluation path (head on cached features)
-    expected = predict_proba(run.train.model, trained_run["features"][test_rows])
+    expected = predict_proba(trained_run["result"].model, trained_run["features"][test_rows])
     ours = ok[ok["path"].str.contains("/images/")].sort_values("path")
     order = np.argsort([f"{table['id'].iloc[i]}.png" for i in test_rows])
     got = ours[["p_benign", "p_malignant", "p_normal"]].to_numpy(float)
@@ -157,25 +175,26 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
 
 @pytest.mark.data
 @pytest.mark.weights
-def test_ood_flags_few_ct_slices_and_most_other_images(trained_run):
-    from lungct_utils import ood
-    from lungct_utils.ood_examples import non_ct_images
-    from lungct_utils.predict import Predictor
-
+def test_ood_flags_no_ct_slice_and_names_why_for_the_rest(trained_run):
     ref = ood.load(ood.path_for(trained_run["path"]))
-    test = trained_run["run"].test_index
+    test = trained_run["roles"] == "test"
     ct_rate = (ood.score(trained_run["features"][test], ref) > ref["threshold"]).mean()
-    assert ct_rate < 0.05, ct_rate
-    _, _, flags = Predictor(trained_run["path"])(list(non_ct_images().values()))
-    assert flags.mean() >= 0.7, flags
+    assert ct_rate < 0.02, ct_rate
+    others = ood.non_ct_images()
+    probs, scores, why = Predictor(trained_run["path"])(list(others.values()))
+    why = dict(zip(others, why, strict=True))
+    for name in ("blank black", "blank white", "one grey level"):
+        assert why[name] == "blank image", (name, why[name])
+    assert why["uniform noise"] == "pure noise"
+    assert why["tiny (64x64)"] == "too small: 64x64"
+    assert why["MRI head slice (s1045.ima)"] == "far from training slices"
+    assert probs.shape == (len(others), 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
 @pytest.mark.data
 @pytest.mark.weights
 def test_gradcam_map_has_image_size_and_structure(trained_run):
-    from lungct_utils import gradcam
-    from lungct_utils.predict import Predictor
-    from lungct_utils.preprocess import open_rgb, resize_rgb, scale
+    from lungct_utils.images import open_rgb, resize_rgb, scale
 
     predictor = Predictor(trained_run["path"])
     gm = gradcam.grad_model(predictor.model)
@@ -192,19 +211,20 @@ def test_gradcam_map_has_image_size_and_structure(trained_run):
 def test_tflite_exports_match_keras(trained_run, tmp_path):
     import keras
 
-    from lungct_utils.export import export_all
+    from lungct_utils.app.export import export_all
     from lungct_utils.features import LiteRTModel
-    from lungct_utils.preprocess import scale
+    from lungct_utils.images import scale
 
     images = trained_run["images"]
-    train = np.flatnonzero(trained_run["splits"]["holdout"].to_numpy() == "train")[::10]
+    train = np.flatnonzero(trained_run["roles"] == "train")[::10]
     paths = export_all(
         trained_run["path"],
         tmp_path,
+        "cases",
         representative_images=images[train],
         calibrations=("average", "global"),
     )
-    x = scale(images[trained_run["run"].test_index[:80]])
+    x = scale(images[np.flatnonzero(trained_run["roles"] == "test")[:80]])
     ref = keras.models.load_model(paths["keras"], compile=False).predict(x, verbose=0)
     float32 = LiteRTModel(paths["tflite_float32"])(x)
     np.testing.assert_allclose(float32, ref, atol=1e-4)
@@ -219,3 +239,23 @@ def test_tflite_exports_match_keras(trained_run, tmp_path):
     # the average-min/max ranges are why: the converter's global min/max errs far more
     assert np.abs(int8_global - ref).mean() > 1.5 * error
     assert paths["tflite_int8"].stat().st_size < 0.5 * paths["tflite_float32"].stat().st_size
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_tta_averages_the_views_log_probabilities(trained_run, tmp_path):
+    import shutil
+
+    from lungct_utils.audit import views
+    from lungct_utils.images import open_rgb, resize_rgb, scale
+
+    path = tmp_path / "tta.keras"
+    shutil.copyfile(trained_run["path"], path)
+    (tmp_path / "tta.json").write_text(json.dumps({"tta": True, "params": {"preprocess": "paper"}}))
+    img = open_rgb(trained_run["augmented_dir"] / trained_run["table"]["file"].iloc[0])
+    plain, tta = Predictor(trained_run["path"]), Predictor(path)
+    assert tta.tta and not plain.tta
+    resized = resize_rgb(img, 224)[None]
+    logs = [np.log(plain.model.predict(scale(v), verbose=0)) for v in [resized, *views(resized)]]
+    expected = np.exp(np.mean(logs, axis=0))
+    np.testing.assert_allclose(tta([img])[0], expected / expected.sum(), atol=1e-5)

@@ -1,0 +1,312 @@
+"""Command line: ``python -m lungct_utils COMMAND``.
+
+Commands:
+    verify [DATA_DIR]   check a release folder against data/manifest.csv
+    fetch               put the release into data/raw/iq-othnccd (``make data``)
+    prepare             build the augmented set and the split manifests
+    report [NB ...]     run the notebooks in order, render reports/*.html
+    predict PATH ...    classify JPEG/PNG/DICOM images (probabilities, OOD flag, Grad-CAM)
+    export              .keras + TFLite float32 and int8 of a trained model
+    benchmark           time the fast route against plain Keras (reports/benchmarks.md)
+    manifest DATA_DIR   write a reference manifest of a folder (maintainers only)
+
+Exit codes: 0 success, 1 a data or input problem (one line each, no traceback), 2 usage.
+
+Each command imports what it needs when it runs: ``verify`` and ``fetch`` never load
+TensorFlow (a few seconds of start-up), so those imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .. import config
+from ..config import CLASSES
+from ..io_utils import LungCTError, console
+
+#: Commands that load TensorFlow: what it prints goes to ``.cache/logs/<command>.log``.
+LOGGED = ("prepare", "predict", "export", "deployment", "benchmark", "finetune")
+LOGS = config.ROOT / ".cache" / "logs"
+
+
+def summarize(manifest: pd.DataFrame) -> dict:
+    """Per-class counts, image sizes and exact-duplicate groups of a manifest.
+
+    Args:
+        manifest: as returned by :func:`~lungct_utils.data.scan_files`.
+
+    Returns:
+        ``{"counts", "total", "sizes", "duplicate_groups"}``.
+    """
+    sizes = {}
+    for label in CLASSES:
+        part = manifest[manifest["label"] == label]
+        wh = (part["width"].astype(str) + "x" + part["height"].astype(str)).value_counts()
+        sizes[label] = {k: int(v) for k, v in wh.sort_index().items()}
+    groups = manifest.groupby("sha256")["path"].apply(sorted)
+    return {"counts": {c: int((manifest["label"] == c).sum()) for c in CLASSES},
+            "total": int(len(manifest)), "sizes": sizes,
+            "duplicate_groups": sorted(g for g in groups if len(g) > 1)}  # fmt: skip
+
+
+def format_summary(summary: dict) -> str:
+    """The human-readable summary ``verify`` prints.
+
+    Args:
+        summary: from :func:`summarize`.
+
+    Returns:
+        Several lines of text.
+    """
+    counts = summary["counts"]
+    lines = [f"images: {summary['total']} (" + ", ".join(f"{c} {counts[c]}" for c in CLASSES) + ")",
+             "image sizes (width x height):"]  # fmt: skip
+    for label in CLASSES:
+        lines.append(
+            f"  {label}: " + ", ".join(f"{k}: {v}" for k, v in summary["sizes"][label].items())
+        )
+    groups = summary["duplicate_groups"]
+    n_files = sum(len(g) for g in groups)
+    lines.append(f"exact duplicates (same bytes): {len(groups)} groups, {n_files} files")
+    lines += ["  " + " = ".join(group) for group in groups]
+    return "\n".join(lines)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from ..data import read_reference, verify_release
+
+    root = Path(args.data_dir) if args.data_dir else config.data_dir()
+    reference = read_reference(Path(args.manifest))
+    report = verify_release(root, reference, progress=not args.quiet)
+    if not args.brief:
+        print(f"release: {report.root}")
+        if len(report.manifest):
+            print(format_summary(summarize(report.manifest)))
+    if report.ok:
+        print(f"data: OK, {len(report.manifest)} files of {report.root} match {args.manifest}")
+        return 0
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    print(f"FAILED: {len(report.problems)} problem(s) against {args.manifest}", file=sys.stderr)
+    return 1
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from ..data import MANIFEST_COLUMNS, load_manifest
+    from ..io_utils import write_csv
+
+    manifest = load_manifest(Path(args.data_dir), progress=not args.quiet)
+    manifest = manifest[MANIFEST_COLUMNS].sort_values(["label", "path"], kind="stable")
+    write_csv(manifest, Path(args.output))
+    print(f"wrote {args.output}: {len(manifest)} files")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from ..fetch import fetch_release
+
+    dest = fetch_release(args.source, Path(args.dest), progress=not args.quiet)
+    print(f"release ready and verified: {dest}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from ..pipeline import prepare
+
+    table = prepare(config.PAPER.with_overrides(seed=args.seed), progress=not args.quiet)
+    print(f"prepared {len(table)} images and the split manifests of {', '.join(config.PROTOCOLS)} "
+          f"in {config.PROCESSED}")  # fmt: skip
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import main as bench
+
+    bench(progress=not args.quiet, output=Path(args.output) if args.output else None)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .notebooks import run_all
+
+    run_all(args.notebooks or None, params_file=Path(args.params) if args.params else None)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import (
+        Predictor,
+        collect,
+        format_table,
+        predict_files,
+        save_results,
+    )
+
+    try:
+        center, width = (float(v) for v in args.window.split(","))
+    except ValueError:
+        print(f"error: --window must be CENTER,WIDTH in HU, got {args.window!r}", file=sys.stderr)
+        return 2
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        print(f"error: --output must end in .csv or .json, got {args.output!r}", file=sys.stderr)
+        return 2
+    model = Path(args.model)
+    if not model.is_file():
+        print(f"error: {model}: model not found (make report trains it)", file=sys.stderr)
+        return 2
+    files, problems = collect(args.paths)
+    for path, why in problems:
+        print(f"error: {path}: {why}", file=sys.stderr)
+    if not files:
+        return 2 if not args.paths else 1
+    predictor = Predictor(model)
+    frame = predict_files(predictor, files, (center, width), args.gradcam)
+    print(format_table(frame))
+    for row in frame[frame["error"] != ""].itertuples():
+        print(f"error: {row.path}: {row.error}", file=sys.stderr)
+    if args.output:
+        save_results(frame, Path(args.output))
+        print(f"saved {args.output}")
+    return 1 if problems or (frame["error"] != "").any() else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_all
+
+    paths = export_all(Path(args.model), Path(args.outdir), args.protocol,
+                       calibrations=(args.calibration,))  # fmt: skip
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from .finetune import run
+
+    row = run(progress=not args.quiet)
+    print(f"{row['name']}: macro-F1 {row['macro_f1']:.4f}, {row['train_seconds']:.0f} s per fold")
+    return 0
+
+
+def _cmd_deployment(args: argparse.Namespace) -> int:
+    from .deployment import main as deploy
+    from .model_card import main as card
+
+    deploy(Path(args.model), Path(args.outdir), args.protocol, study=args.study)
+    if args.study:
+        print(f"wrote {config.reports_dir() / 'deployment_study.md'}")
+        return 0
+    card()
+    print(f"wrote {config.reports_dir() / 'deployment.md'} and MODEL_CARD.md")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m lungct_utils``.
+
+    Returns:
+        The parser, one subcommand per command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m lungct_utils", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("verify", help="check a release folder against data/manifest.csv")
+    p.add_argument("data_dir", nargs="?", help="release folder (default: $LUNGCT_DATA_DIR)")
+    p.add_argument("--manifest", default=str(config.MANIFEST_CSV), help="reference manifest")
+    p.add_argument("--brief", action="store_true", help="one line when everything matches")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("fetch", help="copy/unpack/download the release into data/raw, verified")
+    p.add_argument(
+        "--source", default=None, help="folder, zip or URL (default: $LUNGCT_DATA_SOURCE)"
+    )
+    p.add_argument("--dest", default=str(config.DEFAULT_DATA_DIR), help="target folder")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("prepare", help="build the augmented set and split manifests")
+    p.add_argument("--seed", type=int, default=config.PAPER.seed, help="the one seed")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("benchmark", help="time the fast route against plain Keras")
+    p.add_argument("--output", help="Markdown table (default: reports/benchmarks.md)")
+    p.set_defaults(func=_cmd_benchmark)
+
+    default_model = config.model_path(config.DEFAULT_RUN)
+    p = sub.add_parser("predict", help="classify JPEG/PNG/DICOM images with a trained model")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument(
+        "--model",
+        default=str(default_model),
+        help=f"a .keras model (default: {default_model.relative_to(config.ROOT)})",
+    )
+    p.add_argument("--output", help="save the results as .csv or .json")
+    p.add_argument("--gradcam", help="folder for Grad-CAM overlay PNGs")
+    p.add_argument("--window", default="-600,1500", help="DICOM window CENTER,WIDTH in HU (lung)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="write the .keras model plus TFLite float32 and int8")
+    p.add_argument("--model", default=str(default_model))
+    p.add_argument("--outdir", default=str(config.MODELS / "export"))
+    p.add_argument(
+        "--protocol", default=config.DEFAULT_PROTOCOL, help="whose training images calibrate int8"
+    )
+    p.add_argument("--calibration", choices=config.INT8_CALIBRATIONS,
+                   default=config.INT8_CALIBRATIONS[0],
+                   help="int8 activation ranges: average (default) or global min/max")  # fmt: skip
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("deployment", help="export, measure formats, write deployment.md + card")
+    p.add_argument("--model", default=str(default_model))
+    p.add_argument("--outdir", default=str(config.MODELS / "export"))
+    p.add_argument("--protocol", default=config.DEFAULT_PROTOCOL, help="whose test split scores")
+    p.add_argument(
+        "--study",
+        action="store_true",
+        help="the long study: int8 calibration draws, 200-run latency",
+    )
+    p.set_defaults(func=_cmd_deployment)
+
+    p = sub.add_parser("finetune", help="the partial fine-tuning study (make study-finetune)")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("report", help="run the notebooks with papermill and render reports")
+    p.add_argument("notebooks", nargs="*", help="notebook file names (default: all, in order)")
+    p.add_argument("--params", help="a YAML file of notebook parameters (papermill -f)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("manifest", help="write a reference manifest (maintainers)")
+    p.add_argument("data_dir", help="release folder")
+    p.add_argument("--output", default=str(config.MANIFEST_CSV), help="CSV to write")
+    p.set_defaults(func=_cmd_manifest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 success, 1 data/input problem, 2 usage error.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command in LOGGED:  # TensorFlow's C++ logging to a file, our lines to the screen
+            with console(LOGS / f"{args.command}.log", python_too=False):
+                return args.func(args)
+        return args.func(args)
+    except (LungCTError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

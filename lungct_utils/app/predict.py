@@ -1,0 +1,390 @@
+"""``python -m lungct_utils predict``: classify new images with a trained model.
+
+Reads JPEG and PNG of any size (8 or 16 bit; grayscale, RGB, RGBA, palette) and DICOM CT
+slices. DICOM pixel data becomes Hounsfield units with the file's RescaleSlope and
+RescaleIntercept, then a window maps it to 8-bit grey: by default the **lung window**
+(centre -600 HU, width 1500 HU); ``--window CENTER,WIDTH`` sets another. (The training
+JPEGs were read with windows of width 350-1200 and centre 50-600 HU, per the dataset's
+description, so a lung-windowed slice can look unusual to the model: the out-of-distribution
+flag says so.) 16-bit PNGs are scaled from their own minimum and maximum to 0-255; RGBA
+is composited on black.
+
+Every image then goes through the paper's preprocessing (RGB, 224x224 bilinear, /255),
+the model gives three probabilities, and its backbone feature's distance from the training
+features gives the out-of-distribution flag (:mod:`lungct_utils.ood`). An unreadable file
+gets one line naming it and why; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pydicom
+from PIL import Image
+from pydicom.errors import InvalidDicomError
+
+from ..audit import views
+from ..config import CLASSES, PAPER
+from ..images import decoded, resize_rgb, scale
+from ..io_utils import DataError, atomic_path, write_text
+from . import gradcam, ood
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+LUNG_WINDOW = (-600.0, 1500.0)
+
+
+def is_dicom(path: Path) -> bool:
+    """True for ``.dcm``/``.dicom`` files and files with the DICOM preamble marker."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def window_to_uint8(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map Hounsfield units through a window to 0-255.
+
+    Args:
+        hu: values in HU.
+        center: window centre.
+        width: window width (> 0).
+
+    Returns:
+        uint8 array of the same shape.
+    """
+    if not width > 0:
+        raise ValueError(f"window width must be > 0, got {width!r}")
+    low = center - width / 2
+    return np.clip((hu - low) / width * 255.0, 0, 255).round().astype(np.uint8)
+
+
+def read_dicom(path: Path, window: tuple[float, float] = LUNG_WINDOW) -> Image.Image:
+    """A DICOM CT slice as an 8-bit RGB image (HU, then the window).
+
+    Args:
+        path: the file.
+        window: ``(centre, width)`` in HU.
+
+    Returns:
+        RGB Pillow image.
+
+    Raises:
+        DataError: not a readable single-frame DICOM image.
+    """
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array.astype(np.float64)
+    except InvalidDicomError:
+        raise DataError(f"{path}: not a valid DICOM file") from None
+    except (AttributeError, KeyError):
+        raise DataError(f"{path}: DICOM file has no image data") from None
+    except (NotImplementedError, RuntimeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot decode DICOM pixel data ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable DICOM file ({exc})") from None
+    if pixels.ndim != 2:
+        raise DataError(f"{path}: DICOM pixel data has shape {pixels.shape}; pass one 2-D slice")
+    hu = pixels * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
+        getattr(ds, "RescaleIntercept", 0) or 0
+    )
+    grey = window_to_uint8(hu, *window)
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+        grey = 255 - grey
+    return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB (16-bit min-max scaled, alpha on black).
+
+    Args:
+        img: a loaded image.
+
+    Returns:
+        RGB image.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.round().astype(np.uint8), mode="L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def read_image(path: Path, window: tuple[float, float] = LUNG_WINDOW) -> Image.Image:
+    """Read any supported file as an RGB image.
+
+    Args:
+        path: JPEG, PNG or DICOM file.
+        window: DICOM window ``(centre, width)``.
+
+    Returns:
+        RGB Pillow image (original size).
+
+    Raises:
+        DataError: missing, empty, unsupported, corrupt or too large.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size > 0 and is_dicom(path):
+        return read_dicom(path, window)
+    with decoded(path) as img:
+        fmt = img.format
+        if fmt in ("JPEG", "PNG"):
+            return to_rgb(img)
+    raise DataError(f"{path}: unsupported format {fmt} (use JPEG, PNG or DICOM)")
+
+
+def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively) into the files to predict.
+
+    Args:
+        paths: command-line paths.
+
+    Returns:
+        ``(files, problems)``: folders contribute their JPEG, PNG and DICOM files (sorted);
+        a missing path is a problem.
+    """
+    files, problems = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and not p.name.startswith(".")
+                and (p.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES)
+            )  # fmt: skip
+            if not found:
+                problems.append((path, "folder holds no JPEG, PNG or DICOM files"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append((path, "no such file or folder"))
+    return files, problems
+
+
+@dataclass
+class Predictor:
+    """A loaded end-to-end model with its feature output and OOD reference.
+
+    Args:
+        model_path: a ``.keras`` model saved by the training notebook.
+    """
+
+    model_path: Path
+
+    def __post_init__(self) -> None:
+        path = Path(self.model_path)
+        if not path.is_file():
+            raise DataError(f"{path}: model not found (train it with notebooks/03_training.ipynb)")
+        try:
+            self.model = keras.models.load_model(path, compile=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot load the model ({exc})") from None
+        pooled = self.model.get_layer("global_average_pooling").output
+        self._both = keras.Model(self.model.inputs, [self.model.output, pooled])
+        ref_path = ood.path_for(path)
+        self.ood_ref = ood.load(ref_path) if ref_path.is_file() else None
+        self.image_size = int(self.model.input_shape[1])
+        sidecar = path.with_suffix(".json")
+        info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        # the pixel scaling it was trained with, and whether it averages over views (TTA)
+        self.mode = info.get("params", {}).get("preprocess", PAPER.preprocess)
+        self.tta = bool(info.get("tta", False))
+
+    def __call__(self, images: list[Image.Image]):
+        """Probabilities, OOD scores and flags of RGB images.
+
+        With test-time augmentation the probabilities average the log-probabilities of the
+        image's views (mirror, small rotations): for the linear probe this is exactly the
+        prediction from the views' mean feature.
+
+        Args:
+            images: RGB Pillow images.
+
+        Returns:
+            ``(probs (n, 3), scores (n,) or None, reasons)``: one out-of-distribution reason
+            per image, "" for an ordinary CT slice (:func:`~lungct_utils.app.ood.reasons`).
+        """
+        resized = np.stack([resize_rgb(img, self.image_size) for img in images])
+        probs, feats = self._both.predict(scale(resized, self.mode), batch_size=32, verbose=0)
+        if self.tta:
+            logs = [np.log(np.clip(probs, 1e-12, None))]
+            for view in views(resized):
+                p = self.model.predict(scale(view, self.mode), batch_size=32, verbose=0)
+                logs.append(np.log(np.clip(p, 1e-12, None)))
+            mean = np.exp(np.mean(logs, axis=0))
+            probs = mean / mean.sum(axis=1, keepdims=True)
+        if self.ood_ref is None:
+            return probs, None, ood.reasons(images, None, None)
+        scores = ood.score(feats, self.ood_ref)
+        return probs, scores, ood.reasons(images, scores, float(self.ood_ref["threshold"]))
+
+
+def predict_files(
+    predictor: Predictor,
+    files: list[Path],
+    window: tuple[float, float] = LUNG_WINDOW,
+    gradcam_dir: Path | None = None,
+    batch: int = 32,
+) -> pd.DataFrame:
+    """Predict every file; unreadable ones get a row with their error.
+
+    Args:
+        predictor: a loaded :class:`Predictor`.
+        files: the files.
+        window: DICOM window.
+        gradcam_dir: write ``<stem>_gradcam.png`` overlays here when given.
+        batch: images per model call.
+
+    Returns:
+        DataFrame ``path, prediction, p_benign, p_malignant, p_normal, ood_score,
+        out_of_distribution, reason, error``.
+    """
+    rows: list[dict] = []
+    pending: list[tuple[Path, Image.Image]] = []
+
+    def flush():
+        if not pending:
+            return
+        probs, scores, why = predictor([img for _, img in pending])
+        for k, (path, img) in enumerate(pending):
+            row = {"path": str(path), "prediction": CLASSES[int(probs[k].argmax())]}
+            row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
+            row["ood_score"] = None if scores is None else float(scores[k])
+            row["out_of_distribution"] = bool(why[k])
+            row["reason"] = why[k]
+            row["error"] = ""
+            if gradcam_dir is not None:
+                row["gradcam"] = str(write_gradcam(predictor, img, path, Path(gradcam_dir)))
+            rows.append(row)
+        pending.clear()
+
+    for path in files:
+        try:
+            pending.append((path, read_image(path, window)))
+        except DataError as exc:
+            rows.append(
+                {"path": str(path), "prediction": "", "error": str(exc).removeprefix(f"{path}: ")}
+            )
+        if len(pending) >= batch:
+            flush()
+    flush()
+    order = {str(p): i for i, p in enumerate(files)}
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("path", key=lambda s: s.map(order), kind="stable").reset_index(
+        drop=True
+    )
+
+
+def write_gradcam(predictor: Predictor, img: Image.Image, path: Path, out_dir: Path) -> Path:
+    """Write the Grad-CAM overlay of one image (at its original size).
+
+    Args:
+        predictor: the loaded model.
+        img: the RGB image.
+        path: its source file (names the output).
+        out_dir: target folder.
+
+    Returns:
+        The PNG path.
+    """
+    if not hasattr(predictor, "_grad"):
+        predictor._grad = gradcam.grad_model(predictor.model)
+    x = scale(resize_rgb(img, predictor.image_size), predictor.mode)
+    cam = gradcam.heatmap(predictor._grad, x)
+    target = Path(out_dir) / f"{path.stem}_gradcam.png"
+    with atomic_path(target) as tmp:
+        gradcam.overlay(img, cam).save(tmp, format="PNG")
+    return target
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """The on-screen table: path, class, probabilities, OOD flag, or the error.
+
+    Args:
+        frame: from :func:`predict_files`.
+
+    Returns:
+        Text.
+    """
+    lines = [f"{'path':<50} {'class':<10} {'benign':>7} {'malig.':>7} {'normal':>7}  ood"]
+    for r in frame.itertuples():
+        name = r.path if len(r.path) <= 50 else "..." + r.path[-47:]
+        if r.error:  # the message itself goes to stderr, once
+            lines.append(f"{name:<50} ERROR: not predicted")
+            continue
+        flag = f"OUT-OF-DISTRIBUTION: {r.reason}" if r.out_of_distribution else "ok"
+        probs = f"{r.p_benign:7.3f} {r.p_malignant:7.3f} {r.p_normal:7.3f}"
+        lines.append(f"{name:<50} {r.prediction:<10} {probs}  {flag}")
+    return "\n".join(lines)
+
+
+def save_results(frame: pd.DataFrame, output: Path) -> Path:
+    """Save results as CSV or JSON (by suffix), atomically.
+
+    Args:
+        frame: from :func:`predict_files`.
+        output: ``.csv`` or ``.json`` path.
+
+    Returns:
+        ``output``.
+    """
+    output = Path(output)
+    if output.suffix.lower() == ".csv":
+        with atomic_path(output) as tmp:
+            frame.to_csv(tmp, index=False)
+    elif output.suffix.lower() == ".json":
+        records = json.loads(frame.to_json(orient="records"))
+        write_text(json.dumps(records, indent=2) + "\n", output)
+    else:
+        raise ValueError(f"--output must end in .csv or .json, got {str(output)!r}")
+    return output
+
+
+def gradcam_examples(predictor: Predictor, images: np.ndarray, labels, n: int = 3,
+                     seed: int = 0) -> list[tuple]:  # fmt: skip
+    """Grad-CAM overlays of ``n`` correctly and ``n`` wrongly classified images.
+
+    Args:
+        predictor: a loaded model.
+        images: uint8 ``(m, s, s, 3)`` test images.
+        labels: their true labels.
+        n: examples of each kind.
+        seed: sampling seed.
+
+    Returns:
+        ``(image, overlay, title)`` tuples for :func:`~lungct_utils.plots.image_pairs`.
+    """
+    pil = [Image.fromarray(img) for img in images]
+    probs, _, _ = predictor(pil)
+    pred = np.array(CLASSES)[probs.argmax(1)]
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for mask in (pred == labels, pred != labels):
+        idx = np.flatnonzero(mask)
+        picks += list(rng.permutation(idx)[:n])
+    grad = gradcam.grad_model(predictor.model)
+    out = []
+    for i in picks:
+        cam = gradcam.heatmap(grad, scale(images[i], predictor.mode))
+        verdict = "correct" if pred[i] == labels[i] else "WRONG"
+        out.append((images[i], np.asarray(gradcam.overlay(pil[i], cam)),
+                    f"true {labels[i]}, predicted {pred[i]} ({verdict})"))  # fmt: skip
+    return out

@@ -1,0 +1,122 @@
+"""Table builders, the summary, the README block and the metrics writer."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lungct_utils import config, report, tables
+from lungct_utils.io_utils import DataError, write_json
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return json.loads((config.REPORTS / "metrics.json").read_text())
+
+
+def test_markdown_renders_text_counts_and_percentages():
+    frame = pd.DataFrame(
+        {"n": [3, 4], "share": [0.5, np.nan], "note": ["a", "b"]}, index=["x", "y"]
+    )
+    text = tables.markdown(frame, percent=True, index="row")
+    assert text.splitlines() == [
+        "| row | n | share | note |",
+        "|---|---:|---:|---:|",
+        "| x | 3 | 50.00 | a |",
+        "| y | 4 |  | b |",
+    ]
+
+
+def test_with_interval_formats_percent():
+    assert tables.with_interval(0.8731, [0.841, 0.902]) == "87.31 [84.10, 90.20]"
+    assert tables.with_interval(0.5, None, digits=1) == "50.0"
+
+
+def test_honest_table_shows_every_protocol_and_metric(metrics):
+    table = tables.honest_table(metrics["honest_cv"])
+    assert list(table.index) == list(config.HONEST_PROTOCOLS)
+    s = metrics["honest_cv"]["cases"]
+    expected = tables.with_interval(s["mean"]["macro_f1"], s["ci95"]["macro_f1"])
+    assert table.loc["cases", "macro-F1"] == expected
+    assert table.loc["cases", "test images (distinct originals)"] == 1055
+    with pytest.raises(ValueError, match="kappa"):
+        tables.honest_table(metrics["honest_cv"], keys=("kappa",))
+
+
+def test_paper_tables_keep_the_published_numbers(metrics):
+    hold = metrics["protocols"]["paper"]["holdout"]
+    t3 = tables.table_iii(hold)
+    assert list(t3.index) == [*config.CLASSES, "accuracy"]
+    assert t3.loc["accuracy", "f1"] == hold["accuracy"]
+    assert t3["support"].iloc[:3].sum() == t3.loc["accuracy", "support"]
+    side = tables.cv_side_by_side(metrics["protocols"]["paper"]["cv"])
+    assert side.loc["mean", "published accuracy"] == 0.9726
+    assert side.loc["std", "published F1"] == 0.0066
+    both = tables.paper_vs_ours({"paper": hold})
+    assert both.loc["benign recall", "paper (Table III)"] == 0.96
+
+
+def test_seed_spread_and_headline_frames(metrics):
+    spread = tables.seed_spread_table(metrics["paper_seeds"])
+    assert spread.loc["5-fold CV accuracy", "mean"] == metrics["paper_seeds"]["cv_accuracy"]["mean"]
+    head = tables.headline_frame(metrics)
+    assert set(head["protocol"]) == {"paper", *config.HONEST_PROTOCOLS}
+    assert (head["lo"] <= head["value"]).all() and (head["value"] <= head["hi"]).all()
+
+
+def test_readme_block_is_replaced_in_place(metrics, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{report.README_START}\nSTALE-BLOCK\n{report.README_END}\n\ntail\n")
+    report.update_readme(metrics, readme)
+    text = readme.read_text()
+    assert text.startswith("# x\n") and text.endswith("\ntail\n") and "STALE-BLOCK" not in text
+    assert report.readme_results(readme) == report.readme_block(metrics)
+    report.update_readme(metrics, readme)
+    assert readme.read_text() == text  # idempotent
+    readme.write_text("no block here\n")
+    with pytest.raises(DataError, match="no generated results block"):
+        report.update_readme(metrics, readme)
+
+
+def test_readme_block_quotes_the_seed_spread_and_the_machine_example(metrics):
+    block = report.readme_block(metrics)
+    assert "97.97% (28 epochs) and 97.42% (36 epochs)" in block
+    cv = metrics["paper_seeds"]["cv_accuracy"]
+    assert f"{100 * cv['mean']:.2f} ± {100 * cv['sd']:.2f}" in block
+
+
+def test_summary_says_how_much_survives_with_intervals(metrics):
+    text = report.render_summary(metrics)
+    c = metrics["honest_cv"]["cases"]
+    assert f"At the level of patients, {100 * c['mean']['accuracy']:.1f}% survives" in text
+    assert tables.with_interval(c["mean"]["recall_benign"], c["ci95"]["recall_benign"]) in text
+
+
+def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeypatch):
+    parts = tmp_path / "metrics"
+    write_json(metrics["audit"], parts / "audit.json")
+    write_json(metrics["cases"], parts / "cases.json")
+    write_json(metrics["protocols"]["paper"]["cv"], parts / "cv_paper.json")
+    write_json(metrics["paper_seeds"], parts / "paper_seeds.json")
+    for p in config.PROTOCOLS:
+        write_json(metrics["protocols"][p]["holdout"], parts / f"holdout_{p}.json")
+    prov = {k: metrics[k] for k in ("params", "seed", "git_commit", "created", "versions", "cpu")}
+    honest = {"protocols": metrics["honest_cv"], "dataset": metrics["dataset"], "provenance": prov}
+    write_json(honest, parts / "honest_cv.json")
+    if "beyond" in metrics:
+        write_json(metrics["beyond"], parts / "beyond.json")
+    collected = report.collect_metrics({"SEED": 42}, parts)
+    assert collected["parameters_file"] == {"SEED": 42}
+    assert {k: v for k, v in collected.items() if k != "parameters_file"} == {
+        k: v for k, v in metrics.items() if k != "parameters_file"
+    }
+    readme_before = config.README.read_text()
+    monkeypatch.setenv("LUNGCT_REPORTS_DIR", str(tmp_path))
+    written = report.write_reports()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == written
+    assert (tmp_path / "summary.md").read_text() == report.render_summary(written)
+    assert config.README.read_text() == readme_before  # only `make report` touches the README
+    (parts / "audit.json").unlink()
+    with pytest.raises(DataError, match="audit.json: missing"):
+        report.collect_metrics(None, parts)
