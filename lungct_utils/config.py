@@ -29,6 +29,9 @@ MODELS = ROOT / "models"
 NOTEBOOKS = ROOT / "notebooks"
 #: The committed reports; :func:`reports_dir` is where a run writes (may be a temp folder).
 REPORTS = ROOT / "reports"
+#: Committed metrics of studies run by their own targets (``make study-finetune``); read
+#: from here even when a run writes its reports elsewhere (``LUNGCT_REPORTS_DIR``).
+STUDIES = REPORTS / "metrics"
 README = ROOT / "README.md"
 
 DEFAULT_DATA_DIR = RAW / "iq-othnccd"

@@ -130,13 +130,8 @@ def litert_model_path(
     if path.is_file():
         return path
     model = keras_backbone(weights, image_size)
-    with atomic_path(path) as tmp:
-        exported = tmp.with_suffix(".tflite")
-        try:
-            model.export(str(exported), format="litert", verbose=False)
-            exported.replace(tmp)
-        finally:
-            exported.unlink(missing_ok=True)
+    with atomic_path(path, suffix=".tflite") as tmp:
+        model.export(str(tmp), format="litert", verbose=False)
     return path
 
 

@@ -62,7 +62,7 @@ def sha256_file(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
 
     Nothing half-written is left behind: on an exception the temporary file is removed and
@@ -70,13 +70,15 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
     Args:
         target: the final file path; its folder is created if needed.
+        suffix: the temporary name's ending, for writers that insist on one (Keras'
+            ``.keras``, LiteRT's ``.tflite``).
 
     Yields:
         The temporary path to write to.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

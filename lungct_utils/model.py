@@ -183,9 +183,8 @@ def save_model(model, path: Path) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"save_model: path must end in .keras, got {str(path)!r}")
-    with atomic_path(path) as tmp:
-        model.save(tmp.with_suffix(".keras"))
-        tmp.with_suffix(".keras").replace(tmp)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
     return path
 
 

@@ -354,6 +354,27 @@ def save_run(name: str, head, cfg: config.PaperConfig, info: dict) -> Path:
     return path
 
 
+def model_info(model_path: Path) -> dict:
+    """The ``.json`` sidecar of a saved model (settings, recipe, provenance), ``{}`` if none.
+
+    Args:
+        model_path: the ``.keras`` file; its sidecar is the same path with ``.json``.
+
+    Returns:
+        The sidecar's content.
+
+    Raises:
+        DataError: the sidecar exists but is not valid JSON.
+    """
+    sidecar = Path(model_path).with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        return json.loads(sidecar.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{sidecar}: not valid JSON ({exc})") from None
+
+
 def load_run(name: str) -> tuple[object, dict]:
     """A saved head and its info (:func:`save_run`).
 
@@ -366,5 +387,4 @@ def load_run(name: str) -> tuple[object, dict]:
     path = config.MODELS / f"{name}_head.keras"
     if not path.is_file():
         raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb (make report)")
-    info = json.loads((config.MODELS / f"{name}.json").read_text())
-    return keras.models.load_model(path, compile=False), info
+    return keras.models.load_model(path, compile=False), model_info(config.model_path(name))

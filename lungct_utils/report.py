@@ -53,7 +53,7 @@ def load_optional_part(name: str) -> dict | None:
     Returns:
         Its dict, or None.
     """
-    path = config.REPORTS / "metrics" / f"{name}.json"
+    path = config.STUDIES / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -281,11 +281,12 @@ def render_summary(metrics: dict) -> str:
         f"{groups['malignant']} and normal {groups['normal']} cases (stated: {stated['benign']} / "
         f"{stated['malignant']} / {stated['normal']}). The interval unit is this case.",
     ]  # fmt: skip
-    audit = metrics["audit"]
+    audit, counts = metrics["audit"], metrics["dataset"]["original"]
+    majority = max(counts.values()) / sum(counts.values())
     lines.append(
         f"* **Shortcuts.** Image shape alone predicts the class with "
-        f"{pct(audit['shape_shortcut_accuracy'])}% accuracy (majority class 51.14%), an 8x8 "
-        f"thumbnail with {pct(audit['thumbnail_shortcut_accuracy'])}% (5-fold CV grouped by "
+        f"{pct(audit['shape_shortcut_accuracy'])}% accuracy (majority class {pct(majority)}%), "
+        f"an 8x8 thumbnail with {pct(audit['thumbnail_shortcut_accuracy'])}% (5-fold CV grouped by "
         f"pseudo-case): much of any figure here needs no look at the lungs."
     )
     lines += [

@@ -127,3 +127,39 @@ def test_calibration_study_table_reports_the_worst_draw():
     glob = next(x for x in table if x.startswith("| global"))
     assert "70.25% (69.50-71.00)" in average and "| -0.50 |" in average
     assert "67.50% (66.00-69.00)" in glob and "| -4.00 |" in glob
+
+
+def test_export_carries_the_sidecar_and_ood_reference(tmp_path, tf_setup):
+    """The exported ``model.keras`` scales and flags like the model it copies."""
+    import keras
+
+    from lungct_utils.app import ood
+    from lungct_utils.app.export import export_all, model_mode
+    from lungct_utils.app.predict import Predictor
+    from lungct_utils.io_utils import write_json
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(
+        keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    )
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+    source = tmp_path / "run.keras"
+    model.save(source)
+    write_json(
+        {"params": {"preprocess": "mobilenet_v2"}, "tta": False}, source.with_suffix(".json")
+    )
+    rng = np.random.default_rng(0)
+    reference = ood.fit(rng.random((20, 4)), rng.random((10, 4)))
+    ood.save(reference, ood.path_for(source))
+    images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+
+    paths = export_all(source, tmp_path / "out", "cases", representative_images=images)
+
+    exported = paths["keras"]
+    assert model_mode(exported) == "mobilenet_v2" != model_mode(tmp_path / "none.keras")
+    assert ood.path_for(exported).read_bytes() == ood.path_for(source).read_bytes()
+    assert Predictor(exported).mode == "mobilenet_v2"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "model.json", "model.keras", "model.ood.npz", "model_float32.tflite", "model_int8.tflite"
+    ]  # fmt: skip

@@ -43,6 +43,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_atomic_path_keeps_a_suffix_and_cleans_up(tmp_path):
+    target = tmp_path / "model.tflite"
+    with pytest.raises(RuntimeError), io_utils.atomic_path(target, suffix=".tflite") as tmp:
+        assert tmp.suffix == ".tflite" and tmp.parent == tmp_path
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.weights
 def test_plain_python_finds_the_weights_without_keras_home(imagenet_weights, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_HOME"}

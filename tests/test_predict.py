@@ -12,6 +12,24 @@ from lungct_utils.app.predict import Predictor, read_image, window_to_uint8
 from lungct_utils.io_utils import DataError
 
 
+def test_a_model_without_the_pooling_layer_or_with_a_bad_sidecar_is_named(tmp_path, tf_setup):
+    import keras
+
+    from lungct_utils.pipeline import model_info
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    path = tmp_path / "other.keras"
+    model.save(path)
+    with pytest.raises(DataError, match=r"other\.keras: not a lungct model"):
+        Predictor(path)
+    assert model_info(path) == {}
+    path.with_suffix(".json").write_text('{"params": ')
+    with pytest.raises(DataError, match=r"other\.json: not valid JSON"):
+        model_info(path)
+
+
 def _dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
     import pydicom
     from pydicom.dataset import FileMetaDataset

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import config
+from ..audit import duplicate_groups
 from ..config import CLASSES
 from ..io_utils import LungCTError, console
 
@@ -47,10 +48,9 @@ def summarize(manifest: pd.DataFrame) -> dict:
         part = manifest[manifest["label"] == label]
         wh = (part["width"].astype(str) + "x" + part["height"].astype(str)).value_counts()
         sizes[label] = {k: int(v) for k, v in wh.sort_index().items()}
-    groups = manifest.groupby("sha256")["path"].apply(sorted)
     return {"counts": {c: int((manifest["label"] == c).sum()) for c in CLASSES},
             "total": int(len(manifest)), "sizes": sizes,
-            "duplicate_groups": sorted(g for g in groups if len(g) > 1)}  # fmt: skip
+            "duplicate_groups": duplicate_groups(manifest)}  # fmt: skip
 
 
 def format_summary(summary: dict) -> str:

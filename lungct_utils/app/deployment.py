@@ -28,6 +28,7 @@ from .. import config
 from ..features import LiteRTModel
 from ..images import label_indices, scale
 from ..io_utils import provenance, write_text
+from ..pipeline import model_info
 from .export import (
     CALIBRATIONS,
     N_REPRESENTATIVE,
@@ -69,7 +70,7 @@ def calibration_study(
         raise ValueError(f"draws must be >= 1, got {draws!r}")
     model = keras.models.load_model(model_path, compile=False)
     if reference is None:
-        reference = reference_predictions(model, protocol)
+        reference = reference_predictions(model, protocol, mode=mode)
     scored = {split: reference[split] for split in ("val", "test")}
     rows = [{"draw_seed": None, "calibration": "float32",
              "val_accuracy": float(np.mean(scored["val"][2].argmax(1) == scored["val"][1])),
@@ -226,7 +227,8 @@ def deployment_report(
     """
     if reference is None:
         model = keras.models.load_model(paths["keras"], compile=False)
-        reference = reference_predictions(model, protocol, ("test",))
+        # the exported copy carries the original's sidecar, hence its pixel scaling
+        reference = reference_predictions(model, protocol, ("test",), model_mode(paths["keras"]))
     x, y, keras_probs = reference["test"]
     probs = {"keras": keras_probs}
     if keras_threads:
@@ -371,9 +373,13 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
     reference = reference_predictions(model, protocol, splits, model_mode(model_path))
     result = deployment_report(paths, protocol, runs=200 if study else 30, reference=reference,
                                keras_threads=(1, 2) if study else ())  # fmt: skip
-    result["_meta"].update(
-        {"model": str(Path(model_path).relative_to(config.ROOT)), **provenance(config.PAPER)}
-    )
+    model_path = Path(model_path).resolve()
+    root = config.ROOT.resolve()
+    shown = model_path.relative_to(root) if model_path.is_relative_to(root) else model_path
+    meta = provenance(config.PAPER)
+    # the settings the model was trained with, from its sidecar, not the paper's defaults
+    meta["params"] = model_info(model_path).get("params", meta["params"])
+    result["_meta"].update({"model": str(shown), **meta})
     result["_meta"]["export"] = {"representative_images": N_REPRESENTATIVE,
                                  "representative_seed": config.PAPER.seed,
                                  "calibrations": list(calibrations)}  # fmt: skip
@@ -381,11 +387,10 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
         result["_calibration_study"] = calibration_study(
             model_path, protocol, draws=5, seed=config.PAPER.seed, reference=reference
         )
-    name = "deployment_study" if study else "deployment"
-    title = (
-        "Deployment study: int8 calibration and latency"
+    name, title = (
+        ("deployment_study", "Deployment study: int8 calibration and latency")
         if study
-        else "Deployment: model formats on a CPU"
+        else ("deployment", "Deployment: model formats on a CPU")
     )
     text = format_deployment(result, title) + honest_figures(config.reports_dir() / "metrics.json")
     write_text(text, config.reports_dir() / f"{name}.md")

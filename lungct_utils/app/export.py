@@ -9,7 +9,6 @@ in :mod:`lungct_utils.app.deployment`.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import warnings
@@ -26,8 +25,9 @@ from .. import config
 from ..augment import load_images
 from ..images import scale
 from ..io_utils import DataError, atomic_path
-from ..pipeline import read_splits, read_table
+from ..pipeline import model_info, read_splits, read_table
 from ..splits import holdout_roles
+from .ood import path_for as ood_path_for
 
 #: Representative images of the int8 calibration.
 N_REPRESENTATIVE = 200
@@ -42,9 +42,7 @@ def model_mode(model_path: Path) -> str:
     Returns:
         A preprocessing mode (the paper's when the sidecar says nothing).
     """
-    sidecar = Path(model_path).with_suffix(".json")
-    info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-    return info.get("params", {}).get("preprocess", config.PAPER.preprocess)
+    return model_info(model_path).get("params", {}).get("preprocess", config.PAPER.preprocess)
 
 
 def split_images(protocol: str, roles=("test",), limit: int | None = None, seed: int = 0):
@@ -196,14 +194,18 @@ def export_all(
         raise DataError(f"{model_path}: model not found (make report trains it)")
     outdir.mkdir(parents=True, exist_ok=True)
     out = {"keras": outdir / "model.keras"}
-    with atomic_path(out["keras"]) as tmp:
-        shutil.copyfile(model_path, tmp)
+    # the sidecar (pixel scaling, recipe) and the OOD reference travel with the model, so
+    # ``predict --model <outdir>/model.keras`` scales and flags as the original does
+    companions = [model_path.with_suffix(".json"), ood_path_for(model_path)]
+    targets = [outdir / "model.json", ood_path_for(out["keras"])]
+    for source, target in [(model_path, out["keras"]), *zip(companions, targets, strict=True)]:
+        if source.is_file():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
     model = keras.models.load_model(model_path, compile=False)
     out["tflite_float32"] = outdir / "model_float32.tflite"
-    with atomic_path(out["tflite_float32"]) as tmp:
-        exported = tmp.with_suffix(".tflite")
-        model.export(str(exported), format="litert", verbose=False)
-        exported.replace(tmp)
+    with atomic_path(out["tflite_float32"], suffix=".tflite") as tmp:
+        model.export(str(tmp), format="litert", verbose=False)
     if representative_images is None:
         representative_images, _ = split_images(
             protocol, ("train",), N_REPRESENTATIVE, seed=config.PAPER.seed

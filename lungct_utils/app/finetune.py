@@ -115,5 +115,5 @@ def run(repeat: int = 0, progress: bool = True) -> dict:
     for k in ("macro_f1", "balanced_accuracy", "recall_benign", "auc_macro", "ece", "accuracy"):
         row[k], row[f"{k}_ci95"] = summary["mean"][k], summary["ci95"][k]
     write_json({**row, "provenance": provenance(cfg)},
-               config.REPORTS / "metrics" / "study_finetune.json")  # fmt: skip
+               config.STUDIES / "study_finetune.json")  # fmt: skip
     return row

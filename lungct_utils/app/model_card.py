@@ -22,6 +22,7 @@ def render(metrics: dict, deployment: dict | None) -> str:
         Markdown.
     """
     audit, groups = metrics["audit"], metrics["cases"]["groups"]
+    counts, honest = metrics["dataset"]["original"], metrics["honest_cv"]["cases"]
     sel = metrics["beyond"]["selected"]
     final = sel["final"]
 
@@ -61,7 +62,9 @@ def render(metrics: dict, deployment: dict | None) -> str:
         "",
         "## Data and its limits",
         "",
-        f"* {config.DATASET_CITATION}: 1,097 JPEG slices (120 benign, 561 malignant, 416 normal) "
+        f"* {config.DATASET_CITATION}: {sum(counts.values()):,} JPEG slices ("
+        + ", ".join(f"{counts[c]} {c}" for c in config.CLASSES)
+        + ") "
         "from 110 cases of one centre in Iraq (Siemens SOMATOM, fall 2019), already windowed "
         "to 8-bit; no patient identifiers.",
         f"* {audit['exact_duplicate_groups']} pairs of byte-identical files; near-duplicate slices "
@@ -71,8 +74,8 @@ def render(metrics: dict, deployment: dict | None) -> str:
         "",
         "## Honest performance (percent)",
         "",
-        f"On new patients (outer folds of the nested CV, `cases` protocol, 5 folds x "
-        f"{metrics['honest_cv']['cases']['repeats']} repeats, 1,055 distinct originals): "
+        f"On new patients (outer folds of the nested CV, `cases` protocol, {honest['folds']} "
+        f"folds x {honest['repeats']} repeats, {honest['n_test']:,} distinct originals): "
         f"macro-F1 {ci('macro_f1')}, balanced accuracy {ci('balanced_accuracy')}, "
         f"benign recall {ci('recall_benign')} "
         "(95% intervals over patients and repeats). Every protocol and the paper's model:",

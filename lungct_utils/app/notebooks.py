@@ -30,7 +30,6 @@ from .. import config
 from ..io_utils import LungCTError, console, write_json, write_text
 from ..report import write_reports
 
-EXECUTED = config.REPORTS / "executed"
 #: Scripts and styles of the HTML template that load from the internet (MathJax, require.js,
 #: mermaid): the reports must open offline and contact no third party, and use none of them.
 _EXTERNAL = re.compile(
@@ -122,7 +121,7 @@ def run_notebook(path: Path, parameters: dict, timeout: int = 3600,
     Raises:
         LungCTError: a cell failed; the message names the notebook, cell and error.
     """
-    output = EXECUTED / path.name
+    output = config.reports_dir() / "executed" / path.name
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
@@ -224,7 +223,7 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
                 nb = run_notebook(path, {k: v for k, v in params.items() if k in wanted[path]},
                                   progress=_bar(path.stem, terminal))  # fmt: skip
                 written.append(render_html(nb, config.reports_dir() / f"{path.stem}.html"))
-                nbformat.write(clean(nb), path)
+                write_text(nbformat.writes(clean(nb)) + "\n", path)
                 times[path.stem] = time.perf_counter() - start
             if not names:
                 # lazy: the deployment imports TensorFlow, whose start-up logging must land in

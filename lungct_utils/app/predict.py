@@ -31,7 +31,8 @@ from pydicom.errors import InvalidDicomError
 from ..audit import views
 from ..config import CLASSES, PAPER
 from ..images import decoded, resize_rgb, scale
-from ..io_utils import DataError, atomic_path, write_text
+from ..io_utils import DataError, atomic_path, write_csv, write_text
+from ..pipeline import model_info
 from . import gradcam, ood
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -196,13 +197,18 @@ class Predictor:
             self.model = keras.models.load_model(path, compile=False)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot load the model ({exc})") from None
-        pooled = self.model.get_layer("global_average_pooling").output
+        try:
+            pooled = self.model.get_layer("global_average_pooling").output
+        except ValueError:
+            raise DataError(
+                f"{path}: not a lungct model (no global_average_pooling layer; "
+                "build it with lungct_utils.model.build_model)"
+            ) from None
         self._both = keras.Model(self.model.inputs, [self.model.output, pooled])
         ref_path = ood.path_for(path)
         self.ood_ref = ood.load(ref_path) if ref_path.is_file() else None
         self.image_size = int(self.model.input_shape[1])
-        sidecar = path.with_suffix(".json")
-        info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        info = model_info(path)
         # the pixel scaling it was trained with, and whether it averages over views (TTA)
         self.mode = info.get("params", {}).get("preprocess", PAPER.preprocess)
         self.tta = bool(info.get("tta", False))
@@ -347,8 +353,7 @@ def save_results(frame: pd.DataFrame, output: Path) -> Path:
     """
     output = Path(output)
     if output.suffix.lower() == ".csv":
-        with atomic_path(output) as tmp:
-            frame.to_csv(tmp, index=False)
+        write_csv(frame, output)
     elif output.suffix.lower() == ".json":
         records = json.loads(frame.to_json(orient="records"))
         write_text(json.dumps(records, indent=2) + "\n", output)
