@@ -3,21 +3,27 @@
 The release has no patient identifiers, only the statement that its slices come from 110
 cases (15 benign, 40 malignant, 55 normal). Within each class folder the files are numbered
 in scan order: neighbouring numbers are neighbouring slices of one scan, and one patient's
-slices form a run of numbers. We rebuild the cases in two steps:
+slices form a run of numbers. The **central reconstruction** (:func:`reconstruct`):
 
-1. **Cut** each class's sequence of file numbers into contiguous runs, at the points where
-   consecutive slices are least alike: as many runs as the class has stated cases. A change
-   of image size between two consecutive files is always a cut (one scan has one geometry).
-   "Alike" is the mean of two similarities of the two slices: the centred cosine of their
-   backbone features (content) and the centred cosine of their 32x32 grey thumbnails (body
-   outline, table, field of view), see :func:`slice_views`.
-2. **Merge** runs that an exact duplicate (the same file stored twice under two numbers) or
-   a strong near-duplicate link (backbone similarity above the audit's threshold, see
-   :mod:`lungct_utils.audit`) joins: such slices belong to one patient, so their runs do too.
+1. **Copies** filed twice (byte-identical files under two numbers) are one slice: each sits
+   at its *home*, the occurrence most alike to its scan neighbours, and the other numbers
+   follow it (:func:`copy_homes`).
+2. **Cut** each class's sequence of distinct slices into contiguous runs at the least-alike
+   consecutive pairs (:func:`plan_cuts`). "Alike" is the mean of two centred cosines: of the
+   backbone features (content) and of 32x32 grey thumbnails (outline, table, field of view).
+   A change of image size or of display window (soft tissue against lung) is always a cut;
+   no cut makes a run shorter than :data:`MIN_RUN` slices; the stated number of cases sets
+   the budget, but a boundary less alike than a typical pair of slices from far apart in the
+   folder is cut whatever the budget, and a run longer than :data:`LONG_RUN_FACTOR` times its
+   class's mean case is cut at its least-alike boundary unless that boundary is more alike
+   than 99% of far-apart pairs (:func:`evidence_levels`). A pair of slices so alike that
+   only slices of one scan are (:func:`same_scan_level`) is never cut apart.
+3. **Merge** runs that at least :data:`MIN_LINKS` distinct near-duplicate pairs join (one
+   look-alike pair is not enough: look-alike slices of two patients exist).
 
-Merging can leave a class with fewer groups than it has stated cases; we report how many.
-Every function here is pure (arrays in, arrays out); notebook 01 and ``make prepare`` feed
-them the originals, their features and the audit's similarity matrix.
+The levels come from the data itself; notebook 01 shows the evidence. Alternative
+groupings, for the bracket of answers, are in :mod:`lungct_utils.groupings`. Every function
+here is pure (arrays in, arrays out).
 """
 
 from __future__ import annotations
@@ -35,6 +41,18 @@ from .config import CLASSES, STATED_CASES
 _NUMBER = re.compile(r"\((\d+)\)")
 #: Side of the grey thumbnails compared between consecutive slices.
 THUMBNAIL_SIDE = 32
+#: No cut leaves a run shorter than this (unless a change of size or window forces it).
+MIN_RUN = 3
+#: A run longer than this many times its class's mean case (slices per stated case) is cut.
+LONG_RUN_FACTOR = 2.5
+#: Runs merge when at least this many distinct near-duplicate pairs join them.
+MIN_LINKS = 2
+#: Slices "far apart" in a folder, for the reference levels of :func:`evidence_levels`.
+FAR_APART = 50
+#: Largest distance in numbering of a same-scan pair (see :func:`same_scan_level`).
+SAME_SCAN_GAP = 3
+#: Grey level counted as saturated (white bone and soft tissue in a lung window).
+SATURATED = 235
 
 
 def file_number(path: str) -> int:
@@ -82,33 +100,6 @@ def consecutive_similarity(*unit_views: np.ndarray) -> np.ndarray:
         raise ValueError("consecutive_similarity: give at least one view")
     sims = [np.sum(v[:-1] * v[1:], axis=1) for v in unit_views]
     return np.mean(sims, axis=0)
-
-
-def cut_runs(similarity: np.ndarray, n_runs: int, forced: np.ndarray | None = None) -> np.ndarray:
-    """Cut a sequence into contiguous runs at its least-alike neighbouring pairs.
-
-    Forced cuts come first; then the lowest similarities (earliest first on ties) until there
-    are ``n_runs`` runs (or every gap is cut).
-
-    Args:
-        similarity: ``(n - 1,)`` similarity of each element to the next.
-        n_runs: the number of runs wanted (>= 1).
-        forced: optional ``(n - 1,)`` booleans: gaps that must be cut.
-
-    Returns:
-        int ``(n,)``: run index per element, 0, 1, ... in sequence order.
-    """
-    similarity = np.asarray(similarity, dtype=np.float64)
-    if not isinstance(n_runs, int | np.integer) or n_runs < 1:
-        raise ValueError(f"cut_runs: n_runs must be an int >= 1, got {n_runs!r}")
-    forced = np.zeros(len(similarity), bool) if forced is None else np.asarray(forced, bool)
-    if forced.shape != similarity.shape:
-        raise ValueError(f"cut_runs: forced has shape {forced.shape}, expected {similarity.shape}")
-    score = np.where(forced, -np.inf, similarity)
-    n_cuts = max(n_runs - 1, int(forced.sum()))
-    cuts = np.zeros(len(similarity), bool)
-    cuts[np.argsort(score, kind="stable")[:n_cuts]] = True
-    return np.concatenate([[0], np.cumsum(cuts)]).astype(np.int64)
 
 
 def merge_groups(groups: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -188,43 +179,305 @@ def next_similarity(frame: pd.DataFrame, *unit_views: np.ndarray) -> np.ndarray:
     return out
 
 
-def reconstruct(
-    frame: pd.DataFrame,
-    similarity_to_next: np.ndarray,
-    pairs: np.ndarray,
-    stated: dict[str, int] | None = None,
-) -> pd.DataFrame:
-    """Cut each class's scan order into runs, then merge linked runs into cases.
+def soft_window(images: np.ndarray) -> np.ndarray:
+    """Slices shown in a soft-tissue window: no saturated pixel inside the body.
+
+    In the release's lung window soft tissue and bone are white (saturated); in a soft-tissue
+    window nothing is, and the lungs are black. Every slice of the release falls clearly on
+    one side (notebook 01).
 
     Args:
-        frame: one row per original with ``label``, ``number`` (scan order), ``width`` and
-            ``height``.
-        similarity_to_next: per row, from :func:`next_similarity`.
-        pairs: ``(m, 2)`` row positions that must share a case (:func:`link_pairs`).
+        images: uint8 ``(n, s, s, 3)`` resized slices.
+
+    Returns:
+        bool ``(n,)``.
+    """
+    grey = np.asarray(images, dtype=np.float32).mean(axis=-1)
+    body = grey > 40
+    saturated = (grey >= SATURATED) & body
+    return saturated.sum(axis=(1, 2)) < 0.002 * np.maximum(body.sum(axis=(1, 2)), 1)
+
+
+def evidence_levels(labels, numbers, *unit_views: np.ndarray) -> dict[str, float]:
+    """Reference similarities of slices far apart in a folder (mostly different patients).
+
+    Args:
+        labels: class per slice.
+        numbers: file number per slice.
+        *unit_views: the views of :func:`consecutive_similarity`.
+
+    Returns:
+        ``{"always_cut_below": median, "join_above": 99th percentile}`` of the same-class
+        pairs more than :data:`FAR_APART` numbers apart: a boundary less alike than a typical
+        far pair is always cut; one more alike than 99% of them joins a long run.
+    """
+    labels, numbers = np.asarray(labels), np.asarray(numbers)
+    i, j = np.triu_indices(len(labels), 1)
+    far = (labels[i] == labels[j]) & (np.abs(numbers[i] - numbers[j]) > FAR_APART)
+    if not far.any():
+        return {"always_cut_below": -np.inf, "join_above": np.inf}
+    values = np.mean([(v @ v.T)[i[far], j[far]] for v in unit_views], axis=0)
+    return {
+        "always_cut_below": float(np.median(values)),
+        "join_above": float(np.quantile(values, 0.99)),
+    }
+
+
+def same_scan_level(sim: np.ndarray, labels, numbers, exact_groups, grid=None) -> float:
+    """The lowest near-duplicate level above which every same-class link is within one scan.
+
+    Args:
+        sim: ``(n, n)`` near-duplicate similarity.
+        labels: class per slice.
+        numbers: file number per slice.
+        exact_groups: exact-duplicate key per slice (pairs inside one are not links).
+        grid: candidate levels (default 0.80, 0.81, ..., 0.99).
+
+    Returns:
+        The level: every link above it joins slices at most :data:`SAME_SCAN_GAP` apart.
+    """
+    grid = np.round(np.arange(0.80, 0.995, 0.01), 2) if grid is None else np.asarray(grid)
+    labels, numbers = np.asarray(labels), np.asarray(numbers)
+    exact = np.asarray(exact_groups, dtype=object)
+    i, j = np.triu_indices(len(labels), 1)
+    keep = (labels[i] == labels[j]) & (exact[i] != exact[j])
+    values = np.asarray(sim)[i[keep], j[keep]]
+    far = np.abs(numbers[i[keep]] - numbers[j[keep]]) > SAME_SCAN_GAP
+    ok = [t for t in grid if not np.any(far & (values > t))]
+    return float(min(ok)) if ok else float("inf")
+
+
+def copy_homes(frame: pd.DataFrame, similarity_to_prev_next: np.ndarray) -> np.ndarray:
+    """For each slice, the row of its home: the occurrence of its copy most alike to neighbours.
+
+    Args:
+        frame: rows with ``sha256`` (exact-duplicate key).
+        similarity_to_prev_next: ``(n,)`` per row, the larger similarity to its scan
+            neighbours.
+
+    Returns:
+        int ``(n,)`` row positions (a row that is no copy is its own home).
+    """
+    home = np.arange(len(frame))
+    score = np.nan_to_num(np.asarray(similarity_to_prev_next, float), nan=-np.inf)
+    for rows in frame.groupby("sha256").indices.values():
+        if len(rows) > 1:
+            home[rows] = rows[np.argmax(score[rows])]
+    return home
+
+
+def _fits(cuts: np.ndarray, gap: int, min_run: int) -> bool:
+    """Whether cutting ``gap`` leaves runs of at least ``min_run`` on both sides."""
+    at = np.flatnonzero(cuts)
+    before, after = at[at < gap], at[at > gap]
+    left = gap - (before[-1] if len(before) else -1)
+    right = (after[0] if len(after) else len(cuts)) - gap
+    return left >= min_run and right >= min_run
+
+
+def plan_cuts(similarity, n_runs: int, forced=None, protected=None, rule: dict | None = None):
+    """Where to cut a scan-ordered sequence into runs (the central cut rule).
+
+    Forced gaps are cut first. Then, least alike first, a gap is cut if it is not protected
+    and leaves runs of at least ``min_run`` on both sides, until there are ``n_runs`` runs;
+    gaps below ``always_cut_below`` are cut past that budget (still leaving ``min_run``).
+    Last, a run longer than ``max_run`` is cut at its least-alike allowed gap below
+    ``join_above``, until none can be.
+
+    Args:
+        similarity: ``(n - 1,)`` similarity of each element to the next.
+        n_runs: the budget (the stated cases), >= 1.
+        forced: ``(n - 1,)`` gaps that must be cut (size or window change).
+        protected: ``(n - 1,)`` gaps never cut (inside a same-scan pair) unless forced.
+        rule: ``min_run``, ``max_run``, ``always_cut_below`` and ``join_above`` (defaults:
+            :data:`MIN_RUN`, no maximum, no forced low level, no joining level).
+
+    Returns:
+        bool ``(n - 1,)``: the gaps cut.
+    """
+    sim = np.asarray(similarity, dtype=np.float64)
+    if not isinstance(n_runs, int | np.integer) or n_runs < 1:
+        raise ValueError(f"plan_cuts: n_runs must be an int >= 1, got {n_runs!r}")
+    defaults = {"min_run": MIN_RUN, "max_run": None, "always_cut_below": -np.inf}
+    rule = {**defaults, "join_above": np.inf, **(rule or {})}
+    forced = np.zeros(len(sim), bool) if forced is None else np.asarray(forced, bool)
+    protected = np.zeros(len(sim), bool) if protected is None else np.asarray(protected, bool)
+    for name, mask in (("forced", forced), ("protected", protected)):
+        if mask.shape != sim.shape:
+            raise ValueError(f"plan_cuts: {name} has shape {mask.shape}, expected {sim.shape}")
+    cuts = forced.copy()
+    for gap in np.argsort(sim, kind="stable"):
+        if cuts.sum() + 1 >= n_runs and not sim[gap] < rule["always_cut_below"]:
+            break
+        if not cuts[gap] and not protected[gap] and _fits(cuts, gap, rule["min_run"]):
+            cuts[gap] = True
+    return _cut_long_runs(sim, cuts, protected, rule)
+
+
+def _cut_long_runs(sim, cuts, protected, rule) -> np.ndarray:
+    if rule["max_run"] is None:
+        return cuts
+    while True:
+        bounds = np.concatenate([[-1], np.flatnonzero(cuts), [len(sim)]])
+        candidates = []
+        for start, end in zip(bounds[:-1] + 1, bounds[1:], strict=True):  # run: start..end
+            if end - start + 1 <= rule["max_run"]:
+                continue
+            gaps = [
+                g for g in range(start, end) if not protected[g] and sim[g] < rule["join_above"]
+            ]
+            gaps = [g for g in gaps if _fits(cuts, g, rule["min_run"])]
+            if gaps:
+                candidates.append(min(gaps, key=lambda g: sim[g]))
+        if not candidates:
+            return cuts
+        cuts[candidates] = True
+
+
+def cut_levels(frame: pd.DataFrame, sim: np.ndarray, *unit_views: np.ndarray) -> dict:
+    """The data's own levels for :func:`reconstruct` (see notebook 01 for the evidence).
+
+    Args:
+        frame: rows with ``label``, ``number`` and ``sha256``.
+        sim: ``(n, n)`` near-duplicate similarity.
+        *unit_views: the views of :func:`consecutive_similarity`.
+
+    Returns:
+        :func:`evidence_levels` plus ``same_scan`` (:func:`same_scan_level`).
+    """
+    labels, numbers = frame["label"].to_numpy(), frame["number"].to_numpy()
+    out = evidence_levels(labels, numbers, *unit_views)
+    out["same_scan"] = same_scan_level(sim, labels, numbers, frame["sha256"].to_numpy())
+    return out
+
+
+def _protected(order: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Gaps of a sequence (row positions ``order``) lying between the two rows of a pair."""
+    where = {int(r): k for k, r in enumerate(order)}
+    out = np.zeros(max(len(order) - 1, 0), bool)
+    for a, b in pairs:
+        if int(a) in where and int(b) in where:
+            lo, hi = sorted((where[int(a)], where[int(b)]))
+            out[lo:hi] = True
+    return out
+
+
+def _merge_linked(run: np.ndarray, pairs: np.ndarray, home: np.ndarray) -> np.ndarray:
+    """Merge runs joined by look-alike pairs of at least :data:`MIN_LINKS` distinct slices on
+    each side (copies count as their home), so one slice alike to two neighbours is no proof."""
+    pairs = np.unique(home[np.asarray(pairs, np.int64).reshape(-1, 2)], axis=0)
+    runs = run[pairs].astype(str)
+    cross = runs[:, 0] != runs[:, 1]
+    swap = runs[cross, 0] > runs[cross, 1]  # order each pair's runs, and its slices with them
+    ends = np.where(swap[:, None], pairs[cross][:, ::-1], pairs[cross])
+    ordered = np.sort(runs[cross], axis=1)
+    links = pd.DataFrame({"a": ordered[:, 0], "b": ordered[:, 1]})
+    links["slice_a"], links["slice_b"] = ends[:, 0], ends[:, 1]
+    sides = links.groupby(["a", "b"])[["slice_a", "slice_b"]].nunique().min(axis=1)
+    strong = sides[sides >= MIN_LINKS].index.tolist()
+    first = {r: int(np.flatnonzero(run == r)[0]) for r in np.unique(run)}
+    joins = np.array([(first[a], first[b]) for a, b in strong], np.int64).reshape(-1, 2)
+    return merge_groups(run, joins)
+
+
+def reconstruct(
+    frame: pd.DataFrame,
+    unit_views: tuple[np.ndarray, ...],
+    sim: np.ndarray,
+    threshold: float,
+    soft: np.ndarray,
+    levels: dict,
+    stated: dict[str, int] | None = None,
+) -> pd.DataFrame:
+    """The central reconstruction: copies at home, runs cut by the rule, strong links merged.
+
+    Args:
+        frame: one row per original with ``label``, ``number`` (scan order), ``sha256``,
+            ``width`` and ``height``.
+        unit_views: from :func:`slice_views`, aligned with ``frame``.
+        sim: ``(n, n)`` near-duplicate similarity (:func:`lungct_utils.audit.similarity`).
+        threshold: the near-duplicate linking level.
+        soft: from :func:`soft_window`.
+        levels: from :func:`cut_levels`.
         stated: cases per class (default :data:`~lungct_utils.config.STATED_CASES`).
 
     Returns:
-        A copy of ``frame`` plus ``run`` (``"<class>-r<k>"``, before merging) and ``case``
-        (``"<class>-<k>"``, numbered in scan order within the class).
+        A copy of ``frame`` plus ``home`` (the row of its copy's home), ``run``
+        (``"<class>-r<k>"``, before merging) and ``case`` (``"<class>-<k>"`` in scan order).
     """
     stated = dict(STATED_CASES if stated is None else stated)
     out = frame.reset_index(drop=True).copy()
-    sim = np.asarray(similarity_to_next, dtype=np.float64)
-    size = (out["width"].astype(str) + "x" + out["height"].astype(str)).to_numpy()
+    sim = np.asarray(sim)
+    nxt = consecutive_neighbours(out, *unit_views)
+    home = copy_homes(out, nxt)
+    labels, numbers = out["label"].to_numpy(), out["number"].to_numpy()
+    same_scan = np.argwhere(np.triu(sim > levels["same_scan"], 1))
+    same_scan = same_scan[
+        np.abs(numbers[same_scan[:, 0]] - numbers[same_scan[:, 1]]) <= SAME_SCAN_GAP
+    ]
+    look = (
+        out["width"].astype(str) + "x" + out["height"].astype(str) + soft.astype(str)
+    ).to_numpy()
     run = np.empty(len(out), dtype=object)
     for label in CLASSES:
-        rows = scan_order(out, label)
-        if len(rows):
-            geometry_change = size[rows[:-1]] != size[rows[1:]]
-            runs = cut_runs(sim[rows[:-1]], int(stated[label]), geometry_change)
-            run[rows] = [f"{label}-r{r:02d}" for r in runs]
-    merged = merge_groups(run, pairs)
-    case = np.empty(len(out), dtype=object)
+        order = scan_order(out, label)
+        order = order[home[order] == order]
+        if not len(order):
+            continue
+        rule = {
+            "max_run": LONG_RUN_FACTOR * len(order) / stated[label],
+            "always_cut_below": levels["always_cut_below"],
+            "join_above": levels["join_above"],
+        }
+        cuts = plan_cuts(
+            consecutive_similarity(*(v[order] for v in unit_views)),
+            int(stated[label]),
+            look[order[:-1]] != look[order[1:]],
+            _protected(order, same_scan),
+            rule,
+        )
+        run[order] = [f"{label}-r{r:02d}" for r in np.concatenate([[0], np.cumsum(cuts)])]
+    run = run[home]
+    merged = _merge_linked(run, link_pairs(sim, labels, out["sha256"], threshold), home)
+    return out.assign(home=home, run=run, case=name_groups(out, merged))
+
+
+def name_groups(frame: pd.DataFrame, groups: np.ndarray, digits: int = 2) -> np.ndarray:
+    """Group names ``<class>-<k>``, numbered in scan order within each class.
+
+    Args:
+        frame: rows with ``label`` and ``number``.
+        groups: group per row (a group spans one class).
+        digits: width of the number.
+
+    Returns:
+        Name per row.
+    """
+    groups = np.asarray(groups)
+    out = np.empty(len(frame), dtype=object)
     for label in CLASSES:
-        rows = scan_order(out, label)
-        names = {g: f"{label}-{k:02d}" for k, g in enumerate(pd.unique(merged[rows]))}
-        case[rows] = [names[g] for g in merged[rows]]
-    return out.assign(run=run, case=case)
+        rows = scan_order(frame, label)
+        names = {g: f"{label}-{k:0{digits}d}" for k, g in enumerate(pd.unique(groups[rows]))}
+        out[rows] = [names[g] for g in groups[rows]]
+    return out
+
+
+def consecutive_neighbours(frame: pd.DataFrame, *unit_views: np.ndarray) -> np.ndarray:
+    """Per row, its larger similarity to the previous and the next slice of its class.
+
+    Args:
+        frame: rows with ``label`` and ``number``.
+        *unit_views: the views of :func:`consecutive_similarity`.
+
+    Returns:
+        ``(n,)``; NaN for a class of one slice.
+    """
+    nxt = next_similarity(frame, *unit_views)
+    prev = np.full(len(frame), np.nan)
+    for label in CLASSES:
+        rows = scan_order(frame, label)
+        prev[rows[1:]] = nxt[rows[:-1]]
+    return np.fmax(nxt, prev)
 
 
 def group_counts(cases: pd.DataFrame, stated: dict[str, int] | None = None) -> pd.DataFrame:
@@ -278,31 +531,76 @@ def crossing_links(sim: np.ndarray, labels, exact_groups, groups, thresholds) ->
     return pd.DataFrame(rows)
 
 
-def summary(groups: pd.DataFrame, crossing: pd.DataFrame, threshold: float) -> dict:
+def summary(
+    groups: pd.DataFrame,
+    crossing: pd.DataFrame,
+    threshold: float,
+    levels: dict,
+    family: pd.DataFrame | None = None,
+) -> dict:
     """The ``cases`` block of ``metrics.json``.
 
     Args:
         groups: from :func:`reconstruct`.
         crossing: from :func:`crossing_links` (must include ``threshold``).
         threshold: the near-duplicate linking threshold.
+        levels: from :func:`cut_levels`.
+        family: from :func:`lungct_utils.groupings.family`, if built.
 
     Returns:
-        ``{"groups", "stated", "runs", "links_crossing_groups", "link_threshold",
-        "crossing_by_threshold", "sizes"}``; ``links_crossing_groups`` counts the links
-        above the threshold that join two cases (0 when every link was merged).
+        ``{"rule", "groups", "stated", "runs", "links_crossing_groups", "link_threshold",
+        "levels", "crossing_by_threshold", "sizes"}`` plus ``"family_groups"`` (groups per
+        class under each grouping) when ``family`` is given.
     """
     counts = group_counts(groups)
     at = crossing.set_index("threshold")
     if not np.isclose(at.index, threshold).any():
         raise ValueError(f"summary: crossing has no row for threshold={threshold!r}")
     row = at.iloc[int(np.argmin(np.abs(at.index - threshold)))]
-    return {
+    sizes = ("smallest", "median", "largest")
+    out = {
+        "rule": "central: copies at home, cut rule, runs joined by >= 2 links",
         "groups": {c: int(counts.loc[c, "cases"]) for c in CLASSES},
         "stated": dict(STATED_CASES),
         "runs": {c: int(counts.loc[c, "runs"]) for c in CLASSES},
         "links_crossing_groups": int(row["crossing_groups"]),
         "link_threshold": float(threshold),
+        "levels": {k: float(v) for k, v in levels.items()},
         "crossing_by_threshold": crossing.to_dict(orient="records"),
-        "sizes": {c: {k: float(counts.loc[c, k]) for k in ("smallest", "median", "largest")}
-                  for c in CLASSES},
-    }  # fmt: skip
+        "sizes": {c: {k: float(counts.loc[c, k]) for k in sizes} for c in CLASSES},
+    }
+    if family is not None:
+        out["family_groups"] = {
+            name: {c: int(n) for c, n in family.groupby("label")[name].nunique().items()}
+            for name in family.columns
+            if name not in ("path", "label", "sha256")
+        }
+    return out
+
+
+def link_distances(sim: np.ndarray, labels, numbers, exact_groups, levels, gaps) -> pd.DataFrame:
+    """Same-class slice pairs by similarity level and by distance in numbering (the evidence).
+
+    Args:
+        sim: ``(n, n)`` near-duplicate similarity.
+        labels: class per slice.
+        numbers: file number per slice.
+        exact_groups: exact-duplicate key per slice (pairs inside one are left out).
+        levels: similarity bin edges, increasing.
+        gaps: distance bin edges, increasing (e.g. 0, 1, 3, 10, 50, 1000).
+
+    Returns:
+        Counts, rows similarity bins and columns distance bins.
+    """
+    labels, numbers = np.asarray(labels), np.asarray(numbers)
+    exact = np.asarray(exact_groups, dtype=object)
+    i, j = np.triu_indices(len(labels), 1)
+    keep = (labels[i] == labels[j]) & (exact[i] != exact[j]) & (np.asarray(sim)[i, j] > levels[0])
+    i, j = i[keep], j[keep]
+    frame = pd.DataFrame(
+        {
+            "similarity": pd.cut(np.asarray(sim)[i, j], levels),
+            "numbers apart": pd.cut(np.abs(numbers[i] - numbers[j]), gaps),
+        }
+    )
+    return pd.crosstab(frame["similarity"], frame["numbers apart"])

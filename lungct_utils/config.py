@@ -61,6 +61,8 @@ PROTOCOLS: tuple[str, ...] = ("paper", "grouped", "grouped_near", "cases")
 HONEST_PROTOCOLS: tuple[str, ...] = ("grouped", "grouped_near", "cases")
 PSEUDO_CASES_CSV = PROCESSED / "pseudo_cases.csv"
 CASES_CSV = PROCESSED / "cases.csv"
+#: The family of patient groupings (one column each, per original) behind the bracket.
+GROUPINGS_CSV = PROCESSED / "groupings.csv"
 
 #: Cases per class as the dataset's description states (110 in all; no per-image ids).
 STATED_CASES = MappingProxyType({"benign": 15, "malignant": 40, "normal": 55})

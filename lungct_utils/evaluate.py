@@ -9,6 +9,9 @@
   originals or reconstructed cases, never single copies), because slices of one patient are
   not independent. Over repeated CV a replicate also draws one repeat, so the interval
   holds both the split-to-split spread and the sampling of patients.
+* Patient level (:func:`case_score`): a case's slices vote by their mean log-probability.
+  Two models are compared on the same rows by a paired cluster bootstrap of the difference
+  (:func:`paired_difference`): one draw of cases serves both models and every repeat.
 
 All metric code is vectorized NumPy (checked against scikit-learn in the tests), so a
 thousand replicates take about a second.
@@ -32,6 +35,14 @@ SCORE_KEYS = (
 )  # fmt: skip
 #: Confidence bins of the expected calibration error.
 ECE_BINS = 15
+#: The keys of :func:`confusion_metrics`.
+CONFUSION_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", *(f"recall_{c}" for c in CLASSES))
+#: The patient-level metrics of :func:`case_score` (fractions).
+CASE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "recall_benign")
+#: Probabilities are clipped to at least this before their log.
+PROB_FLOOR = 1e-12
+#: The probability columns of a predictions table, in class order.
+PROB_COLUMNS = [f"p_{c}" for c in CLASSES]
 
 
 def confusion(y_true, y_pred) -> np.ndarray:
@@ -51,13 +62,41 @@ def confusion(y_true, y_pred) -> np.ndarray:
 
 
 def _per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tp = np.diag(cm).astype(float)
-    pred, true = cm.sum(axis=0), cm.sum(axis=1)
-    precision = np.divide(tp, pred, out=np.zeros(K), where=pred > 0)
-    recall = np.divide(tp, true, out=np.zeros(K), where=true > 0)
+    """Precision, recall and F1 per class (0 where undefined) of ``(..., 3, 3)`` matrices."""
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
+    pred, true = cm.sum(axis=-2), cm.sum(axis=-1)
+    precision = np.divide(tp, pred, out=np.zeros(tp.shape), where=pred > 0)
+    recall = np.divide(tp, true, out=np.zeros(tp.shape), where=true > 0)
     denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(K), where=denom > 0)
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(tp.shape), where=denom > 0)
     return precision, recall, f1
+
+
+def confusion_metrics(cm) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy, macro-F1 and per-class recall of confusion matrices.
+
+    Args:
+        cm: ``(..., 3, 3)`` matrices, rows true and columns predicted; counts or weights
+            (e.g. how often a bootstrap drew each row).
+
+    Returns:
+        :data:`CONFUSION_KEYS`: ``accuracy``, ``balanced_accuracy`` (mean recall of the classes
+        present), ``macro_f1`` and ``recall_<class>`` (NaN for an absent class), each of
+        shape ``cm.shape[:-2]``.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim < 2 or cm.shape[-2:] != (K, K):
+        raise ValueError(f"confusion_metrics: needs (..., {K}, {K}) matrices, got {cm.shape}")
+    _, recall, f1 = _per_class(cm)
+    present = cm.sum(axis=-1) > 0
+    out = {
+        "accuracy": np.trace(cm, axis1=-2, axis2=-1) / cm.sum(axis=(-2, -1)),
+        "balanced_accuracy": np.where(present, recall, 0).sum(axis=-1) / present.sum(axis=-1),
+        "macro_f1": f1.mean(axis=-1),
+    }
+    for k, c in enumerate(CLASSES):
+        out[f"recall_{c}"] = np.where(present[..., k], recall[..., k], np.nan)
+    return out
 
 
 def auc_ovr(y_true, probs) -> np.ndarray:
@@ -258,8 +297,12 @@ def cluster_bootstrap(stat, sets, groups_per_set, n_boot: int = 1000, seed: int 
             for k, v in draws.items()}  # fmt: skip
 
 
-def case_accuracy(y_true, probs, cases) -> float:
-    """Accuracy per case: each case's mean probability decides its class.
+def case_predictions(y_true, probs, cases) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per case: its class and the softmax of its slices' mean log-probability.
+
+    The mean log-probability multiplies the slices' probabilities (then renormalises): a
+    slice that all but rules a class out counts more than under the mean probability.
+    Probabilities are clipped to :data:`PROB_FLOOR` first.
 
     Args:
         y_true: true class indices (one class per case).
@@ -267,18 +310,56 @@ def case_accuracy(y_true, probs, cases) -> float:
         cases: case per row.
 
     Returns:
-        The share of cases classified correctly.
+        ``(case_y, case_probs, case_ids)``: per case (sorted by id) its class index, its
+        ``(m, 3)`` probabilities and its id.
     """
-    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
-    _, code = np.unique(np.asarray(cases).astype(str), return_inverse=True)
-    n = code.max() + 1
-    label = np.zeros(n, np.int64)
+    y_true, probs = np.asarray(y_true, np.int64), np.asarray(probs, np.float64)
+    if probs.shape != (len(y_true), K) or len(cases) != len(y_true):
+        got = f"probs {probs.shape} and {len(cases)} cases"
+        raise ValueError(f"case_predictions: {got} for {len(y_true)} rows")
+    code, ids = pd.factorize(np.asarray(cases), sort=True)
+    label = np.zeros(len(ids), np.int64)
     label[code] = y_true
     if np.any(label[code] != y_true):
-        raise ValueError("case_accuracy: a case holds two classes")
-    total = np.zeros((n, K))
-    np.add.at(total, code, probs)  # summed probabilities: same arg-max as the mean
-    return float(np.mean(total.argmax(axis=1) == label))
+        bad = ids.tolist()[code[label[code] != y_true][0]]
+        raise ValueError(f"case_predictions: case {bad!r} holds two classes")
+    cells = (code[:, None] * K + np.arange(K)).ravel()
+    logs = np.log(np.clip(probs, PROB_FLOOR, 1)).ravel()
+    total = np.bincount(cells, weights=logs, minlength=len(ids) * K).reshape(-1, K)
+    mean = total / np.bincount(code)[:, None]
+    e = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return label, e / e.sum(axis=1, keepdims=True), np.asarray(ids)
+
+
+def case_score(y_true, probs, cases) -> dict[str, float]:
+    """Patient-level metrics (:data:`CASE_KEYS`) of :func:`case_predictions`.
+
+    Args:
+        y_true: true class indices (one class per case).
+        probs: ``(n, 3)`` probabilities.
+        cases: case per row.
+
+    Returns:
+        Fractions: accuracy, balanced accuracy, macro-F1 and benign recall (NaN without a
+        benign case) over cases.
+    """
+    case_y, case_probs, _ = case_predictions(y_true, probs, cases)
+    metrics = confusion_metrics(confusion(case_y, case_probs.argmax(axis=1)))
+    return {k: float(metrics[k]) for k in CASE_KEYS}
+
+
+def case_accuracy(y_true, probs, cases) -> float:
+    """Accuracy per case: each case's mean log-probability decides its class.
+
+    Args:
+        y_true: true class indices (one class per case).
+        probs: ``(n, 3)`` probabilities.
+        cases: case per row.
+
+    Returns:
+        The share of cases classified correctly (:func:`case_score`'s ``accuracy``).
+    """
+    return case_score(y_true, probs, cases)["accuracy"]
 
 
 def holdout_metrics(y_true, probs, groups, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -301,12 +382,8 @@ def holdout_metrics(y_true, probs, groups, n_boot: int = 2000, seed: int = 0) ->
     keys = ("accuracy", "macro_f1", *(f"recall_{c}" for c in CLASSES))
 
     def stat(_, rows, _units):
-        cm = confusion(y_true[rows], probs[rows].argmax(1))
-        _, recall, f1 = _per_class(cm)
-        present = cm.sum(axis=1) > 0
-        values = [np.trace(cm) / cm.sum(), f1.mean(),
-                  *np.where(present, recall, np.nan)]  # fmt: skip
-        return dict(zip(keys, values, strict=True))
+        metrics = confusion_metrics(confusion(y_true[rows], probs[rows].argmax(1)))
+        return {k: metrics[k] for k in keys}
 
     ci = cluster_bootstrap(stat, 1, [groups], n_boot, seed)
     out["accuracy_ci95"], out["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
@@ -316,7 +393,7 @@ def holdout_metrics(y_true, probs, groups, n_boot: int = 2000, seed: int = 0) ->
 
 
 def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Mean and 95% interval of :func:`score` over repeated CV, plus case-level accuracy.
+    """Mean and 95% interval of :func:`score` over repeated CV, and of :func:`case_score`.
 
     Args:
         preds: one row per scored test row per repeat: ``repeat``, ``y`` (class index),
@@ -325,13 +402,14 @@ def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
         seed: bootstrap seed.
 
     Returns:
-        ``{"repeats", "n_test", "mean", "ci95", "per_repeat", "case_accuracy",
-        "case_accuracy_ci95"}`` (fractions; ``ci95`` values ``[lo, hi]``).
+        ``{"repeats", "n_test", "mean", "ci95", "per_repeat", "case", "case_accuracy",
+        "case_accuracy_ci95"}`` (fractions; ``ci95`` values ``[lo, hi]``). ``case`` is
+        ``{"mean": {k: ...}, "ci95": {k: [lo, hi]}}`` over :data:`CASE_KEYS` (cases decided
+        by their mean log-probability); ``case_accuracy`` is its accuracy.
     """
-    cols = [f"p_{c}" for c in CLASSES]
     parts = [g for _, g in preds.groupby("repeat", sort=True)]
     y = [g["y"].to_numpy() for g in parts]
-    p = [g[cols].to_numpy() for g in parts]
+    p = [g[PROB_COLUMNS].to_numpy() for g in parts]
     cases = [g["case"].to_numpy() for g in parts]
     n_test = {len(g) for g in parts}
     if len(n_test) != 1:
@@ -340,20 +418,114 @@ def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
 
     def stat(r, rows, units):
         out = score(y[r][rows], p[r][rows])
-        out["case_accuracy"] = case_accuracy(y[r][rows], p[r][rows], units)
-        return out
+        case = case_score(y[r][rows], p[r][rows], units)
+        return out | {f"case_{k}": v for k, v in case.items()}
 
     ci = cluster_bootstrap(stat, len(parts), cases, n_boot, seed)
-    case_acc = [case_accuracy(y[r], p[r], cases[r]) for r in range(len(parts))]
+    per_case = [case_score(y[r], p[r], cases[r]) for r in range(len(parts))]
+    case_mean = {k: float(np.mean([s[k] for s in per_case])) for k in CASE_KEYS}
     return {
         "repeats": len(parts),
         "n_test": n_test.pop(),
         "mean": {k: float(np.mean([s[k] for s in per_repeat])) for k in SCORE_KEYS},
         "ci95": {k: ci[k] for k in SCORE_KEYS},
         "per_repeat": per_repeat,
-        "case_accuracy": float(np.mean(case_acc)),
+        "case": {"mean": case_mean, "ci95": {k: ci[f"case_{k}"] for k in CASE_KEYS}},
+        "case_accuracy": case_mean["accuracy"],
         "case_accuracy_ci95": ci["case_accuracy"],
     }
+
+
+def _aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two prediction tables sorted by ``(repeat, id)``; ValueError naming what differs."""
+    for name, t in (("a", a), ("b", b)):
+        if missing := {"repeat", "id", "y", "case", *PROB_COLUMNS} - set(t.columns):
+            raise ValueError(f"paired_difference: {name} lacks columns {sorted(missing)}")
+    if len(a) != len(b):
+        raise ValueError(f"paired_difference: a has {len(a)} rows, b {len(b)}")
+    a, b = (t.sort_values(["repeat", "id"], kind="stable").reset_index(drop=True) for t in (a, b))
+    for column in ("repeat", "id", "y", "case"):
+        same = a[column].to_numpy() == b[column].to_numpy()
+        if not same.all():
+            i = int(np.argmin(same))
+            got = f"{a[column].iloc[i]!r} in a, {b[column].iloc[i]!r} in b"
+            raise ValueError(f"paired_difference: the tables differ in {column!r}: {got}")
+    return a, b
+
+
+def _case_cells(preds: pd.DataFrame, level: str, cases: pd.Index) -> np.ndarray:
+    """Per case, its count in each confusion cell of each repeat: ``(cases, repeats * 9)``."""
+    blocks = []
+    for _, part in preds.groupby("repeat", sort=True):
+        y, probs, case = part["y"].to_numpy(), part[PROB_COLUMNS].to_numpy(), part["case"]
+        if level == "case":
+            y, probs, case = case_predictions(y, probs, case)
+        cell = cases.get_indexer(case) * K * K + y * K + probs.argmax(axis=1)
+        blocks.append(np.bincount(cell, minlength=len(cases) * K * K).reshape(len(cases), -1))
+    return np.concatenate(blocks, axis=1)
+
+
+def _draw_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot + 1, n)``: row 0 all ones (the data), then how often each replicate drew a unit."""
+    draws = np.random.default_rng(seed).integers(0, n, (n_boot, n)) + n * np.arange(n_boot)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n)
+    return np.vstack([np.ones((1, n), np.int64), counts])
+
+
+def paired_difference(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    keys=CASE_KEYS,
+    level: str = "slice",
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> dict:
+    """Model ``a`` minus model ``b`` on the same rows, with a paired cluster-bootstrap interval.
+
+    A replicate draws the cases with replacement once, for both models and every repeat; a
+    row (or case) then weighs as often as its case was drawn, so the replicate's confusion
+    matrices are weighted counts (all replicates at once: draw counts times per-case cell
+    counts). Its estimate is the mean over repeats of the difference.
+
+    Args:
+        a: predictions of one model: ``repeat``, ``id``, ``y``, ``case`` and ``p_<class>``
+            (as :func:`repeated_cv_summary`).
+        b: the other model's predictions of the same ``(repeat, id)`` rows.
+        keys: metrics, of :data:`CONFUSION_KEYS`.
+        level: ``"slice"`` scores rows, ``"case"`` the cases (:func:`case_predictions`).
+        n_boot: bootstrap replicates.
+        seed: bootstrap seed.
+        ci: coverage of the percentile interval.
+
+    Returns:
+        key -> ``{"a", "b", "diff", "diff_ci95": [lo, hi], "excludes_zero"}``: the means
+        over repeats of a's and b's metric and of a minus b, and the interval of the
+        difference (coverage ``ci``); ``excludes_zero`` when it lies wholly above or below 0.
+    """
+    if level not in ("slice", "case"):
+        raise ValueError(f"paired_difference: level must be 'slice' or 'case', got {level!r}")
+    unknown = [k for k in keys if k not in CONFUSION_KEYS]
+    if unknown or not 0 < ci < 1 or not n_boot >= 10:
+        raise ValueError(f"paired_difference: bad keys {unknown}, ci={ci!r} or n_boot={n_boot!r}")
+    a, b = _aligned(a, b)
+    cases = pd.Index(np.unique(a["case"].to_numpy()))
+    cells = [_case_cells(t, level, cases) for t in (a, b)]
+    weights = _draw_counts(len(cases), n_boot, seed)  # row 0: the estimate, then replicates
+    metrics = [confusion_metrics((weights @ c).reshape(n_boot + 1, -1, K, K)) for c in cells]
+    out = {}
+    for key in keys:
+        mean_a, mean_b = (m[key].mean(axis=1) for m in metrics)
+        diff = mean_a - mean_b
+        lo, hi = np.nanquantile(diff[1:], [(1 - ci) / 2, (1 + ci) / 2])
+        out[key] = {
+            "a": float(mean_a[0]),
+            "b": float(mean_b[0]),
+            "diff": float(diff[0]),
+            "diff_ci95": [float(lo), float(hi)],
+            "excludes_zero": bool(lo > 0 or hi < 0),
+        }
+    return out
 
 
 def roc_data(y_true, probs) -> dict[str, tuple]:

@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from . import audit, cases, config
+from . import audit, cases, config, groupings
 from .augment import load_images, materialize, plan_augmentation
 from .data import load_manifest
 from .features import cached_features, features_for_keys, imagenet_weights, weights_fingerprint
@@ -79,7 +79,7 @@ def view_features(images: np.ndarray, cfg: config.PaperConfig, progress: bool = 
 
 def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarray,
                     others: list[np.ndarray]) -> dict:  # fmt: skip
-    """Pseudo-cases (near-duplicate components) and reconstructed cases of the originals.
+    """Pseudo-cases, the central reconstruction of the cases and the family of groupings.
 
     Args:
         manifest: from :func:`release_manifest`.
@@ -88,8 +88,9 @@ def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarra
         others: features of each audit view.
 
     Returns:
-        ``{"sim", "counts", "threshold", "groups"}``; ``groups`` is ``path, label, sha256,
-        number, width, height, pseudo_case, run, case`` per original.
+        ``{"sim", "counts", "threshold", "levels", "groups", "family"}``; ``groups`` is
+        ``path, label, sha256, number, width, height, pseudo_case, home, run, case`` per
+        original, ``family`` one column per grouping of :data:`groupings.FAMILY`.
     """
     sim = audit.similarity(feats, others)
     counts = audit.link_counts(sim, manifest["label"], manifest["sha256"])
@@ -98,10 +99,14 @@ def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarra
     frame["pseudo_case"] = audit.pseudo_case_names(
         audit.components(sim, threshold, manifest["sha256"])
     )
-    nxt = cases.next_similarity(frame, *cases.slice_views(feats, images))
-    pairs = cases.link_pairs(sim, frame["label"], frame["sha256"], threshold)
-    groups = cases.reconstruct(frame, nxt, pairs)
-    return {"sim": sim, "counts": counts, "threshold": threshold, "groups": groups}
+    views = cases.slice_views(feats, images)
+    levels = cases.cut_levels(frame, sim, *views)
+    groups = cases.reconstruct(frame, views, sim, threshold, cases.soft_window(images), levels)
+    thumbs = groupings.peer_thumbnails(manifest["abspath"])
+    nxt = cases.next_similarity(frame, *views)
+    family = groupings.family(groups, nxt, sim, threshold, thumbs)
+    return {"sim": sim, "counts": counts, "threshold": threshold, "levels": levels,
+            "groups": groups, "family": family}  # fmt: skip
 
 
 def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
@@ -111,12 +116,16 @@ def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict
             "views": [list(v) for v in audit.VIEWS],
             "thresholds": [float(t) for t in audit.THRESHOLDS],
             "thumbnail_side": cases.THUMBNAIL_SIDE,
+            "cut_rule": [cases.MIN_RUN, cases.LONG_RUN_FACTOR, cases.MIN_LINKS, cases.FAR_APART,
+                         cases.SAME_SCAN_GAP, cases.SATURATED],
+            "family": list(groupings.FAMILY),
             "stated": dict(config.STATED_CASES)}  # fmt: skip
 
 
 def save_groups(groups: pd.DataFrame, manifest: pd.DataFrame, cfg: config.PaperConfig,
-                processed: Path = config.PROCESSED) -> dict[str, Path]:  # fmt: skip
-    """Write ``pseudo_cases.csv`` and ``cases.csv`` (``path, label, sha256, <group>``).
+                processed: Path = config.PROCESSED, family: pd.DataFrame | None = None,
+                ) -> dict[str, Path]:  # fmt: skip
+    """Write ``pseudo_cases.csv``, ``cases.csv`` and ``groupings.csv`` (the family).
 
     Beside them ``groups.json`` records what they were computed from, so :func:`prepare`
     reuses them instead of running the audit again.
@@ -126,14 +135,17 @@ def save_groups(groups: pd.DataFrame, manifest: pd.DataFrame, cfg: config.PaperC
         manifest: the originals they were computed from.
         cfg: the settings used (``image_size``, ``preprocess``).
         processed: the processed-data folder.
+        family: from :func:`lungct_utils.groupings.family`.
 
     Returns:
-        Column -> path written.
+        Column -> path written (``"family"`` for ``groupings.csv``).
     """
     out = {}
     for column, default in GROUPS_CSV.items():
         target = Path(processed) / default.name
         out[column] = write_csv(groups[["path", "label", "sha256", column]], target)
+    if family is not None:
+        out["family"] = write_csv(family, Path(processed) / config.GROUPINGS_CSV.name)
     write_json({"fingerprint": _groups_fingerprint(manifest, cfg), **provenance(cfg)},
                Path(processed) / "groups.json")  # fmt: skip
     return out
@@ -152,14 +164,14 @@ def groups_current(manifest: pd.DataFrame, cfg: config.PaperConfig,
         Whether :func:`save_groups`' outputs can be reused.
     """
     meta = Path(processed) / "groups.json"
-    files = [Path(processed) / g.name for g in GROUPS_CSV.values()]
+    files = [Path(processed) / g.name for g in (*GROUPS_CSV.values(), config.GROUPINGS_CSV)]
     if not meta.is_file() or not all(f.is_file() for f in files):
         return False
     return json.loads(meta.read_text()).get("fingerprint") == _groups_fingerprint(manifest, cfg)
 
 
 def compute_groups(manifest: pd.DataFrame, cfg: config.PaperConfig,
-                   progress: bool = True) -> pd.DataFrame:  # fmt: skip
+                   progress: bool = True) -> dict:  # fmt: skip
     """The pseudo-case and case of every original (the steps of notebook 01, in one call).
 
     Args:
@@ -168,12 +180,12 @@ def compute_groups(manifest: pd.DataFrame, cfg: config.PaperConfig,
         progress: show progress bars.
 
     Returns:
-        ``groups`` of :func:`group_originals`.
+        :func:`group_originals`' result.
     """
     plain = cfg.with_overrides(pad_square=False)
     images = original_images(manifest, plain, progress)
     feats, others = view_features(images, plain, progress)
-    return group_originals(manifest, images, feats, others)["groups"]
+    return group_originals(manifest, images, feats, others)
 
 
 def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
@@ -192,8 +204,12 @@ def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
         "seed",
     )
     groups = json.loads((Path(processed) / "groups.json").read_text())["fingerprint"]
+    # the splits follow the groups' content, not only what they were computed from
+    files = (*GROUPS_CSV.values(), config.GROUPINGS_CSV)
+    content = sha256_bytes(b"".join((Path(processed) / f.name).read_bytes() for f in files))
     # format 2: pixel keys hash the shape too
-    return {"format": 2, "settings": {k: cfg.to_dict()[k] for k in keys}, "groups": groups}
+    settings = {k: cfg.to_dict()[k] for k in keys}
+    return {"format": 2, "settings": settings, "groups": groups, "groups_content": content}
 
 
 def prepare(cfg: config.PaperConfig = config.PAPER, processed: Path = config.PROCESSED,
@@ -217,7 +233,8 @@ def prepare(cfg: config.PaperConfig = config.PAPER, processed: Path = config.PRO
     processed = Path(processed)
     manifest = release_manifest(progress)
     if force or not groups_current(manifest, cfg, processed):
-        save_groups(compute_groups(manifest, cfg, progress), manifest, cfg, processed)
+        found = compute_groups(manifest, cfg, progress)
+        save_groups(found["groups"], manifest, cfg, processed, found["family"])
     meta = processed / config.PREPARE_JSON.name
     fingerprint = _fingerprint(cfg, processed)
     outputs = [processed / config.AUGMENTED_CSV.name, processed / config.AUGMENTED_DIR.name]

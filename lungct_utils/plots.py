@@ -318,3 +318,32 @@ def protocol_comparison(frame: pd.DataFrame, title: str, name: str = "05_protoco
     ax.legend(fontsize=8, loc="lower left")
     save(fig, name)
     return fig
+
+
+def family_plot(frame: pd.DataFrame, title: str, name: str = "07_bracket"):
+    """Each metric against the grouping, for both models, with 95% intervals.
+
+    Args:
+        frame: rows ``grouping, model, metric, value, lo, hi`` (fractions).
+        title: figure title.
+        name: file stem.
+    """
+    metrics = list(dict.fromkeys(frame["metric"]))
+    groupings = list(dict.fromkeys(frame["grouping"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.8), sharey=True)
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        for k, model in enumerate(dict.fromkeys(frame["model"])):
+            part = frame[(frame["metric"] == metric) & (frame["model"] == model)]
+            part = part.set_index("grouping").reindex(groupings)
+            x = np.arange(len(groupings)) + (k - 0.5) * 0.25
+            err = np.vstack([part["value"] - part["lo"], part["hi"] - part["value"]])
+            ax.errorbar(x, part["value"], yerr=err, fmt="o", capsize=3, label=model)
+        ax.set_xticks(np.arange(len(groupings)), groupings, rotation=45, ha="right", fontsize=8)
+        ax.set_title(metric)
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save(fig, name)
+    return fig

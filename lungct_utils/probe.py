@@ -23,16 +23,16 @@ import keras
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from .config import CLASSES
 from .evaluate import score
+from .splits import group_kfold
 
 #: Regularisation strengths tried on inner folds (smaller is stronger).
-C_GRID = (0.001, 0.003, 0.01)
+C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: Factors on the benign probability tried on inner folds (1 = the plain arg-max).
 PRIOR_GRID = (1.0, 1.5, 2.0, 3.0)
 INNER_FOLDS = 3
@@ -143,6 +143,8 @@ def predict(model: Pipeline, x: np.ndarray, views: list[np.ndarray] | None = Non
 def inner_folds(y, groups, n_folds: int = INNER_FOLDS, seed: int = 0) -> list[tuple]:
     """Stratified folds of whole groups (cases) inside a training set.
 
+    A fresh random assignment of the groups per seed (:func:`~lungct_utils.splits.group_kfold`).
+
     Args:
         y: class indices.
         groups: the case of each row.
@@ -152,8 +154,8 @@ def inner_folds(y, groups, n_folds: int = INNER_FOLDS, seed: int = 0) -> list[tu
     Returns:
         ``(train positions, test positions)`` pairs.
     """
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y, groups))
+    fold = group_kfold(y, groups, n_folds, seed)
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
 
 
 def inner_scores(x, views, y, groups, seed: int = 0, cs=C_GRID, priors=PRIOR_GRID) -> pd.DataFrame:
@@ -298,6 +300,7 @@ def variant_rows(summaries: dict, seconds: dict, finetune: dict | None = None) -
         row = {"name": name, "train_seconds": float(seconds[name])}
         for k in VARIANT_KEYS:
             row[k], row[f"{k}_ci95"] = s["mean"][k], s["ci95"][k]
+        row["case"] = s["case"]
         rows.append(row)
     return rows + ([finetune] if finetune else [])
 
@@ -317,21 +320,33 @@ def selected_summary(summary: dict, chosen: list[dict]) -> dict:
     for k in VARIANT_KEYS:
         out[k], out[f"{k}_ci95"] = summary["mean"][k], summary["ci95"][k]
     out["case_accuracy"] = summary["case_accuracy"]
+    out["case"] = summary["case"]
     counts = pd.Series([c["selected"] for c in chosen]).value_counts()
     out["chosen_in_outer_folds"] = {str(k): int(v) for k, v in counts.items()}
     return out
 
 
 def goal_check(selected: dict) -> dict:
-    """The selected score against the goal and the best public peer.
+    """The selected score against the goal, with the best public peer's own figure beside it.
+
+    The peer scored one holdout of its own 103-group reconstruction on its copy of the data:
+    its figure is shown, not compared (the groupings differ); notebook 07 scores the shipped
+    recipe under the peer's grouping rule for a like-for-like reading.
 
     Args:
         selected: from :func:`selected_summary`.
 
     Returns:
-        metric -> ``{"ours", "goal", "reached", "deficit", "peer", "ahead_of_peer"}``.
+        metric -> ``{"ours", "goal", "reached", "deficit", "peer", "peer_grouping"}``.
     """
-    return {k: {"ours": selected[k], "goal": g, "reached": selected[k] >= g,
-                "deficit": max(0.0, g - selected[k]), "peer": PEER[k],
-                "ahead_of_peer": selected[k] > PEER[k]}
-            for k, g in GOAL.items()}  # fmt: skip
+    return {
+        k: {
+            "ours": selected[k],
+            "goal": g,
+            "reached": selected[k] >= g,
+            "deficit": max(0.0, g - selected[k]),
+            "peer": PEER[k],
+            "peer_grouping": "its own 103 groups, one holdout (differs from ours)",
+        }
+        for k, g in GOAL.items()
+    }

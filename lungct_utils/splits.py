@@ -13,7 +13,8 @@ A manifest has one row per image of the augmented set (Table I) and the columns
   *distinct original*: its identity row (no transform), exact duplicates merged. A test
   fold then holds each distinct original of its groups once and never an augmented copy.
 * ``holdout`` is ``train``/``val``/``test`` (70/15/15); ``fold_r`` the fold of repeat ``r``
-  (5 folds; each repeat another seeded assignment of whole groups, stratified by class).
+  (5 folds; each repeat a fresh random assignment of whole groups, stratified by class:
+  :func:`group_kfold`, whose repeats agree no more than chance, see :func:`fold_agreement`).
   Honest protocols assign groups by their distinct originals, so the proportions are those
   of the originals that get scored.
 
@@ -27,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .config import HONEST_PROTOCOLS, PROTOCOLS, PaperConfig
 
@@ -113,8 +115,56 @@ def grouped_holdout(labels, groups, val_frac: float, test_frac: float, seed: int
     return frame["group"].map(assign).to_numpy(dtype=object)
 
 
+def _check_n_folds(name: str, n_folds) -> None:
+    if not isinstance(n_folds, int) or isinstance(n_folds, bool) or n_folds < 2:
+        raise ValueError(f"{name}: n_folds must be an int >= 2, got {n_folds!r}")
+
+
+def group_kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:
+    """Stratified k-fold of whole groups, a fresh random assignment for every seed.
+
+    The groups are shuffled, then each in turn goes to the fold where it most lowers the
+    squared distance of the folds' class counts to their quotas (class total / ``n_folds``):
+    for a single-class group the fold furthest below that class's quota. Ties go to an empty
+    fold first (so every fold gets a group), else to a random one. Unlike scikit-learn's
+    ``StratifiedGroupKFold(shuffle=True)``, which orders the groups by their class-count
+    spread (their size, for single-class groups), two seeds give unrelated assignments.
+
+    Args:
+        labels: one label per element.
+        groups: one group id per element; a group may hold several labels.
+        n_folds: number of folds, >= 2 and at most the number of groups.
+        seed: random seed.
+
+    Returns:
+        int array of fold numbers 0..n_folds-1 per element; every fold non-empty.
+    """
+    _check_n_folds("group_kfold", n_folds)
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    if labels.shape != groups.shape or labels.ndim != 1:
+        raise ValueError(f"group_kfold: labels {labels.shape} and groups {groups.shape} differ")
+    group_code, group_ids = pd.factorize(groups, sort=True)
+    if len(group_ids) < n_folds:
+        raise ValueError(f"group_kfold: {len(group_ids)} groups cannot fill {n_folds} folds")
+    class_code, classes = pd.factorize(labels, sort=True)
+    counts = np.zeros((len(group_ids), len(classes)))
+    np.add.at(counts, (group_code, class_code), 1)
+    quota = counts.sum(axis=0) / n_folds
+    filled = np.zeros((n_folds, len(classes)))
+    fold_of = np.empty(len(group_ids), np.int64)
+    rng = np.random.default_rng(seed)
+    for g in rng.permutation(len(group_ids)):
+        # the change of sum((filled - quota) ** 2) when the group joins each fold
+        rise = (counts[g] * (2 * (filled - quota) + counts[g])).sum(axis=1)
+        best = np.flatnonzero(rise == rise.min())
+        empty = best[filled[best].sum(axis=1) == 0]
+        fold_of[g] = rng.choice(empty if len(empty) else best)
+        filled[fold_of[g]] += counts[g]
+    return fold_of[group_code]
+
+
 def kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:
-    """Stratified k-fold assignment; grouped (``StratifiedGroupKFold``) when ``groups`` is given.
+    """Stratified k-fold assignment; of whole groups (:func:`group_kfold`) when ``groups`` is given.
 
     Args:
         labels: one label per image.
@@ -125,19 +175,67 @@ def kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:
     Returns:
         int array of fold numbers 0..n_folds-1.
     """
-    if not isinstance(n_folds, int) or n_folds < 2:
-        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    _check_n_folds("kfold", n_folds)
+    if groups is not None:
+        return group_kfold(labels, groups, n_folds, seed)
     labels = np.asarray(labels)
     fold = np.full(len(labels), -1, dtype=np.int64)
-    if groups is None:
-        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        parts = splitter.split(np.zeros(len(labels)), labels)
-    else:
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        parts = splitter.split(np.zeros(len(labels)), labels, np.asarray(groups))
-    for k, (_, test) in enumerate(parts):
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
         fold[test] = k
     return fold
+
+
+def fold_agreement(assignments, groups) -> pd.DataFrame:
+    """Pairwise adjusted Rand index between repeats' assignments of groups to folds.
+
+    Each repeat is reduced to one fold per group, so large groups weigh no more than small
+    ones. Fresh random assignments agree near 0; 1 means the same partition.
+
+    Args:
+        assignments: per repeat, the fold of each element: a list of arrays or a DataFrame
+            with one column per repeat (e.g. a manifest's :func:`fold_columns`).
+        groups: one group id per element.
+
+    Returns:
+        Square DataFrame repeat x repeat of adjusted Rand indices (1 on the diagonal).
+    """
+    if not isinstance(assignments, pd.DataFrame):
+        assignments = pd.DataFrame({r: np.asarray(a) for r, a in enumerate(assignments)})
+    groups = np.asarray(groups)
+    if len(groups) != len(assignments) or assignments.shape[1] < 2:
+        shape = assignments.shape
+        raise ValueError(f"fold_agreement: needs (len(groups)={len(groups)}, >= 2), got {shape}")
+    per_group = assignments.groupby(groups)
+    split = per_group.nunique().max(axis=1)
+    if (split > 1).any():
+        raise ValueError(f"fold_agreement: group {split.index[split > 1][0]!r} spans two folds")
+    first = per_group.first()
+    return pd.DataFrame(
+        [[adjusted_rand_score(first[a], first[b]) for b in first] for a in first],
+        index=first.columns,
+        columns=first.columns,
+    )
+
+
+def fold_summary(labels, groups, folds) -> pd.DataFrame:
+    """Per fold of one repeat: its groups, its elements and its class proportions.
+
+    Args:
+        labels: one label per element.
+        groups: one group id per element.
+        folds: the fold of each element.
+
+    Returns:
+        DataFrame indexed by fold: ``groups``, ``elements``, then the share of each class.
+    """
+    frame = pd.DataFrame(
+        {"label": np.asarray(labels), "group": np.asarray(groups), "fold": np.asarray(folds)}
+    )
+    shares = pd.crosstab(frame["fold"], frame["label"], normalize="index")
+    by_fold = frame.groupby("fold")
+    out = pd.DataFrame({"groups": by_fold["group"].nunique(), "elements": by_fold.size()})
+    return out.join(shares)
 
 
 def distinct_originals(table: pd.DataFrame) -> np.ndarray:

@@ -3,7 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from lungct_utils import evaluate
 from lungct_utils.config import CLASSES
@@ -76,14 +82,69 @@ def test_ece_by_hand_and_reliability_bins():
     assert evaluate.expected_calibration_error(perfect, y) == 0.0
 
 
-def test_case_accuracy_uses_mean_probability_per_case():
+def test_case_accuracy_uses_mean_log_probability_per_case():
     y = np.array([0, 0, 0, 1, 1])
     probs = np.array([[0.9, 0.1, 0], [0.2, 0.8, 0], [0.3, 0.7, 0], [0.1, 0.9, 0], [0.6, 0.4, 0]])
     cases = np.array(["a", "a", "a", "b", "b"])
-    # case a: mean benign 0.467 < malignant 0.533 -> wrong; case b: malignant -> right
+    # case a: mean log benign -0.973 < malignant -0.961 -> wrong; case b: malignant -> right
     assert evaluate.case_accuracy(y, probs, cases) == 0.5
-    with pytest.raises(ValueError, match="two classes"):
+    with pytest.raises(ValueError, match="case 'a' holds two classes"):
         evaluate.case_accuracy(np.array([0, 1]), probs[:2], ["a", "a"])
+
+
+def test_case_predictions_take_the_mean_log_probability():
+    # case "x": the mean probability (0.475, 0.32, 0.205) would say benign, but its second
+    # slice all but rules benign out: geometric means 0.2121, 0.2225, 0.0632 (sum
+    # 0.4979) say malignant
+    probs = np.array([[0.90, 0.09, 0.01], [0.05, 0.55, 0.40], [0.2, 0.3, 0.5]])
+    case_y, case_probs, ids = evaluate.case_predictions([0, 0, 2], probs, ["x", "x", "w"])
+    assert ids.tolist() == ["w", "x"] and case_y.tolist() == [2, 0]
+    np.testing.assert_allclose(case_probs[1], [0.426084, 0.446881, 0.127034], atol=1e-5)
+    np.testing.assert_allclose(case_probs[0], [0.2, 0.3, 0.5])  # one slice: unchanged
+    # a zero probability is clipped, not -inf: the other slices still count
+    _, clipped, _ = evaluate.case_predictions([1, 1], [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], [7, 7])
+    assert np.isfinite(clipped).all() and clipped.sum() == pytest.approx(1)
+    with pytest.raises(ValueError, match=r"probs \(2, 2\) and 2 cases for 2 rows"):
+        evaluate.case_predictions([0, 1], np.ones((2, 2)), ["a", "b"])
+
+
+def test_case_score_by_hand():
+    # cases: a (benign) right, b (benign) called malignant, c (malignant) right, d (normal) right
+    y = np.array([0, 0, 0, 1, 2])
+    probs = np.array(
+        [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]]
+    )
+    s = evaluate.case_score(y, probs, ["a", "b", "b", "c", "d"])
+    assert s["accuracy"] == pytest.approx(3 / 4)
+    assert s["recall_benign"] == pytest.approx(1 / 2)
+    assert s["balanced_accuracy"] == pytest.approx((1 / 2 + 1 + 1) / 3)
+    # F1: benign 2/3, malignant (precision 1/2, recall 1) 2/3, normal 1
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert set(s) == set(evaluate.CASE_KEYS)
+
+
+def test_confusion_metrics_of_weighted_rows_agree_with_scikit_learn():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 200)
+    pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, 3, 200))
+    weights = rng.integers(0, 4, 200)  # a bootstrap's multiplicities: 0 leaves a row out
+    cm = np.bincount(y * 3 + pred, weights, 9).reshape(3, 3)
+    m = evaluate.confusion_metrics(cm)
+    yy, pp = np.repeat(y, weights), np.repeat(pred, weights)
+    assert m["accuracy"] == pytest.approx(accuracy_score(yy, pp))
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(yy, pp))
+    assert m["macro_f1"] == pytest.approx(f1_score(yy, pp, average="macro"))
+    recall = recall_score(yy, pp, average=None)
+    for k, c in enumerate(CLASSES):
+        assert m[f"recall_{c}"] == pytest.approx(recall[k])
+    # a stack of matrices gives each one's metrics; an absent class has no recall
+    absent = np.array([[5, 1, 0], [2, 4, 0], [0, 0, 0]])
+    stacked = evaluate.confusion_metrics(np.stack([cm, absent]))
+    assert stacked["macro_f1"][0] == pytest.approx(m["macro_f1"])
+    assert np.isnan(stacked["recall_normal"][1])
+    assert stacked["balanced_accuracy"][1] == pytest.approx((5 / 6 + 4 / 6) / 2)
+    with pytest.raises(ValueError, match=r"got \(2, 2\)"):
+        evaluate.confusion_metrics(np.eye(2))
 
 
 def test_cluster_bootstrap_is_wider_for_correlated_copies():
@@ -143,6 +204,22 @@ def test_repeated_cv_summary_means_and_intervals():
     assert hi - lo > max(p["accuracy"] for p in per) - min(p["accuracy"] for p in per) - 0.02
 
 
+def test_repeated_cv_summary_scores_cases_per_repeat():
+    preds = _repeated(n=150)
+    s = evaluate.repeated_cv_summary(preds, n_boot=200)
+    per = [
+        evaluate.case_score(g["y"], g[evaluate.PROB_COLUMNS].to_numpy(), g["case"])
+        for _, g in preds.groupby("repeat")
+    ]
+    assert set(s["case"]["mean"]) == set(s["case"]["ci95"]) == set(evaluate.CASE_KEYS)
+    for key in evaluate.CASE_KEYS:
+        assert s["case"]["mean"][key] == pytest.approx(np.mean([p[key] for p in per]))
+        lo, hi = s["case"]["ci95"][key]
+        assert lo <= s["case"]["mean"][key] <= hi
+    assert s["case_accuracy"] == s["case"]["mean"]["accuracy"]
+    assert s["case_accuracy_ci95"] == s["case"]["ci95"]["accuracy"]
+
+
 def test_repeated_cv_summary_refuses_repeats_of_different_sizes():
     preds = _repeated()
     with pytest.raises(ValueError, match="different rows"):
@@ -156,3 +233,107 @@ def test_spread_uses_sample_sd():
     )
     with pytest.raises(ValueError):
         evaluate.spread([])
+
+
+def _models(n_cases=110, repeats=5, base=0.65, seed=0):
+    """Predictions of two models over the same rows: same skill, independent noise.
+
+    Each model has its own per-case difficulty, so its errors cluster by case.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 16, n_cases)
+    case = np.repeat(np.arange(n_cases), sizes)
+    y = np.repeat(rng.choice(3, n_cases, p=[0.2, 0.35, 0.45]), sizes)
+    tables = []
+    for _ in range(2):
+        frames = []
+        for r in range(repeats):
+            logits = rng.normal(0, 1, (len(y), 3))
+            logits[np.arange(len(y)), y] += base + rng.normal(0, 1.5, n_cases)[case]
+            probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            columns = {f"p_{c}": probs[:, k] for k, c in enumerate(CLASSES)}
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "repeat": r,
+                        "id": [f"i{i}" for i in range(len(y))],
+                        "y": y,
+                        "case": [f"c{c}" for c in case],
+                        **columns,
+                    }
+                )
+            )
+        tables.append(pd.concat(frames, ignore_index=True))
+    return tables
+
+
+def _corrected(table, share=0.15, seed=0):
+    """The model with every wrong prediction of a random ``share`` of the cases put right."""
+    cases = table["case"].unique()
+    fixed = np.random.default_rng(seed).choice(cases, int(share * len(cases)), replace=False)
+    out = table.copy()
+    rows = out["case"].isin(fixed).to_numpy()
+    out.loc[rows, evaluate.PROB_COLUMNS] = np.eye(3)[out.loc[rows, "y"]] * 0.9 + 0.1 / 3
+    return out
+
+
+def test_paired_difference_finds_a_planted_gain():
+    base, _ = _models()
+    better = _corrected(base)
+    for level in ("slice", "case"):
+        d = evaluate.paired_difference(better, base, level=level)
+        for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+            lo, hi = d[key]["diff_ci95"]
+            assert d[key]["diff"] > 0 and 0 < lo <= hi and d[key]["excludes_zero"], (level, key)
+            assert d[key]["diff"] == pytest.approx(d[key]["a"] - d[key]["b"])
+    # a and b are the means over repeats of the metric
+    per = [
+        evaluate.score(g["y"], g[evaluate.PROB_COLUMNS].to_numpy())["balanced_accuracy"]
+        for _, g in base.groupby("repeat")
+    ]
+    assert d["balanced_accuracy"]["b"] != pytest.approx(np.mean(per))  # case level differs
+    slices = evaluate.paired_difference(better, base, n_boot=50)
+    assert slices["balanced_accuracy"]["b"] == pytest.approx(np.mean(per))
+
+
+def test_paired_difference_of_equal_models_covers_zero():
+    excluded = 0
+    for seed in range(20):
+        a, b = _models(seed=seed)
+        d = evaluate.paired_difference(a, b, n_boot=400, seed=seed)
+        excluded += d["balanced_accuracy"]["excludes_zero"]
+        if seed == 0:
+            for key in evaluate.CASE_KEYS:
+                lo, hi = d[key]["diff_ci95"]
+                assert lo < 0 < hi and not d[key]["excludes_zero"], key
+    # errors cluster by case: seen 1 of 20 here; resampling slices instead of cases: 7 of 20
+    assert excluded <= 3
+
+
+def test_paired_difference_of_identical_tables_is_zero_and_rows_are_aligned():
+    a, _ = _models(n_cases=40, repeats=2)
+    shuffled = a.sample(frac=1, random_state=0)
+    for level in ("slice", "case"):
+        d = evaluate.paired_difference(a, shuffled, level=level, n_boot=100)
+        for key in evaluate.CASE_KEYS:
+            assert d[key]["diff"] == 0 and d[key]["diff_ci95"] == [0.0, 0.0]
+            assert not d[key]["excludes_zero"]
+
+
+def test_paired_difference_refuses_unpaired_tables():
+    a, b = _models(n_cases=20, repeats=2)
+    other = b.copy()
+    other.loc[3, "id"] = "elsewhere"
+    with pytest.raises(ValueError, match="differ in 'id'"):
+        evaluate.paired_difference(a, other, n_boot=20)
+    with pytest.raises(ValueError, match=f"a has {len(a)} rows, b {len(b) - 1}"):
+        evaluate.paired_difference(a, b.iloc[1:], n_boot=20)
+    relabelled = b.assign(y=(b["y"] + 1) % 3)
+    with pytest.raises(ValueError, match="differ in 'y'"):
+        evaluate.paired_difference(a, relabelled, n_boot=20)
+    with pytest.raises(ValueError, match="b lacks columns \\['case'\\]"):
+        evaluate.paired_difference(a, b.drop(columns="case"), n_boot=20)
+    with pytest.raises(ValueError, match="got 'patient'"):
+        evaluate.paired_difference(a, b, level="patient")
+    with pytest.raises(ValueError, match="bad keys \\['auc'\\]"):
+        evaluate.paired_difference(a, b, keys=("auc",))

@@ -1,5 +1,6 @@
 """Table builders, the summary, the README block and the metrics writer."""
 
+import copy
 import json
 
 import numpy as np
@@ -89,8 +90,44 @@ def test_readme_block_quotes_the_seed_spread_and_the_machine_example(metrics):
 def test_summary_says_how_much_survives_with_intervals(metrics):
     text = report.render_summary(metrics)
     c = metrics["honest_cv"]["cases"]
-    assert f"At the level of patients, {100 * c['mean']['accuracy']:.1f}% survives" in text
+    bal = tables.with_interval(c["mean"]["balanced_accuracy"], c["ci95"]["balanced_accuracy"])
+    assert f"At the level of patients, balanced accuracy is {bal}%" in text
     assert tables.with_interval(c["mean"]["recall_benign"], c["ci95"]["recall_benign"]) in text
+    assert "The paper's protocol reproduces." in text
+
+
+def _planted(metrics, **changes):
+    planted = copy.deepcopy(metrics)
+    for path, value in changes.items():
+        *keys, last = path.split("/")
+        node = planted
+        for k in keys:
+            node = node[k]
+        node[last] = value
+    return planted
+
+
+def test_summary_sentences_follow_the_numbers(metrics):
+    """A planted failing metrics.json changes the words, not just the figures."""
+    far = _planted(metrics, **{"paper_seeds/cv_accuracy/mean": 0.80})
+    assert "The paper's protocol does not reproduce (80.00% for 97.26%)." in (
+        report.render_summary(far)
+    )
+    gain = {"a": 0.7, "b": 0.6, "diff": 0.1, "diff_ci95": [0.05, 0.15], "excludes_zero": True}
+    loss = {**gain, "diff": -0.1, "diff_ci95": [-0.15, -0.05]}
+    none = {**gain, "diff_ci95": [-0.01, 0.2], "excludes_zero": False}
+    keys = ("balanced_accuracy", "macro_f1", "recall_benign")
+    paired = {"slice": {k: gain for k in keys}, "case": {k: none for k in keys}}
+    paired["slice"]["recall_benign"] = loss
+    text = "\n".join(
+        report.comparison_lines(_planted(metrics, **{"groupings/central/paired": paired}))
+    )
+    assert "macro-F1 per slice: better (+10.0)" in text
+    assert "benign recall per slice: worse (-10.0)" in text
+    assert "macro-F1 per patient: not shown different (+10.0)" in text
+    width = metrics["bracket"]["paper"]["slice"]["macro_f1"]["width"]
+    moves = "more" if width > 0.1 else "less"
+    assert f"move the answer {moves} than the choice of model" in text
 
 
 def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeypatch):
@@ -104,8 +141,11 @@ def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeyp
     prov = {k: metrics[k] for k in ("params", "seed", "git_commit", "created", "versions", "cpu")}
     honest = {"protocols": metrics["honest_cv"], "dataset": metrics["dataset"], "provenance": prov}
     write_json(honest, parts / "honest_cv.json")
+    bracket = {"groupings": metrics["groupings"], "bracket": metrics["bracket"]}
+    write_json(bracket, parts / "bracket.json")
     if "beyond" in metrics:
-        write_json(metrics["beyond"], parts / "beyond.json")
+        beyond = {**metrics["beyond"], "paired": metrics["paired"]}
+        write_json({**beyond, "fold_choices": metrics["fold_choices"]}, parts / "beyond.json")
     collected = report.collect_metrics({"SEED": 42}, parts)
     assert collected["parameters_file"] == {"SEED": 42}
     assert {k: v for k, v in collected.items() if k != "parameters_file"} == {

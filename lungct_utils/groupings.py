@@ -1,0 +1,236 @@
+"""A family of plausible patient groupings, for the bracket of honest answers.
+
+The release has no patient ids, so any patient-level score rests on a reconstruction. Rather
+than trust one, the honest CV runs under a family of groupings of the originals, each a
+defensible reading of "which slices are one patient", and reports the central estimate
+(:func:`lungct_utils.cases.reconstruct`) with the range over the family:
+
+* ``central``: the central reconstruction (cut rule, strong-link merge);
+* ``runs``: its runs before merging;
+* ``legacy``: the earlier rule: exactly the stated number of runs at the least-alike
+  neighbours (:func:`cut_runs`), then every near-duplicate or duplicate link merged;
+* ``equal_0.5x``, ``equal_1x``, ``equal_2x``: equal contiguous runs of file numbers, half,
+  as many as and twice the stated cases per class (:func:`equal_runs`);
+* ``peer``: a public work's rule (anaguedes0802/lung-cancer-classifier, ``src/preproc.py``
+  ``patient_groups``): per class in file order, cut at the stated-cases-minus-one largest
+  L2 jumps between 64x64 thumbnails of the centre square, then join groups holding any
+  pair closer than 3.0 (:func:`peer_groups`). Its log reports 103 groups on its copy of
+  the data; on this release (one benign duplicate fewer) the same code merges nothing.
+
+In every grouping exact copies sit with their home (:func:`lungct_utils.cases.copy_homes`),
+so a grouping never splits a distinct original.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .cases import link_pairs, merge_groups, name_groups, scan_order
+from .config import CLASSES, STATED_CASES
+
+#: The family, central first; the bracket is the range over all of them.
+FAMILY = ("central", "runs", "legacy", "equal_0.5x", "equal_1x", "equal_2x", "peer")
+#: How the reports name each grouping.
+FAMILY_LABELS = {
+    "central": "central reconstruction",
+    "runs": "its runs, not merged",
+    "legacy": "earlier rule (stated runs, every link merged)",
+    "equal_0.5x": "equal runs, 0.5x stated",
+    "equal_1x": "equal runs, 1x stated",
+    "equal_2x": "equal runs, 2x stated",
+    "peer": "peer's rule (thumbnail jumps)",
+}
+#: The peer's thumbnail side and merge distance (its ``patient_groups``).
+PEER_THUMBNAIL, PEER_MERGE = 64, 3.0
+
+
+def cut_runs(similarity: np.ndarray, n_runs: int, forced: np.ndarray | None = None) -> np.ndarray:
+    """The earlier cut rule: exactly ``n_runs`` runs at the least-alike neighbouring pairs.
+
+    Forced cuts come first; then the lowest similarities (earliest first on ties) until there
+    are ``n_runs`` runs (or every gap is cut).
+
+    Args:
+        similarity: ``(n - 1,)`` similarity of each element to the next.
+        n_runs: the number of runs wanted (>= 1).
+        forced: optional ``(n - 1,)`` booleans: gaps that must be cut.
+
+    Returns:
+        int ``(n,)``: run index per element, 0, 1, ... in sequence order.
+    """
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if not isinstance(n_runs, int | np.integer) or n_runs < 1:
+        raise ValueError(f"cut_runs: n_runs must be an int >= 1, got {n_runs!r}")
+    forced = np.zeros(len(similarity), bool) if forced is None else np.asarray(forced, bool)
+    if forced.shape != similarity.shape:
+        raise ValueError(f"cut_runs: forced has shape {forced.shape}, expected {similarity.shape}")
+    score = np.where(forced, -np.inf, similarity)
+    n_cuts = max(n_runs - 1, int(forced.sum()))
+    cuts = np.zeros(len(similarity), bool)
+    cuts[np.argsort(score, kind="stable")[:n_cuts]] = True
+    return np.concatenate([[0], np.cumsum(cuts)]).astype(np.int64)
+
+
+def legacy_groups(frame: pd.DataFrame, similarity_to_next, sim, threshold: float) -> np.ndarray:
+    """The earlier reconstruction: stated runs per class, then every link merged.
+
+    Args:
+        frame: rows with ``label``, ``number``, ``sha256``, ``width`` and ``height``.
+        similarity_to_next: per row (:func:`lungct_utils.cases.next_similarity`).
+        sim: ``(n, n)`` near-duplicate similarity.
+        threshold: the near-duplicate linking level.
+
+    Returns:
+        Group label per row.
+    """
+    sim_next = np.asarray(similarity_to_next, dtype=np.float64)
+    size = (frame["width"].astype(str) + "x" + frame["height"].astype(str)).to_numpy()
+    run = np.empty(len(frame), dtype=object)
+    for label in CLASSES:
+        rows = scan_order(frame, label)
+        if len(rows):
+            runs = cut_runs(
+                sim_next[rows[:-1]], STATED_CASES[label], size[rows[:-1]] != size[rows[1:]]
+            )
+            run[rows] = [f"{label}-r{r:02d}" for r in runs]
+    pairs = link_pairs(sim, frame["label"], frame["sha256"], threshold)
+    return name_groups(frame, merge_groups(run, pairs), digits=3)
+
+
+def equal_runs(frame: pd.DataFrame, home: np.ndarray, factor: float) -> np.ndarray:
+    """Equal contiguous runs of file numbers: ``factor`` times the stated cases per class.
+
+    Args:
+        frame: rows with ``label`` and ``number``.
+        home: per row, the row of its copy's home (copies follow it).
+        factor: runs per stated case (> 0).
+
+    Returns:
+        Group label per row.
+    """
+    if not factor > 0:
+        raise ValueError(f"equal_runs: factor must be > 0, got {factor!r}")
+    home = np.asarray(home)
+    group = np.empty(len(frame), dtype=object)
+    for label in CLASSES:
+        rows = scan_order(frame, label)
+        rows = rows[home[rows] == rows]
+        k = min(len(rows), max(1, round(factor * STATED_CASES[label])))
+        for i, part in enumerate(np.array_split(rows, k) if len(rows) else []):
+            group[part] = f"{label}-{i:03d}"
+    return group[home]
+
+
+def resize_linear(image: np.ndarray, side: int) -> np.ndarray:
+    """Bilinear resize with half-pixel centres and no antialiasing, as OpenCV's INTER_LINEAR.
+
+    Args:
+        image: 2-D array.
+        side: output side (square).
+
+    Returns:
+        float ``(side, side)``.
+    """
+    out = np.asarray(image, dtype=np.float64)
+    for axis in (0, 1):
+        n = out.shape[axis]
+        x = np.clip((np.arange(side) + 0.5) * n / side - 0.5, 0, n - 1)
+        lo = np.floor(x).astype(np.int64)
+        hi, w = np.minimum(lo + 1, n - 1), x - lo
+        shape = (-1, 1) if axis == 0 else (1, -1)
+        a, b = np.take(out, lo, axis=axis), np.take(out, hi, axis=axis)
+        out = a * (1 - w.reshape(shape)) + b * w.reshape(shape)
+    return out
+
+
+def peer_thumbnails(paths) -> np.ndarray:
+    """The peer's thumbnails: grey, centre square, 150x150, then 64x64 in [0, 1], flattened.
+
+    Args:
+        paths: image files.
+
+    Returns:
+        float ``(n, 4096)``.
+    """
+    out = []
+    for path in paths:
+        with Image.open(path) as img:
+            grey = np.asarray(img.convert("L"))
+        h, w = grey.shape
+        s = min(h, w)
+        square = grey[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+        small = np.clip(np.round(resize_linear(square, 150)), 0, 255)  # OpenCV keeps uint8
+        out.append(resize_linear(small / 255.0, PEER_THUMBNAIL).ravel())
+    return np.stack(out)
+
+
+def peer_groups(frame: pd.DataFrame, home: np.ndarray, thumbs: np.ndarray) -> np.ndarray:
+    """The peer's rule: stated runs at the largest thumbnail jumps, then close pairs joined.
+
+    Args:
+        frame: rows with ``label`` and ``number``.
+        home: per row, the row of its copy's home (copies are dropped, then follow it).
+        thumbs: from :func:`peer_thumbnails`, aligned with ``frame``.
+
+    Returns:
+        Group label per row.
+    """
+    home = np.asarray(home)
+    run = np.empty(len(frame), dtype=object)
+    for label in CLASSES:
+        rows = scan_order(frame, label)
+        rows = rows[home[rows] == rows]
+        jumps = np.linalg.norm(thumbs[rows[1:]] - thumbs[rows[:-1]], axis=1)
+        cuts = np.zeros(len(jumps), bool)
+        cuts[np.argsort(jumps)[len(jumps) - (STATED_CASES[label] - 1) :]] = True
+        run[rows] = [f"{label}-r{r:02d}" for r in np.concatenate([[0], np.cumsum(cuts)])]
+    kept = np.flatnonzero(home == np.arange(len(frame)))
+    t = np.asarray(thumbs, np.float64)[kept]
+    norms = np.sum(t * t, axis=1)
+    squared = norms[:, None] + norms[None, :] - 2 * t @ t.T  # pairwise squared L2 distances
+    i, j = np.nonzero(np.triu(squared < PEER_MERGE**2, 1))
+    merged = merge_groups(run[home], np.column_stack([kept[i], kept[j]]))
+    return name_groups(frame, merged, digits=3)
+
+
+def family(
+    central: pd.DataFrame, similarity_to_next, sim, threshold: float, thumbs
+) -> pd.DataFrame:
+    """Every grouping of :data:`FAMILY`, one column each, per original.
+
+    Args:
+        central: from :func:`lungct_utils.cases.reconstruct` (``home``, ``run``, ``case``).
+        similarity_to_next: per row (:func:`lungct_utils.cases.next_similarity`).
+        sim: ``(n, n)`` near-duplicate similarity.
+        threshold: the near-duplicate linking level.
+        thumbs: from :func:`peer_thumbnails`.
+
+    Returns:
+        DataFrame ``path, label, sha256`` plus one column per grouping.
+    """
+    home = central["home"].to_numpy()
+    out = central[["path", "label", "sha256"]].copy()
+    out["central"], out["runs"] = central["case"].to_numpy(), central["run"].to_numpy()
+    out["legacy"] = legacy_groups(central, similarity_to_next, sim, threshold)
+    for factor in (0.5, 1, 2):
+        out[f"equal_{factor}x"] = equal_runs(central, home, factor)
+    out["peer"] = peer_groups(central, home, thumbs)
+    return out
+
+
+def family_counts(groups: pd.DataFrame) -> pd.DataFrame:
+    """Groups per class under each grouping, against the stated cases.
+
+    Args:
+        groups: from :func:`family`.
+
+    Returns:
+        DataFrame indexed by grouping: one column per class and ``total``.
+    """
+    rows = {"stated": {**dict(STATED_CASES), "total": sum(STATED_CASES.values())}}
+    for name in FAMILY:
+        per = groups.groupby("label")[name].nunique().reindex(list(CLASSES), fill_value=0)
+        rows[name] = {**{c: int(n) for c, n in per.items()}, "total": int(per.sum())}
+    return pd.DataFrame(rows).T
