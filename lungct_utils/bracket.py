@@ -103,13 +103,13 @@ def bracket_table(result: dict) -> pd.DataFrame:
         result: from :func:`bracket`.
 
     Returns:
-        DataFrame indexed by ``model, level``, one column per metric.
+        DataFrame indexed by ``"<model>, <level>"``, one column per metric.
     """
     names = {"paper": "paper's model", "selected": "shipped recipe"}
     rows = {}
     for model, levels in result.items():
         for level, metrics in levels.items():
-            rows[(names[model], "per slice" if level == "slice" else "per patient")] = {
+            rows[f"{names[model]}, {'per slice' if level == 'slice' else 'per patient'}"] = {
                 LABELS[k]: f"{with_interval(m['central'], m['ci95'])}; "
                 f"family {100 * m['min']:.1f}-{100 * m['max']:.1f}"
                 for k, m in metrics.items()
@@ -133,8 +133,8 @@ def family_frame(groupings: dict, level: str = "slice") -> pd.DataFrame:
             part = g[model][level]
             for k in KEYS[:3]:
                 lo, hi = part["ci95"][k]
-                rows.append({"grouping": name, "model": model, "metric": LABELS[k],
-                             "value": part["mean"][k], "lo": lo, "hi": hi})  # fmt: skip
+                row = {"grouping": name, "model": model, "metric": LABELS[k]}
+                rows.append({**row, "value": part["mean"][k], "lo": lo, "hi": hi})
     return pd.DataFrame(rows)
 
 
@@ -146,13 +146,13 @@ def paired_table(paired: dict) -> pd.DataFrame:
             :func:`lungct_utils.evaluate.paired_difference`.
 
     Returns:
-        DataFrame indexed by ``variant, level``; a cell ends with ``*`` when the interval
+        DataFrame indexed by ``"<variant>, <level>"``; a cell ends with ``*`` when the interval
         excludes 0 (then, and only then, the difference is called real).
     """
     rows = {}
     for variant, levels in paired.items():
         for level, metrics in levels.items():
-            rows[(variant, "per slice" if level == "slice" else "per patient")] = {
+            rows[f"{variant}, {'per slice' if level == 'slice' else 'per patient'}"] = {
                 LABELS[k]: f"{100 * d['diff']:+.2f} [{100 * d['diff_ci95'][0]:+.2f}, "
                 f"{100 * d['diff_ci95'][1]:+.2f}]" + (" *" if d["excludes_zero"] else "")
                 for k, d in metrics.items()

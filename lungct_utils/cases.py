@@ -18,8 +18,8 @@ slices form a run of numbers. The **central reconstruction** (:func:`reconstruct
    class's mean case is cut at its least-alike boundary unless that boundary is more alike
    than 99% of far-apart pairs (:func:`evidence_levels`). A pair of slices so alike that
    only slices of one scan are (:func:`same_scan_level`) is never cut apart.
-3. **Merge** runs that at least :data:`MIN_LINKS` distinct near-duplicate pairs join (one
-   look-alike pair is not enough: look-alike slices of two patients exist).
+3. **Merge** runs that near-duplicate links join through at least :data:`MIN_LINKS` distinct
+   slices on each side (one look-alike slice is not enough: look-alikes of two patients exist).
 
 The levels come from the data itself; notebook 01 shows the evidence. Alternative
 groupings, for the bracket of answers, are in :mod:`lungct_utils.groupings`. Every function
@@ -45,7 +45,7 @@ THUMBNAIL_SIDE = 32
 MIN_RUN = 3
 #: A run longer than this many times its class's mean case (slices per stated case) is cut.
 LONG_RUN_FACTOR = 2.5
-#: Runs merge when at least this many distinct near-duplicate pairs join them.
+#: Runs merge when near-duplicate links join at least this many distinct slices on each side.
 MIN_LINKS = 2
 #: Slices "far apart" in a folder, for the reference levels of :func:`evidence_levels`.
 FAR_APART = 50
@@ -179,8 +179,24 @@ def next_similarity(frame: pd.DataFrame, *unit_views: np.ndarray) -> np.ndarray:
     return out
 
 
+def same_class_pairs(labels, exact_groups) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of slices of one class that are not copies of each other.
+
+    Args:
+        labels: class per slice.
+        exact_groups: exact-duplicate key per slice.
+
+    Returns:
+        ``(i, j)`` row positions, ``i < j``.
+    """
+    labels, exact = np.asarray(labels, dtype=object), np.asarray(exact_groups, dtype=object)
+    i, j = np.triu_indices(len(labels), 1)
+    keep = (labels[i] == labels[j]) & (exact[i] != exact[j])
+    return i[keep], j[keep]
+
+
 def soft_window(images: np.ndarray) -> np.ndarray:
-    """Slices shown in a soft-tissue window: no saturated pixel inside the body.
+    """Slices shown in a soft-tissue window: (almost) no saturated pixel inside the body.
 
     In the release's lung window soft tissue and bone are white (saturated); in a soft-tissue
     window nothing is, and the lungs are black. Every slice of the release falls clearly on
@@ -190,7 +206,7 @@ def soft_window(images: np.ndarray) -> np.ndarray:
         images: uint8 ``(n, s, s, 3)`` resized slices.
 
     Returns:
-        bool ``(n,)``.
+        bool ``(n,)``: under 0.2% of the body's pixels (grey above 40) saturated.
     """
     grey = np.asarray(images, dtype=np.float32).mean(axis=-1)
     body = grey > 40
@@ -198,12 +214,13 @@ def soft_window(images: np.ndarray) -> np.ndarray:
     return saturated.sum(axis=(1, 2)) < 0.002 * np.maximum(body.sum(axis=(1, 2)), 1)
 
 
-def evidence_levels(labels, numbers, *unit_views: np.ndarray) -> dict[str, float]:
+def evidence_levels(labels, numbers, exact_groups, *unit_views: np.ndarray) -> dict[str, float]:
     """Reference similarities of slices far apart in a folder (mostly different patients).
 
     Args:
         labels: class per slice.
         numbers: file number per slice.
+        exact_groups: exact-duplicate key per slice (a copy is no far pair of itself).
         *unit_views: the views of :func:`consecutive_similarity`.
 
     Returns:
@@ -211,9 +228,9 @@ def evidence_levels(labels, numbers, *unit_views: np.ndarray) -> dict[str, float
         pairs more than :data:`FAR_APART` numbers apart: a boundary less alike than a typical
         far pair is always cut; one more alike than 99% of them joins a long run.
     """
-    labels, numbers = np.asarray(labels), np.asarray(numbers)
-    i, j = np.triu_indices(len(labels), 1)
-    far = (labels[i] == labels[j]) & (np.abs(numbers[i] - numbers[j]) > FAR_APART)
+    numbers = np.asarray(numbers)
+    i, j = same_class_pairs(labels, exact_groups)
+    far = np.abs(numbers[i] - numbers[j]) > FAR_APART
     if not far.any():
         return {"always_cut_below": -np.inf, "join_above": np.inf}
     values = np.mean([(v @ v.T)[i[far], j[far]] for v in unit_views], axis=0)
@@ -237,12 +254,10 @@ def same_scan_level(sim: np.ndarray, labels, numbers, exact_groups, grid=None) -
         The level: every link above it joins slices at most :data:`SAME_SCAN_GAP` apart.
     """
     grid = np.round(np.arange(0.80, 0.995, 0.01), 2) if grid is None else np.asarray(grid)
-    labels, numbers = np.asarray(labels), np.asarray(numbers)
-    exact = np.asarray(exact_groups, dtype=object)
-    i, j = np.triu_indices(len(labels), 1)
-    keep = (labels[i] == labels[j]) & (exact[i] != exact[j])
-    values = np.asarray(sim)[i[keep], j[keep]]
-    far = np.abs(numbers[i[keep]] - numbers[j[keep]]) > SAME_SCAN_GAP
+    numbers = np.asarray(numbers)
+    i, j = same_class_pairs(labels, exact_groups)
+    values = np.asarray(sim)[i, j]
+    far = np.abs(numbers[i] - numbers[j]) > SAME_SCAN_GAP
     ok = [t for t in grid if not np.any(far & (values > t))]
     return float(min(ok)) if ok else float("inf")
 
@@ -251,7 +266,7 @@ def copy_homes(frame: pd.DataFrame, similarity_to_prev_next: np.ndarray) -> np.n
     """For each slice, the row of its home: the occurrence of its copy most alike to neighbours.
 
     Args:
-        frame: rows with ``sha256`` (exact-duplicate key).
+        frame: rows with ``label`` and ``sha256`` (exact-duplicate key).
         similarity_to_prev_next: ``(n,)`` per row, the larger similarity to its scan
             neighbours.
 
@@ -260,7 +275,7 @@ def copy_homes(frame: pd.DataFrame, similarity_to_prev_next: np.ndarray) -> np.n
     """
     home = np.arange(len(frame))
     score = np.nan_to_num(np.asarray(similarity_to_prev_next, float), nan=-np.inf)
-    for rows in frame.groupby("sha256").indices.values():
+    for rows in frame.groupby(["label", "sha256"]).indices.values():
         if len(rows) > 1:
             home[rows] = rows[np.argmax(score[rows])]
     return home
@@ -315,6 +330,8 @@ def plan_cuts(similarity, n_runs: int, forced=None, protected=None, rule: dict |
 
 
 def _cut_long_runs(sim, cuts, protected, rule) -> np.ndarray:
+    """Cut every run longer than ``rule["max_run"]`` at its least-alike allowed gap below
+    ``rule["join_above"]``, until no run can be cut (see :func:`plan_cuts`)."""
     if rule["max_run"] is None:
         return cuts
     while True:
@@ -346,7 +363,7 @@ def cut_levels(frame: pd.DataFrame, sim: np.ndarray, *unit_views: np.ndarray) ->
         :func:`evidence_levels` plus ``same_scan`` (:func:`same_scan_level`).
     """
     labels, numbers = frame["label"].to_numpy(), frame["number"].to_numpy()
-    out = evidence_levels(labels, numbers, *unit_views)
+    out = evidence_levels(labels, numbers, frame["sha256"].to_numpy(), *unit_views)
     out["same_scan"] = same_scan_level(sim, labels, numbers, frame["sha256"].to_numpy())
     return out
 
@@ -517,11 +534,9 @@ def crossing_links(sim: np.ndarray, labels, exact_groups, groups, thresholds) ->
     Returns:
         DataFrame ``threshold, links, crossing_groups, crossing_share`` (same-class links).
     """
-    labels, exact = np.asarray(labels, dtype=object), np.asarray(exact_groups, dtype=object)
     groups = np.asarray(groups, dtype=object)
-    i, j = np.triu_indices(len(labels), 1)
-    keep = (labels[i] == labels[j]) & (exact[i] != exact[j])
-    values, crossing = np.asarray(sim)[i[keep], j[keep]], groups[i[keep]] != groups[j[keep]]
+    i, j = same_class_pairs(labels, exact_groups)
+    values, crossing = np.asarray(sim)[i, j], groups[i] != groups[j]
     rows = []
     for t in thresholds:
         linked = values > t
@@ -536,7 +551,6 @@ def summary(
     crossing: pd.DataFrame,
     threshold: float,
     levels: dict,
-    family: pd.DataFrame | None = None,
 ) -> dict:
     """The ``cases`` block of ``metrics.json``.
 
@@ -545,12 +559,10 @@ def summary(
         crossing: from :func:`crossing_links` (must include ``threshold``).
         threshold: the near-duplicate linking threshold.
         levels: from :func:`cut_levels`.
-        family: from :func:`lungct_utils.groupings.family`, if built.
 
     Returns:
         ``{"rule", "groups", "stated", "runs", "links_crossing_groups", "link_threshold",
-        "levels", "crossing_by_threshold", "sizes"}`` plus ``"family_groups"`` (groups per
-        class under each grouping) when ``family`` is given.
+        "levels", "crossing_by_threshold", "sizes"}``.
     """
     counts = group_counts(groups)
     at = crossing.set_index("threshold")
@@ -559,7 +571,7 @@ def summary(
     row = at.iloc[int(np.argmin(np.abs(at.index - threshold)))]
     sizes = ("smallest", "median", "largest")
     out = {
-        "rule": "central: copies at home, cut rule, runs joined by >= 2 links",
+        "rule": {"min_run": MIN_RUN, "long_run_factor": LONG_RUN_FACTOR, "min_links": MIN_LINKS},
         "groups": {c: int(counts.loc[c, "cases"]) for c in CLASSES},
         "stated": dict(STATED_CASES),
         "runs": {c: int(counts.loc[c, "runs"]) for c in CLASSES},
@@ -569,12 +581,6 @@ def summary(
         "crossing_by_threshold": crossing.to_dict(orient="records"),
         "sizes": {c: {k: float(counts.loc[c, k]) for k in sizes} for c in CLASSES},
     }
-    if family is not None:
-        out["family_groups"] = {
-            name: {c: int(n) for c, n in family.groupby("label")[name].nunique().items()}
-            for name in family.columns
-            if name not in ("path", "label", "sha256")
-        }
     return out
 
 
@@ -592,10 +598,9 @@ def link_distances(sim: np.ndarray, labels, numbers, exact_groups, levels, gaps)
     Returns:
         Counts, rows similarity bins and columns distance bins.
     """
-    labels, numbers = np.asarray(labels), np.asarray(numbers)
-    exact = np.asarray(exact_groups, dtype=object)
-    i, j = np.triu_indices(len(labels), 1)
-    keep = (labels[i] == labels[j]) & (exact[i] != exact[j]) & (np.asarray(sim)[i, j] > levels[0])
+    numbers = np.asarray(numbers)
+    i, j = same_class_pairs(labels, exact_groups)
+    keep = np.asarray(sim)[i, j] > levels[0]
     i, j = i[keep], j[keep]
     frame = pd.DataFrame(
         {

@@ -437,14 +437,18 @@ def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
 
 
 def _aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two prediction tables sorted by ``(repeat, id)``; ValueError naming what differs."""
+    """Two prediction tables sorted by ``(repeat, id)``; ValueError naming what differs.
+
+    Rows must agree on repeat, id, class and case, and on the fold when both tables carry one
+    (the same folds, not only the same rows)."""
     for name, t in (("a", a), ("b", b)):
         if missing := {"repeat", "id", "y", "case", *PROB_COLUMNS} - set(t.columns):
             raise ValueError(f"paired_difference: {name} lacks columns {sorted(missing)}")
     if len(a) != len(b):
         raise ValueError(f"paired_difference: a has {len(a)} rows, b {len(b)}")
     a, b = (t.sort_values(["repeat", "id"], kind="stable").reset_index(drop=True) for t in (a, b))
-    for column in ("repeat", "id", "y", "case"):
+    shared = ["repeat", "id", "y", "case"] + (["fold"] if {"fold"} <= set(a) & set(b) else [])
+    for column in shared:
         same = a[column].to_numpy() == b[column].to_numpy()
         if not same.all():
             i = int(np.argmin(same))

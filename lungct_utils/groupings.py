@@ -14,11 +14,14 @@ defensible reading of "which slices are one patient", and reports the central es
 * ``peer``: a public work's rule (anaguedes0802/lung-cancer-classifier, ``src/preproc.py``
   ``patient_groups``): per class in file order, cut at the stated-cases-minus-one largest
   L2 jumps between 64x64 thumbnails of the centre square, then join groups holding any
-  pair closer than 3.0 (:func:`peer_groups`). Its log reports 103 groups on its copy of
-  the data; on this release (one benign duplicate fewer) the same code merges nothing.
+  pair closer than 3.0 (:func:`peer_groups`; OpenCV's bilinear resizing rebuilt in NumPy).
+  Its log reports 103 groups on its copy of the data; on this release (one benign duplicate
+  fewer) the same rule merges nothing and gives the stated 110.
 
-In every grouping exact copies sit with their home (:func:`lungct_utils.cases.copy_homes`),
-so a grouping never splits a distinct original.
+No grouping splits a distinct original: copies sit with their home
+(:func:`lungct_utils.cases.copy_homes`), with the first copy in file order under the peer's
+rule (:func:`first_copies`, as its code keeps them), or with each other through the
+duplicate links of the earlier rule.
 """
 
 from __future__ import annotations
@@ -166,6 +169,20 @@ def peer_thumbnails(paths) -> np.ndarray:
     return np.stack(out)
 
 
+def first_copies(frame: pd.DataFrame) -> np.ndarray:
+    """The peer's way with copies: the first in class, then file-number order is kept.
+
+    Args:
+        frame: rows with ``label``, ``number`` and ``sha256``.
+
+    Returns:
+        int ``(n,)``: per row, the row of the copy kept (itself when it is no copy).
+    """
+    order = np.lexsort((frame["number"].to_numpy(), frame["label"].map(CLASSES.index).to_numpy()))
+    first = pd.Series(order, index=frame["sha256"].to_numpy()[order]).groupby(level=0).first()
+    return frame["sha256"].map(first).to_numpy(np.int64)
+
+
 def peer_groups(frame: pd.DataFrame, home: np.ndarray, thumbs: np.ndarray) -> np.ndarray:
     """The peer's rule: stated runs at the largest thumbnail jumps, then close pairs joined.
 
@@ -216,7 +233,7 @@ def family(
     out["legacy"] = legacy_groups(central, similarity_to_next, sim, threshold)
     for factor in (0.5, 1, 2):
         out[f"equal_{factor}x"] = equal_runs(central, home, factor)
-    out["peer"] = peer_groups(central, home, thumbs)
+    out["peer"] = peer_groups(central, first_copies(central), thumbs)
     return out
 
 

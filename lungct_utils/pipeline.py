@@ -105,8 +105,13 @@ def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarra
     thumbs = groupings.peer_thumbnails(manifest["abspath"])
     nxt = cases.next_similarity(frame, *views)
     family = groupings.family(groups, nxt, sim, threshold, thumbs)
-    return {"sim": sim, "counts": counts, "threshold": threshold, "levels": levels,
-            "groups": groups, "family": family}  # fmt: skip
+    found = {"sim": sim, "counts": counts, "threshold": threshold, "levels": levels}
+    return {**found, "groups": groups, "family": family}
+
+
+def _rules_digest() -> str:
+    """The source of the grouping rules (every level and constant in them), hashed."""
+    return sha256_bytes(b"".join(Path(m.__file__).read_bytes() for m in (audit, cases, groupings)))
 
 
 def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
@@ -116,15 +121,17 @@ def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict
             "views": [list(v) for v in audit.VIEWS],
             "thresholds": [float(t) for t in audit.THRESHOLDS],
             "thumbnail_side": cases.THUMBNAIL_SIDE,
-            "cut_rule": [cases.MIN_RUN, cases.LONG_RUN_FACTOR, cases.MIN_LINKS, cases.FAR_APART,
-                         cases.SAME_SCAN_GAP, cases.SATURATED],
-            "family": list(groupings.FAMILY),
+            "rules_sha256": _rules_digest(),
             "stated": dict(config.STATED_CASES)}  # fmt: skip
 
 
-def save_groups(groups: pd.DataFrame, manifest: pd.DataFrame, cfg: config.PaperConfig,
-                processed: Path = config.PROCESSED, family: pd.DataFrame | None = None,
-                ) -> dict[str, Path]:  # fmt: skip
+def save_groups(
+    groups: pd.DataFrame,
+    manifest: pd.DataFrame,
+    cfg: config.PaperConfig,
+    processed: Path = config.PROCESSED,
+    family: pd.DataFrame | None = None,
+) -> dict[str, Path]:
     """Write ``pseudo_cases.csv``, ``cases.csv`` and ``groupings.csv`` (the family).
 
     Beside them ``groups.json`` records what they were computed from, so :func:`prepare`
@@ -205,7 +212,7 @@ def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
     )
     groups = json.loads((Path(processed) / "groups.json").read_text())["fingerprint"]
     # the splits follow the groups' content, not only what they were computed from
-    files = (*GROUPS_CSV.values(), config.GROUPINGS_CSV)
+    files = GROUPS_CSV.values()
     content = sha256_bytes(b"".join((Path(processed) / f.name).read_bytes() for f in files))
     # format 2: pixel keys hash the shape too
     settings = {k: cfg.to_dict()[k] for k in keys}
@@ -349,7 +356,7 @@ def load_predictions(name: str) -> pd.DataFrame:
     """
     path = config.INTERIM / "predictions" / f"{name}.csv"
     if not path.is_file():
-        raise DataError(f"{path}: missing; run notebooks/05_cross_validation.ipynb first")
+        raise DataError(f"{path}: missing; run the notebooks in order (make report)")
     return pd.read_csv(path)
 
 

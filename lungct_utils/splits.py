@@ -116,6 +116,7 @@ def grouped_holdout(labels, groups, val_frac: float, test_frac: float, seed: int
 
 
 def _check_n_folds(name: str, n_folds) -> None:
+    """Raise ValueError naming ``name`` unless ``n_folds`` is an int >= 2."""
     if not isinstance(n_folds, int) or isinstance(n_folds, bool) or n_folds < 2:
         raise ValueError(f"{name}: n_folds must be an int >= 2, got {n_folds!r}")
 

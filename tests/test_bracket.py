@@ -59,8 +59,8 @@ def test_tables_show_every_grouping_and_mark_only_real_differences():
     real = {"a": 0.7, "b": 0.6, "diff": 0.1, "diff_ci95": [0.02, 0.2], "excludes_zero": True}
     unsure = {**real, "diff_ci95": [-0.02, 0.2], "excludes_zero": False}
     paired = bracket.paired_table({"probe": {"slice": {"macro_f1": real, "recall_benign": unsure}}})
-    assert paired.loc[("probe", "per slice"), "macro-F1"] == "+10.00 [+2.00, +20.00] *"
-    assert paired.loc[("probe", "per slice"), "benign recall"] == "+10.00 [-2.00, +20.00]"
+    assert paired.loc["probe, per slice", "macro-F1"] == "+10.00 [+2.00, +20.00] *"
+    assert paired.loc["probe, per slice", "benign recall"] == "+10.00 [-2.00, +20.00]"
     frame = bracket.family_frame(fam, "slice")
     assert len(frame) == 2 * 2 * 3 and set(frame["model"]) == {"paper", "selected"}
 

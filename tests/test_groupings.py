@@ -269,3 +269,15 @@ def test_family_counts_counts_distinct_groups_per_class():
     assert counts.loc["runs"].tolist() == [3, 1, 1, 5]  # k = 1: b0, b1, b2
     assert counts.columns.tolist() == [*CLASSES, "total"]
     assert counts.loc["stated", "total"] == sum(STATED_CASES.values())
+
+
+def test_first_copies_keeps_the_first_in_class_then_number_order():
+    frame = pd.DataFrame(
+        {
+            "label": ["malignant", "malignant", "malignant", "benign"],
+            "number": [60, 3, 7, 9],
+            "sha256": ["a", "a", "b", "c"],
+        }
+    )
+    # malignant (3) comes before (60) in the peer's order, so (60) follows (3)
+    assert groupings.first_copies(frame).tolist() == [1, 1, 2, 3]

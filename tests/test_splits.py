@@ -256,3 +256,15 @@ def test_manifest_repeats_are_fresh_draws(manifests):
         agreement = fold_agreement(units[fold_columns(s)], units["group"])
         assert list(agreement.index) == list(agreement.columns) == fold_columns(s)
         assert abs(_off_diagonal(agreement).mean()) < 0.05, protocol
+
+
+def test_group_kfold_ignores_row_order():
+    """Notebook 01 scores the shortcut probes on the folds that 02 saves: the same groups and
+    seed must give the same group-to-fold assignment whatever the order of the rows."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat([f"g{i:02d}" for i in range(30)], rng.integers(1, 6, 30))
+    labels = np.array([("benign", "malignant", "normal")[int(g[1:]) % 3] for g in groups])
+    folds = group_kfold(labels, groups, 5, 42)
+    perm = rng.permutation(len(groups))
+    again = group_kfold(labels[perm], groups[perm], 5, 42)
+    assert dict(zip(groups[perm], again, strict=True)) == dict(zip(groups, folds, strict=True))

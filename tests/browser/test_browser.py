@@ -30,7 +30,8 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-sync"]  # fmt: skip
 REPORTS = sorted(config.REPORTS.glob("*.html"))
 #: Reports that hold the paper's tables (Table III in 04, Table IV in 05).
-WITH_TABLES = {"04_evaluation.html", "05_cross_validation.html", "06_beyond_the_paper.html"}
+WITH_TABLES = {"04_evaluation.html", "05_cross_validation.html", "06_beyond_the_paper.html",
+               "07_patient_bracket.html"}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -85,9 +86,9 @@ def _watch(page) -> dict:
 
 
 def test_there_are_reports():
-    assert [p.name for p in REPORTS][:6] == [
+    assert [p.name for p in REPORTS][:7] == [
         "01_eda.html", "02_preprocessing.html", "03_training.html", "04_evaluation.html",
-        "05_cross_validation.html", "06_beyond_the_paper.html",
+        "05_cross_validation.html", "06_beyond_the_paper.html", "07_patient_bracket.html",
     ]  # fmt: skip
 
 
