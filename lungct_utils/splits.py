@@ -121,26 +121,47 @@ def _check_n_folds(name: str, n_folds) -> None:
         raise ValueError(f"{name}: n_folds must be an int >= 2, got {n_folds!r}")
 
 
-def group_kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:
+def _draw_folds(counts: np.ndarray, n_folds: int, rng) -> tuple[np.ndarray, float]:
+    """One random greedy assignment of groups (class counts ``counts``) to folds, and its
+    squared distance to the class quotas."""
+    quota = counts.sum(axis=0) / n_folds
+    filled = np.zeros((n_folds, counts.shape[1]))
+    fold_of = np.empty(len(counts), np.int64)
+    for g in rng.permutation(len(counts)):
+        # the change of sum((filled - quota) ** 2) when the group joins each fold
+        rise = (counts[g] * (2 * (filled - quota) + counts[g])).sum(axis=1)
+        best = np.flatnonzero(rise == rise.min())
+        empty = best[filled[best].sum(axis=1) == 0]
+        fold_of[g] = rng.choice(empty if len(empty) else best)
+        filled[fold_of[g]] += counts[g]
+    return fold_of, float(((filled - quota) ** 2).sum())
+
+
+def group_kfold(labels, groups, n_folds: int, seed: int, tries: int = 10) -> np.ndarray:
     """Stratified k-fold of whole groups, a fresh random assignment for every seed.
 
     The groups are shuffled, then each in turn goes to the fold where it most lowers the
     squared distance of the folds' class counts to their quotas (class total / ``n_folds``):
     for a single-class group the fold furthest below that class's quota. Ties go to an empty
-    fold first (so every fold gets a group), else to a random one. Unlike scikit-learn's
-    ``StratifiedGroupKFold(shuffle=True)``, which orders the groups by their class-count
-    spread (their size, for single-class groups), two seeds give unrelated assignments.
+    fold first (so every fold gets a group), else to a random one. Of ``tries`` such draws
+    the one closest to the quotas is kept (a large group drawn last can unbalance one draw).
+    Unlike scikit-learn's ``StratifiedGroupKFold(shuffle=True)``, which orders the groups by
+    their class-count spread (their size, for single-class groups), two seeds give unrelated
+    assignments.
 
     Args:
         labels: one label per element.
         groups: one group id per element; a group may hold several labels.
         n_folds: number of folds, >= 2 and at most the number of groups.
         seed: random seed.
+        tries: random draws to keep the best-balanced of (>= 1).
 
     Returns:
         int array of fold numbers 0..n_folds-1 per element; every fold non-empty.
     """
     _check_n_folds("group_kfold", n_folds)
+    if not isinstance(tries, int) or tries < 1:
+        raise ValueError(f"group_kfold: tries must be an int >= 1, got {tries!r}")
     labels, groups = np.asarray(labels), np.asarray(groups)
     if labels.shape != groups.shape or labels.ndim != 1:
         raise ValueError(f"group_kfold: labels {labels.shape} and groups {groups.shape} differ")
@@ -150,18 +171,9 @@ def group_kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:
     class_code, classes = pd.factorize(labels, sort=True)
     counts = np.zeros((len(group_ids), len(classes)))
     np.add.at(counts, (group_code, class_code), 1)
-    quota = counts.sum(axis=0) / n_folds
-    filled = np.zeros((n_folds, len(classes)))
-    fold_of = np.empty(len(group_ids), np.int64)
     rng = np.random.default_rng(seed)
-    for g in rng.permutation(len(group_ids)):
-        # the change of sum((filled - quota) ** 2) when the group joins each fold
-        rise = (counts[g] * (2 * (filled - quota) + counts[g])).sum(axis=1)
-        best = np.flatnonzero(rise == rise.min())
-        empty = best[filled[best].sum(axis=1) == 0]
-        fold_of[g] = rng.choice(empty if len(empty) else best)
-        filled[fold_of[g]] += counts[g]
-    return fold_of[group_code]
+    draws = [_draw_folds(counts, n_folds, rng) for _ in range(tries)]
+    return min(draws, key=lambda d: d[1])[0][group_code]
 
 
 def kfold(labels, groups, n_folds: int, seed: int) -> np.ndarray:

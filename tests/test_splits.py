@@ -268,3 +268,24 @@ def test_group_kfold_ignores_row_order():
     perm = rng.permutation(len(groups))
     again = group_kfold(labels[perm], groups[perm], 5, 42)
     assert dict(zip(groups[perm], again, strict=True)) == dict(zip(groups, folds, strict=True))
+
+
+def test_group_kfold_keeps_the_best_balanced_of_its_draws(single_class_groups):
+    labels, groups = single_class_groups
+
+    def miss(folds):
+        per_fold = pd.crosstab(folds, labels).to_numpy()
+        return float(((per_fold - np.bincount(labels) / 5) ** 2).sum())
+
+    for seed in range(5):
+        one, best = (
+            group_kfold(labels, groups, 5, seed, tries=1),
+            group_kfold(labels, groups, 5, seed),
+        )
+        # the first of the ten draws is the single draw: the kept one is at least as balanced
+        assert miss(best) <= miss(one), seed
+    assert np.mean([miss(group_kfold(labels, groups, 5, s)) for s in range(5)]) < np.mean(
+        [miss(group_kfold(labels, groups, 5, s, tries=1)) for s in range(5)]
+    )
+    with pytest.raises(ValueError, match="tries must be an int >= 1, got 0"):
+        group_kfold(labels, groups, 5, 0, tries=0)
