@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from . import audit, cases, config, groupings
+from . import audit, augment, cases, config, groupings, splits
 from .augment import load_images, materialize, plan_augmentation
 from .data import load_manifest
 from .features import cached_features, features_for_keys, imagenet_weights, weights_fingerprint
@@ -109,9 +109,10 @@ def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarra
     return {**found, "groups": groups, "family": family}
 
 
-def _rules_digest() -> str:
-    """The source of the grouping rules (every level and constant in them), hashed."""
-    return sha256_bytes(b"".join(Path(m.__file__).read_bytes() for m in (audit, cases, groupings)))
+def _code_digest(*modules) -> str:
+    """The source of some modules (every rule, level and constant in them), hashed: a cache
+    built by older code is not reused."""
+    return sha256_bytes(b"".join(Path(m.__file__).read_bytes() for m in modules))
 
 
 def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
@@ -121,7 +122,7 @@ def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict
             "views": [list(v) for v in audit.VIEWS],
             "thresholds": [float(t) for t in audit.THRESHOLDS],
             "thumbnail_side": cases.THUMBNAIL_SIDE,
-            "rules_sha256": _rules_digest(),
+            "rules_sha256": _code_digest(audit, cases, groupings),
             "stated": dict(config.STATED_CASES)}  # fmt: skip
 
 
@@ -216,7 +217,9 @@ def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
     content = sha256_bytes(b"".join((Path(processed) / f.name).read_bytes() for f in files))
     # format 2: pixel keys hash the shape too
     settings = {k: cfg.to_dict()[k] for k in keys}
-    return {"format": 2, "settings": settings, "groups": groups, "groups_content": content}
+    code = _code_digest(augment, splits)  # how the set is augmented and split
+    fingerprint = {"format": 2, "settings": settings, "groups": groups}
+    return {**fingerprint, "groups_content": content, "code_sha256": code}
 
 
 def prepare(cfg: config.PaperConfig = config.PAPER, processed: Path = config.PROCESSED,
