@@ -131,9 +131,12 @@ def test_consecutive_neighbours_takes_the_better_side():
 
 
 def test_copy_homes_puts_each_copy_where_it_fits_its_neighbours():
-    frame = pd.DataFrame({"sha256": ["a", "b", "a", "c", "d", "d"]})
+    frame = pd.DataFrame({"sha256": ["a", "b", "a", "c", "d", "d"], "label": "benign"})
     score = np.array([0.2, 0.9, 0.8, 0.5, np.nan, 0.1])
     assert cases.copy_homes(frame, score).tolist() == [2, 1, 2, 3, 5, 5]
+    # a copy in another class is another slice (none in the release): it stays its own home
+    frame.loc[0, "label"] = "normal"
+    assert cases.copy_homes(frame, score).tolist() == [0, 1, 2, 3, 5, 5]
 
 
 # --- the display window ----------------------------------------------------------------------
@@ -164,16 +167,20 @@ def test_evidence_levels_use_same_class_pairs_far_apart_only():
     unit = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.6, 0.8], [1.0, 0.0]])
     # far benign pairs: (1, 60) 1.0, (1, 61) 0.6, (2, 60) 0.0, (2, 61) 0.8; the near pairs
     # (1, 2), (60, 61) and the malignant slice do not count
-    levels = cases.evidence_levels(labels, numbers, unit)
+    exact = ["a", "b", "c", "d", "e"]
+    levels = cases.evidence_levels(labels, numbers, exact, unit)
     assert levels["always_cut_below"] == pytest.approx(0.7)  # median of 0, 0.6, 0.8, 1
     assert levels["join_above"] == pytest.approx(0.8 + 0.97 * 0.2)  # 99th percentile
     # a second view that rates every pair 1.0 lifts each pair to the mean of the two views
-    both = cases.evidence_levels(labels, numbers, unit, np.ones((5, 1)))
+    both = cases.evidence_levels(labels, numbers, exact, unit, np.ones((5, 1)))
     assert both["always_cut_below"] == pytest.approx(0.85)
+    # slice 60 a copy of slice 1: their pair (similarity 1.0) is no pair of two slices
+    copies = cases.evidence_levels(labels, numbers, ["a", "b", "a", "d", "e"], unit)
+    assert copies["always_cut_below"] == pytest.approx(0.6)  # median of 0, 0.6, 0.8
 
 
 def test_evidence_levels_without_far_pairs_cut_and_join_nothing():
-    levels = cases.evidence_levels(["benign"] * 3, [1, 2, 40], np.eye(3))
+    levels = cases.evidence_levels(["benign"] * 3, [1, 2, 40], ["a", "b", "c"], np.eye(3))
     assert levels == {"always_cut_below": -np.inf, "join_above": np.inf}
 
 
@@ -471,27 +478,6 @@ def test_summary_reports_cases_runs_and_links_left_between_cases():
     assert "family_groups" not in result
     with pytest.raises(ValueError, match="threshold=0.85"):
         cases.summary(out, crossing, 0.85, levels)
-
-
-def test_summary_counts_groups_per_class_under_each_grouping_of_a_family():
-    family = pd.DataFrame(
-        {
-            "path": ["a", "b", "c", "d"],
-            "label": ["benign", "benign", "benign", "normal"],
-            "sha256": ["1", "2", "3", "4"],
-            "central": ["b0", "b0", "b1", "n0"],
-            "peer": ["b0", "b1", "b2", "n0"],
-        }
-    )
-    frame, feats, images = _sequence([3, 3])
-    out = _reconstruct(frame, feats, images, {"benign": 2})
-    no_links = np.full((6, 6), -1.0)
-    crossing = cases.crossing_links(no_links, ["benign"] * 6, list("abcdef"), out["case"], [0.9])
-    result = cases.summary(out, crossing, 0.9, NO_LEVELS, family)
-    assert result["family_groups"] == {
-        "central": {"benign": 2, "normal": 1},
-        "peer": {"benign": 3, "normal": 1},
-    }
 
 
 def test_link_distances_tabulates_same_class_pairs_by_level_and_distance():
