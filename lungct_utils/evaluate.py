@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from scipy.stats import binomtest, rankdata
 from sklearn.metrics import roc_curve
 
 from .config import CLASSES
@@ -297,6 +297,55 @@ def cluster_bootstrap(stat, sets, groups_per_set, n_boot: int = 1000, seed: int 
             for k, v in draws.items()}  # fmt: skip
 
 
+def rate_interval(flags_per_set, units_per_set, n_boot: int = 2000, seed: int = 0) -> dict:
+    """A share of flagged rows, with a 95% interval over its units of independence.
+
+    When every row is its own unit (independent images), the interval is the exact
+    Clopper-Pearson one for the mean flagged count per set out of the rows of a set (a
+    bootstrap would collapse to a point at 0% or 100%). When rows share units (slices of
+    one case), it is the percentile interval of a cluster bootstrap over the units
+    (:func:`cluster_bootstrap`, one set per replicate).
+
+    Args:
+        flags_per_set: per set (e.g. CV repeat) a boolean array, one entry per row.
+        units_per_set: per set the unit of each row (case for CT slices, the image itself
+            for independent images).
+        n_boot: replicates.
+        seed: random seed.
+
+    Returns:
+        ``{"rate", "ci95", "flagged", "rows", "units", "method"}``: the mean share over sets,
+        its interval, the flagged and total rows over all sets, the units of one set and
+        ``"exact"`` or ``"cluster bootstrap"``.
+    """
+    flags = [np.asarray(f, dtype=bool) for f in flags_per_set]
+    if not flags or any(len(f) == 0 for f in flags) or len(flags) != len(units_per_set):
+        raise ValueError(f"rate_interval: needs non-empty sets with units, got {len(flags)} sets")
+    rate = float(np.mean([f.mean() for f in flags]))
+    units = len(np.unique(np.asarray(units_per_set[0]).astype(str)))
+    if all(len(np.unique(np.asarray(u).astype(str))) == len(u) for u in units_per_set):
+        count = int(round(rate * len(flags[0])))
+        ci = binomtest(count, len(flags[0])).proportion_ci(0.95, method="exact")
+        low, high, method = float(ci.low), float(ci.high), "exact"
+    else:
+        draws = cluster_bootstrap(
+            lambda s, rows, _: {"rate": float(flags[s][rows].mean())},
+            len(flags),
+            units_per_set,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        (low, high), method = draws["rate"], "cluster bootstrap"
+    return {
+        "rate": rate,
+        "ci95": [low, high],
+        "flagged": int(sum(f.sum() for f in flags)),
+        "rows": int(sum(len(f) for f in flags)),
+        "units": units,
+        "method": method,
+    }
+
+
 def case_predictions(y_true, probs, cases) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per case: its class and the softmax of its slices' mean log-probability.
 
@@ -329,6 +378,27 @@ def case_predictions(y_true, probs, cases) -> tuple[np.ndarray, np.ndarray, np.n
     mean = total / np.bincount(code)[:, None]
     e = np.exp(mean - mean.max(axis=1, keepdims=True))
     return label, e / e.sum(axis=1, keepdims=True), np.asarray(ids)
+
+
+def study_probabilities(probs) -> np.ndarray:
+    """One patient's probabilities from its slices': the softmax of their mean log-probability.
+
+    The rule of :func:`case_predictions` for one study of unknown class (``predict --study``).
+
+    Args:
+        probs: ``(n, 3)`` probabilities of the study's slices (n >= 1).
+
+    Returns:
+        ``(3,)`` probabilities.
+    """
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2 or probs.shape[1] != K or len(probs) == 0:
+        raise ValueError(
+            f"study_probabilities: expected (n >= 1, {K}) probabilities, got {probs.shape}"
+        )
+    mean = np.log(np.clip(probs, PROB_FLOOR, 1)).mean(axis=0)
+    e = np.exp(mean - mean.max())
+    return e / e.sum()
 
 
 def case_score(y_true, probs, cases) -> dict[str, float]:

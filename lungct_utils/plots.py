@@ -123,6 +123,32 @@ def image_pairs(pairs: list[tuple[np.ndarray, np.ndarray, str]], name: str):
     return fig
 
 
+def image_grid(images: list, titles: list[str], name: str, cols: int = 8):
+    """Images in a grid, each with a short title (e.g. what the input check said).
+
+    Args:
+        images: RGB arrays or Pillow images.
+        titles: one per image.
+        name: figure file name.
+        cols: images per row.
+
+    Returns:
+        The figure.
+    """
+    if len(images) != len(titles) or not images:
+        raise ValueError(f"image_grid: {len(images)} images and {len(titles)} titles")
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, title in zip(axes.ravel(), images, titles, strict=False):
+        ax.imshow(np.asarray(img))
+        ax.set_title(title, fontsize=6)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
 def split_proportions(tables: dict[str, pd.DataFrame], name: str = "02_split_proportions"):
     """Stacked class proportions per holdout split, one panel per protocol."""
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3), sharey=True)

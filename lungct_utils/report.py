@@ -104,6 +104,8 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         "groupings": parts["bracket"]["groupings"],
         "bracket": parts["bracket"]["bracket"],
     }  # fmt: skip
+    if (folder / "input_check.json").is_file():
+        out["input_check"] = load_part("input_check", folder)
     if (folder / "beyond.json").is_file():
         beyond = load_part("beyond", folder)
         out["paired"] = beyond.pop("paired")
@@ -401,6 +403,8 @@ def render_summary(metrics: dict) -> str:
         "",
         *bracket_section(metrics),
         *beyond_section(metrics),
+        *study_section(metrics),
+        *input_check_section(metrics),
         "## The reproduction: Table III (holdout, seed "
         f"{metrics['seed']}) and Table IV (5-fold CV), percent",
         "",
@@ -454,6 +458,90 @@ def bracket_section(metrics: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def study_section(metrics: dict) -> list[str]:
+    """The summary's lines on the study rule of ``predict --study`` (notebook 06).
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        Markdown lines (none before notebook 06 has scored it).
+    """
+    study = metrics.get("beyond", {}).get("study")
+    if not study:
+        return []
+    rows = {
+        name: {
+            bracket.LABELS[k]: tables.with_interval(v["mean"][k], v["ci95"][k])
+            for k in bracket.KEYS
+        }
+        for name, v in study["case"].items()
+    }
+    counts = "; ".join(
+        f"{name}: {pct(c['slices flagged'])}% of slices flagged, "
+        f"{c['patients with no answer (mean per repeat)']:.1f} patients with no answer per repeat"
+        for name, c in study["counts"].items()
+    )
+    return [
+        "## One answer per patient: the study rule (notebook 06)",
+        "",
+        "Each held-out patient classified by the mean log-probability over its slices, with "
+        "every slice or only those that pass the input check (fitted per outer fold); mean "
+        f"over repeats [95% interval over patients and repeats], percent. {counts}.",
+        "",
+        markdown(pd.DataFrame(rows).T, index="model: slices used"),
+        "",
+    ]
+
+
+#: The input check's goal: flag at least this share of held-out non-CT images ...
+INPUT_CHECK_GOAL_NON_CT = 0.95
+#: ... and at most this share of new patients' CT slices.
+INPUT_CHECK_GOAL_CT = 0.01
+
+
+def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[str]:
+    """The summary's lines on the input check (notebook 04), chosen by its numbers.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+        scaling: the pixel scaling whose rates lead (the shipped model's).
+
+    Returns:
+        Markdown lines (none before notebook 04 has measured the check).
+    """
+    if "input_check" not in metrics:
+        return []
+    rates = metrics["input_check"]["rates"]
+    ct, other = rates["held-out CT originals"][scaling], rates["not CT, held-out part"][scaling]
+    met_ct = ct["rate"] <= INPUT_CHECK_GOAL_CT
+    met_other = other["rate"] >= INPUT_CHECK_GOAL_NON_CT
+    verdict = (
+        "meets both goals"
+        if met_ct and met_other
+        else "misses the goal on "
+        + " and ".join(
+            name for name, met in (("CT slices", met_ct), ("non-CT images", met_other)) if not met
+        )
+    )
+    return [
+        "## The input check (notebook 04)",
+        "",
+        f"Nested in the `cases` CV, the check `predict` runs flags "
+        f"{tables.with_interval(other['rate'], other['ci95'])}% of the {other['units']} held-out "
+        f"non-CT images (exact interval over images) and "
+        f"{tables.with_interval(ct['rate'], ct['ci95'])}% of new patients' CT originals "
+        f"({ct['flagged']} of {ct['rows']} over the repeats; interval over cases); it {verdict} "
+        f"(at least {pct(INPUT_CHECK_GOAL_NON_CT, 0)}% and at most "
+        f"{pct(INPUT_CHECK_GOAL_CT, 0)}%).",
+        "",
+        markdown(tables.rate_table(rates), index="images"),
+        "",
+        "![input check](figures/04_input_check.png)",
+        "",
+    ]
 
 
 def beyond_section(metrics: dict) -> list[str]:

@@ -396,3 +396,23 @@ def beyond_frame(summaries: dict[str, dict]) -> pd.DataFrame:
             rows.append({"protocol": name, "metric": LABELS[key], "value": s["mean"][key],
                          "lo": lo, "hi": hi})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def rate_table(rates: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """Flag rates of the input check: image set x pixel scaling, as "rate [low, high] (n/N)".
+
+    Args:
+        rates: image set -> scaling -> :func:`~lungct_utils.evaluate.rate_interval` result.
+
+    Returns:
+        DataFrame indexed by image set, one column per scaling.
+    """
+    return pd.DataFrame(
+        {
+            name: {
+                mode: f"{with_interval(r['rate'], r['ci95'])} ({r['flagged']}/{r['rows']})"
+                for mode, r in by_mode.items()
+            }
+            for name, by_mode in rates.items()
+        }
+    ).T

@@ -131,6 +131,7 @@ def trained_run(prepared, tmp_path_factory):
     from lungct_utils.app import ood
     from lungct_utils.augment import load_images
     from lungct_utils.config import PAPER
+    from lungct_utils.images import label_indices
     from lungct_utils.model import assemble, save_model
     from lungct_utils.splits import holdout_roles
     from lungct_utils.train import train_head
@@ -143,7 +144,10 @@ def trained_run(prepared, tmp_path_factory):
     result = train_head(feats, splits["label"], roles, PAPER, progress=False)
     folder = tmp_path_factory.mktemp("models")
     path = save_model(assemble(result.model, PAPER), folder / "run.keras")
-    ood.save(ood.fit(feats[roles == "train"], feats[roles == "val"]), ood.path_for(path))
+    seen = np.isin(roles, ("train", "val")) & splits["scored"].to_numpy()
+    labels = label_indices(table["label"][seen])
+    reference = ood.fit(feats[seen], ood.layouts(images[seen]), labels, table["case"][seen])
+    ood.save(reference, ood.path_for(path))
     return {"path": path, "result": result, "splits": splits, "table": table, "roles": roles,
             "images": images, "features": feats,
             "augmented_dir": prepared / "augmented"}  # fmt: skip

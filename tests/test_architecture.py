@@ -13,7 +13,7 @@ FLOW = ["config", "io_utils", "images", "data", "fetch", "augment", "audit", "ca
         "groupings", "splits", "features", "model", "train", "evaluate", "probe", "pipeline",
         "tables", "bracket", "plots", "report"]  # fmt: skip
 #: What serves the usable model, after the flow, in its own order.
-APP = ["ood", "gradcam", "predict", "export", "deployment", "benchmark", "finetune",
+APP = ["corpus", "ood", "gradcam", "predict", "export", "deployment", "benchmark", "finetune",
        "model_card", "notebooks", "cli"]  # fmt: skip
 ORDER = FLOW + [f"app.{m}" for m in APP]
 

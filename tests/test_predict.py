@@ -1,6 +1,7 @@
 """`predict`: bad and unusual inputs, agreement with evaluation, OOD, Grad-CAM, TFLite."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,6 +115,14 @@ def test_bad_inputs_are_named(unusual, name, message):
     assert name in str(exc.value)
 
 
+def test_dicom_without_hounsfield_meaning_is_scaled_from_its_range(tmp_path):
+    path = _dicom(tmp_path / "picture.dcm", np.tile(np.arange(0, 256, 2), (128, 1)), intercept=0)
+    shown = np.asarray(read_image(path))[..., 0]
+    assert shown.min() == 0 and shown.max() == 255  # min-max: no air, so not HU
+    forced = np.asarray(read_image(path, (-600.0, 1500.0)))[..., 0]
+    assert forced.min() >= 229  # through the lung window 0..254 HU is nearly white
+
+
 def test_window_rejects_bad_width():
     with pytest.raises(ValueError, match="width must be > 0, got 0"):
         window_to_uint8(np.zeros(3), 0, 0)
@@ -131,10 +140,6 @@ def test_content_checks_name_blank_noise_and_tiny_images():
     ct_like[60:240, 50:250] = 90
     ct_like[100:200, 80:140] = 10
     assert ood.content_reason(grey(ct_like)) == ""
-    assert ood.reasons([grey(ct_like)] * 2, np.array([0.1, 0.9]), 0.5) == [
-        "",
-        "far from training slices",
-    ]
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
@@ -191,22 +196,156 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     assert len(json.loads(json_out.read_text())) == 24
 
 
+def _release_slices(trained_run, n):
+    """``n`` real test originals of the trained run, as read from the release (any size)."""
+    from lungct_utils.config import data_dir
+    from lungct_utils.images import open_rgb
+
+    table, roles = trained_run["table"], trained_run["roles"]
+    rows = np.flatnonzero((roles == "test") & trained_run["splits"]["scored"].to_numpy())
+    rows = rows[np.linspace(0, len(rows) - 1, n).astype(int)]
+    return [open_rgb(data_dir() / table["source"].iloc[i]) for i in rows]
+
+
+def _write_ct_formats(slices, folder):
+    """The same CT slices as 16-bit PNG, CMYK JPEG and two kinds of DICOM."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, img in enumerate(slices):
+        grey = np.asarray(img.convert("L"))
+        paths.append(folder / f"slice{k}_16bit.png")
+        Image.fromarray(grey.astype(np.uint16) * 257).save(paths[-1])
+        paths.append(folder / f"slice{k}_cmyk.jpg")
+        img.convert("CMYK").save(paths[-1], quality=95)
+        # HU chosen so that the lung window shows the slice as it was
+        hu = grey / 255 * 1500 - 1350
+        paths.append(_dicom(folder / f"slice{k}_hu.dcm", np.round(hu + 2048), intercept=-2048.0))
+        # a picture stored as DICOM with no HU meaning (scaled from its minimum and maximum)
+        paths.append(_dicom(folder / f"slice{k}_raw.dcm", grey, intercept=0.0))
+    return paths
+
+
 @pytest.mark.data
 @pytest.mark.weights
-def test_ood_flags_no_ct_slice_and_names_why_for_the_rest(trained_run):
-    ref = ood.load(ood.path_for(trained_run["path"]))
-    test = trained_run["roles"] == "test"
-    ct_rate = (ood.score(trained_run["features"][test], ref) > ref["threshold"]).mean()
-    assert ct_rate < 0.02, ct_rate
-    others = ood.non_ct_images()
-    probs, scores, why = Predictor(trained_run["path"])(list(others.values()))
-    why = dict(zip(others, why, strict=True))
-    for name in ("blank black", "blank white", "one grey level"):
-        assert why[name] == "blank image", (name, why[name])
-    assert why["uniform noise"] == "pure noise"
-    assert why["tiny (64x64)"] == "too small: 64x64"
-    assert why["MRI head slice (s1045.ima)"] == "far from training slices"
-    assert probs.shape == (len(others), 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+def test_input_check_passes_ct_in_every_format_and_flags_what_is_not_ct(trained_run, tmp_path):
+    from lungct_utils.app.corpus import non_ct_corpus
+    from lungct_utils.app.predict import predict_files
+
+    predictor = Predictor(trained_run["path"])
+    paths = _write_ct_formats(_release_slices(trained_run, 4), tmp_path / "ct")
+    frame = predict_files(predictor, paths)
+    assert (frame["error"] == "").all()
+    assert frame["reason"].eq("").all(), frame[["path", "reason"]].to_string()
+    # the formats decode to the same slice: one class each
+    assert (
+        frame.groupby(frame["path"].str.extract(r"(slice\d)")[0])["prediction"].nunique().max() == 1
+    )
+    items = non_ct_corpus(trained_run["images"][:: len(trained_run["images"]) // 12][:12])
+    held = [item for item in items if item.part == "held-out"]
+    _, checks = predictor([item.image for item in held])
+    flagged = checks["reason"] != ""
+    assert flagged.mean() >= 0.95, [i.name for i, f in zip(held, flagged, strict=True) if not f]
+    layers = {ood.layer(r) for r in checks["reason"]}
+    assert {"colour", "layout"} <= layers
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_the_named_non_ct_images_get_a_reason(trained_run):
+    import skimage.data
+
+    from lungct_utils.app.corpus import non_ct_corpus
+
+    predictor = Predictor(trained_run["path"])
+    items = {i.name: i.image for i in non_ct_corpus(trained_run["images"][::200][:12])}
+    cat = Image.fromarray(skimage.data.chelsea())
+    grey_photo = Image.fromarray(skimage.data.camera()).convert("RGB")
+    yy, xx = np.mgrid[0:300, 0:300]
+    gradient = Image.fromarray((xx / 300 * 255).astype(np.uint8)).convert("RGB")
+    charts = [image for name, image in items.items() if name.startswith("chart")]
+    texts = [image for name, image in items.items() if name.startswith("text")]
+    names = ["cat", "grey photo", "gradient"] + ["chart"] * len(charts) + ["text"] * len(texts)
+    _, checks = predictor([cat, grey_photo, gradient, *charts, *texts])
+    why = checks["reason"].tolist()
+    assert why[0].startswith("colour image") and len(charts) >= 4 and len(texts) >= 3
+    assert all(why), list(zip(names, why, strict=True))
+    assert ood.content_reason(Image.fromarray(np.zeros((300, 300), np.uint8))) == "blank image"
+
+
+def _case_slices(trained_run, n_min=4):
+    """The release files of one test case with at least ``n_min`` distinct originals."""
+    from lungct_utils.config import data_dir
+
+    table, splits = trained_run["table"], trained_run["splits"]
+    test = (trained_run["roles"] == "test") & splits["scored"].to_numpy()
+    sizes = table["case"][test].value_counts()
+    case = sizes[sizes >= n_min].index[0]
+    return [data_dir() / src for src in table["source"][test & (table["case"] == case)]]
+
+
+@pytest.mark.data
+@pytest.mark.weights
+def test_predict_study_answers_once_per_patient(trained_run, unusual, tmp_path, capsys):
+    import shutil
+
+    import skimage.data
+
+    from lungct_utils.evaluate import study_probabilities
+
+    sources = _case_slices(trained_run)[:6]
+    plain, dicom, mixed, empty = (tmp_path / n for n in ("plain", "dicom", "mixed", "empty"))
+    for folder in (plain, mixed, empty):
+        folder.mkdir()
+    for k, src in enumerate(sources):
+        shutil.copyfile(src, plain / src.name)
+        shutil.copyfile(src, mixed / src.name)
+        side = (512, 430, 384)[k % 3]  # a series of mixed sizes
+        grey = np.asarray(Image.open(src).convert("L").resize((side, side)))
+        dicom.mkdir(exist_ok=True)
+        _dicom(dicom / f"{k:03d}.dcm", np.round(grey / 255 * 1500 + 698), intercept=-2048.0)
+    Image.fromarray(skimage.data.chelsea()).save(mixed / "cat.png")
+    Image.fromarray(skimage.data.camera()).save(mixed / "photo.png")
+    shutil.copyfile(unusual["truncated.jpg"], mixed / "broken.jpg")
+    out = tmp_path / "studies.json"
+    args = ["predict", "--study", str(plain), str(dicom), str(mixed), str(empty)]
+    assert cli.main([*args, "--model", str(trained_run["path"]), "--output", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert f"{empty}: folder holds no JPEG, PNG or DICOM files" in captured.err
+    assert "broken.jpg: corrupt or truncated" in captured.err
+    assert "Traceback" not in captured.err
+    data = json.loads(out.read_text())
+    studies = {Path(s["study"]).name: s for s in data["studies"]}
+    n = len(sources)
+    assert studies["plain"]["slices_used"] == n and studies["plain"]["slices_flagged"] == 0
+    assert studies["dicom"]["slices_used"] == n  # DICOM of mixed sizes
+    assert (studies["mixed"]["slices"], studies["mixed"]["slices_used"]) == (n + 3, n)
+    assert studies["mixed"]["slices_flagged"] == 2 and studies["mixed"]["slices_unreadable"] == 1
+    assert studies["empty"]["prediction"] == "" and studies["empty"]["slices"] == 0
+    # the study's answer: mean log-probability over the slices that passed
+    slices = pd.DataFrame(data["slices"])
+    used = slices[(slices["study"] == str(plain))][["p_benign", "p_malignant", "p_normal"]]
+    expected = study_probabilities(used.to_numpy(float))
+    got = [studies["plain"][f"p_{c}"] for c in ("benign", "malignant", "normal")]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert studies["mixed"]["prediction"] == studies["plain"]["prediction"]
+    assert f"study {plain}: {studies['plain']['prediction']} (" in captured.out
+    csv = tmp_path / "studies.csv"
+    assert cli.main([*args[:3], "--model", str(trained_run["path"]), "--output", str(csv)]) == 0
+    table = pd.read_csv(csv, keep_default_na=False)
+    assert table["level"].value_counts().to_dict() == {"slice": n, "study": 1}
+
+
+def test_predict_refuses_before_any_work_when_it_cannot_write(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    model = tmp_path / "m.keras"
+    model.write_text("not loaded: the output is checked first")
+    for option, target in (("--output", blocker / "out.csv"), ("--gradcam", blocker / "cams")):
+        assert cli.main(["predict", str(tmp_path), "--model", str(model), option, str(target)]) == 2
+        assert f"{target}: cannot write there" in capsys.readouterr().err
+    assert cli.main(["predict", "--study", str(blocker), "--model", str(model)]) == 2
+    assert "--study takes folders" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "m.keras"]
 
 
 @pytest.mark.data

@@ -21,6 +21,19 @@ def data():
     return x, views, y, groups
 
 
+@pytest.fixture(scope="module")
+def uneven():
+    """Like ``data`` but the 60 patients hold 1 to 12 slices: case weighting matters."""
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 13, 60)
+    groups = np.repeat(np.arange(60), sizes)
+    y = np.repeat(rng.integers(0, 3, 60), sizes)
+    centres = rng.normal(0, 1, (3, 32))
+    x = centres[y] + rng.normal(0, 1.5, (60, 32))[groups] + rng.normal(0, 1, (len(y), 32))
+    views = [x + rng.normal(0, 0.3, x.shape) for _ in range(3)]
+    return x, views, y, groups
+
+
 def test_prior_multiplies_the_benign_probability():
     probs = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
     out = probe.with_prior(probs, 2.0)
@@ -40,6 +53,75 @@ def test_tta_averages_features(data):
     )
 
 
+def test_recipes_validate_their_head_and_weighting():
+    with pytest.raises(ValueError, match="head must be one of .* got 'forest'"):
+        probe.Recipe("x", head="forest")
+    with pytest.raises(ValueError, match="weighting must be one of .* got 'patient'"):
+        probe.Recipe("x", weighting="patient")
+    assert probe.Recipe("x", head="ensemble").members == ("linear", "mlp")
+    names = [r.name for r in probe.RECIPES]
+    assert len(set(names)) == len(names)
+    assert names[:4] == [
+        "linear probe",
+        "linear probe + TTA",
+        "linear probe + benign prior",
+        "linear probe + TTA + benign prior",
+    ]  # old results stay comparable
+    kinds = {(r.head, r.weighting) for r in probe.RECIPES}
+    assert {("linear", "case"), ("mlp", "slice"), ("ensemble", "slice")} <= kinds
+
+
+def test_case_weights_give_every_class_and_every_case_of_a_class_the_same_total(uneven):
+    _, _, y, groups = uneven
+    w = probe.case_weights(y, groups)
+    class_totals = np.bincount(y, weights=w)
+    np.testing.assert_allclose(class_totals, len(y) / 3)
+    for k in range(3):
+        cases = np.unique(groups[y == k])
+        totals = [w[groups == g].sum() for g in cases]
+        np.testing.assert_allclose(totals, class_totals[k] / len(cases))
+    # slices of a large case weigh less than those of a small one of the same class
+    sizes = np.bincount(groups)
+    assert not np.allclose(w, w[0]) and np.ptp(sizes) > 0
+    # copying a case's slices changes nothing of what each case weighs in all
+    big = np.argmax(sizes)
+    y2 = np.concatenate([y, y[groups == big]])
+    g2 = np.concatenate([groups, groups[groups == big]])
+    w2 = probe.case_weights(y2, g2)
+    np.testing.assert_allclose(
+        np.bincount(g2, weights=w2) / len(y2), np.bincount(groups, weights=w) / len(y)
+    )
+
+
+def test_case_weighting_reaches_the_fit(uneven):
+    x, _, y, groups = uneven
+    case = probe.fit_heads(x, y, groups, "linear", "case", [0.1])[0.1]
+    plain = probe.fit_heads(x, y, groups, "linear", "slice", [0.1])[0.1]
+    coef = case.named_steps["logisticregression"].coef_
+    assert not np.allclose(coef, plain.named_steps["logisticregression"].coef_, atol=1e-3)
+    # the balance comes from the weights alone, not twice
+    assert case.named_steps["logisticregression"].class_weight is None
+    mlp = probe.fit_heads(x, y, groups, "mlp", "case", [100.0], seed=0)[100.0]
+    again = probe.fit_heads(x, y, groups, "mlp", "case", [100.0], seed=0)[100.0]
+    np.testing.assert_array_equal(probe.predict(mlp, x), probe.predict(again, x))  # seeded
+    with pytest.raises(ValueError, match="alpha must be > 0, got 0"):
+        probe.fit_mlp_path(x, y, [0.0])
+
+
+def test_tta_of_an_mlp_and_an_ensemble_average_log_probabilities(data):
+    x, views, y, groups = data
+    mlp = probe.fit_heads(x, y, groups, "mlp", "slice", [100.0])[100.0]
+    lin = probe.fit_probe(x, y, 0.1)
+    per_view = [probe.predict(mlp, v) for v in (x, *views)]
+    expected = np.exp(np.mean(np.log(per_view), axis=0))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probe.predict(mlp, x, views), expected)
+    members = [probe.predict(lin, x, views), probe.predict(mlp, x, views)]
+    np.testing.assert_allclose(
+        probe.predict([lin, mlp], x, views), probe.mean_log_prob(members), atol=1e-12
+    )
+
+
 def test_inner_folds_keep_patients_whole(data):
     _, _, y, groups = data
     for train, test in probe.inner_folds(y, groups, seed=1):
@@ -49,32 +131,54 @@ def test_inner_folds_keep_patients_whole(data):
 def test_best_setting_tunes_the_prior_only_for_recipes_that_do():
     import pandas as pd
 
-    scores = pd.DataFrame([
-        {"C": 0.01, "tta": False, "prior": 1.0, "macro_f1": 0.6},
-        {"C": 0.01, "tta": False, "prior": 2.0, "macro_f1": 0.7},
-        {"C": 0.001, "tta": False, "prior": 1.0, "macro_f1": 0.6},
-    ])  # fmt: skip
+    lin = {"head": "linear", "weighting": "slice", "alpha": np.nan, "tta": False}
+    mlp = {"head": "mlp", "weighting": "slice", "C": np.nan, "tta": False}
+    scores = pd.DataFrame(
+        [
+            lin | {"C": 0.01, "prior": 1.0, "macro_f1": 0.6},
+            lin | {"C": 0.01, "prior": 2.0, "macro_f1": 0.7},
+            lin | {"C": 0.001, "prior": 1.0, "macro_f1": 0.6},
+            lin | {"C": 0.001, "weighting": "case", "prior": 1.0, "macro_f1": 0.9},
+            mlp | {"alpha": 10.0, "prior": 1.0, "macro_f1": 0.65},
+            mlp | {"alpha": 100.0, "prior": 1.0, "macro_f1": 0.65},
+        ]
+    )
     plain = probe.best_setting(scores, probe.Recipe("p"))
     assert (plain["C"], plain["prior"]) == (0.001, 1.0)  # a tie goes to the stronger penalty
+    assert plain["alpha"] is None and plain["inner_macro_f1"] == 0.6  # not the case-weighted row
     tuned = probe.best_setting(scores, probe.Recipe("p", prior=True))
     assert (tuned["C"], tuned["prior"], tuned["inner_macro_f1"]) == (0.01, 2.0, 0.7)
+    case = probe.best_setting(scores, probe.Recipe("p", weighting="case"))
+    assert (case["weighting"], case["inner_macro_f1"]) == ("case", 0.9)
+    head = probe.best_setting(scores, probe.Recipe("m", head="mlp"))
+    assert (head["C"], head["alpha"]) == (None, 100.0)  # the tie: the stronger penalty
+    with pytest.raises(ValueError, match="no inner scores for recipe 'e'"):
+        probe.best_setting(scores, probe.Recipe("e", head="ensemble"))
 
 
-def test_selection_does_not_depend_on_outer_test_data(data):
-    x, views, y, groups = data
+@pytest.mark.parametrize("fixture", ["data", "uneven"])
+def test_selection_does_not_depend_on_outer_test_data(fixture, request):
+    x, views, y, groups = request.getfixturevalue(fixture)
     train = np.flatnonzero(groups < 48)
     test = np.flatnonzero(groups >= 48)
     a = probe.select(x, views, y, groups, train, seed=3)
-    # plant a leak: the outer test rows get other labels and features that give them away
-    y_leak, x_leak = y.copy(), x.copy()
+    kinds = {(s["head"], s["weighting"]) for s in a["settings"].values()}
+    assert kinds == {(r.head, r.weighting) for r in probe.RECIPES}  # every new recipe is in
+    # plant a leak: the outer test rows get other labels, features that give them away, and
+    # a training patient's case (which would change that case's weights)
+    y_leak, x_leak, groups_leak = y.copy(), x.copy(), groups.copy()
     y_leak[test] = (y[test] + 1) % 3
     x_leak[test] += 100 * np.eye(3)[y_leak[test]] @ np.ones((3, 32))
+    groups_leak[test] = groups[train[0]]
     views_leak = [v.copy() for v in views]
-    b = probe.select(x_leak, views_leak, y_leak, groups, train, seed=3)
+    for v in views_leak:
+        v[test] = x_leak[test]
+    b = probe.select(x_leak, views_leak, y_leak, groups_leak, train, seed=3)
     assert a["settings"] == b["settings"] and a["selected"] == b["selected"]
     for name in a["settings"]:
-        np.testing.assert_array_equal(probe.apply(a, name, x, views, test),
-                                      probe.apply(b, name, x, views, test))  # fmt: skip
+        np.testing.assert_array_equal(
+            probe.apply(a, name, x, views, test), probe.apply(b, name, x, views, test)
+        )
 
 
 def test_selection_beats_chance_on_new_patients(data):
@@ -92,6 +196,25 @@ def test_keras_head_equals_the_probe_with_its_prior(data):
     head = probe.keras_head(model, prior=1.7)
     expected = probe.with_prior(probe.predict(model, x), 1.7)
     np.testing.assert_allclose(np.asarray(head(x.astype("f4"))), expected, atol=1e-5)
+
+
+def test_keras_head_equals_the_mlp_and_the_ensemble_with_their_prior(uneven):
+    x, views, y, groups = uneven
+    train = np.flatnonzero(groups < 48)
+    sel = probe.select(x, views, y, groups, train, seed=0)
+    for name in ("MLP head", "probe + MLP ensemble + TTA + benign prior"):
+        model = probe.fitted(sel, name)
+        head = probe.keras_head(model, prior=1.7)
+        expected = probe.with_prior(probe.predict(model, x), 1.7)
+        np.testing.assert_allclose(np.asarray(head(x.astype("f4"))), expected, atol=1e-5)
+    mlp = probe.fitted(sel, "MLP head")
+    assert [w.shape for w in probe.keras_head(mlp).get_weights()] == [
+        (32, probe.MLP_UNITS),
+        (probe.MLP_UNITS,),
+        (probe.MLP_UNITS, 3),
+        (3,),
+    ]
+    assert isinstance(probe.fitted(sel, "probe + MLP ensemble + TTA + benign prior"), list)
 
 
 def test_goal_check_reports_deficits_against_goal_and_peer():
@@ -151,25 +274,13 @@ def test_gradcam_and_the_ood_flag_work_on_a_probe_model(imagenet_weights, tmp_pa
     x, y = rng.normal(size=(90, 1280)), np.repeat([0, 1, 2], 30)
     head = probe.keras_head(probe.fit_probe(x, y, 0.1), prior=2.0, name="beyond")
     path = save_model(assemble(head, config.PAPER), tmp_path / "beyond.keras")
-    ood.save(ood.fit_by_group(x.astype("f4"), np.arange(90) // 3), ood.path_for(path))
     blob = np.outer(np.hanning(300), np.hanning(300)) * 200
     slices = [Image.fromarray((blob + k).astype(np.uint8)).convert("RGB") for k in range(2)]
+    layout = ood.layouts(np.stack([np.asarray(s.resize((224, 224))) for s in slices] * 45))
+    ood.save(ood.fit(x.astype("f4"), layout, y, np.arange(90) // 3), ood.path_for(path))
     predictor = Predictor(path)
-    probs, scores, why = predictor(slices)
-    assert probs.shape == (2, 3) and scores.shape == (2,) and len(why) == 2
+    probs, checks = predictor(slices)
+    assert probs.shape == (2, 3) and len(checks) == 2
+    assert checks["layout_distance"].max() < 0.01 and checks["feature_distance"].notna().all()
     cam = gradcam.heatmap(gradcam.grad_model(predictor.model), np.zeros((224, 224, 3), "f4"))
     assert cam.shape == (7, 7) and 0 <= cam.min() and cam.max() <= 1
-
-
-def test_ood_threshold_treats_each_group_as_a_new_patient():
-    from lungct_utils.app import ood
-
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(20, 64))
-    x = np.repeat(centres, 5, axis=0) + 0.01 * rng.normal(size=(100, 64))
-    by_group = ood.fit_by_group(x, np.repeat(np.arange(20), 5))
-    # the own group's near-copies never set the threshold: it reflects other patients
-    assert by_group["threshold"] > 0.5
-    assert ood.score(x[:5], by_group).max() < 0.01
-    with pytest.raises(ValueError, match="two groups"):
-        ood.fit_by_group(x, np.zeros(100))

@@ -160,3 +160,45 @@ def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeyp
     (parts / "audit.json").unlink()
     with pytest.raises(DataError, match="audit.json: missing"):
         report.collect_metrics(None, parts)
+
+
+def _rate(rate, lo, hi, flagged, rows, units):
+    return {"rate": rate, "ci95": [lo, hi], "flagged": flagged, "rows": rows, "units": units}
+
+
+def test_input_check_sentence_follows_its_rates(metrics):
+    def planted(ct_rate, other_rate):
+        by_set = {
+            "held-out CT originals": _rate(ct_rate, 0.0, 0.03, 46, 5275, 109),
+            "not CT, design part": _rate(0.97, 0.9, 1.0, 704, 725, 29),
+            "not CT, held-out part": _rate(other_rate, 0.93, 1.0, 1250, 1250, 50),
+        }
+        check = {"rates": {name: {"mobilenet_v2": r, "paper": r} for name, r in by_set.items()}}
+        return "\n".join(report.input_check_section({**metrics, "input_check": check}))
+
+    assert "it meets both goals" in planted(0.0087, 1.0)
+    assert "flags 100.00 [93.00, 100.00]% of the 50 held-out non-CT images" in planted(0.0087, 1.0)
+    assert "misses the goal on CT slices (" in planted(0.02, 1.0)
+    assert "misses the goal on CT slices and non-CT images" in planted(0.02, 0.9)
+    assert (
+        report.input_check_section({k: v for k, v in metrics.items() if k != "input_check"}) == []
+    )
+
+
+def test_study_section_renders_the_rule_with_and_without_the_check(metrics):
+    mean = {"accuracy": 0.8, "balanced_accuracy": 0.7, "macro_f1": 0.69, "recall_benign": 0.45}
+    ci = {k: [v - 0.1, v + 0.1] for k, v in mean.items()}
+    study = {
+        "counts": {
+            "selected (nested)": {
+                "slices flagged": 0.0087,
+                "patients with no answer (mean per repeat)": 0.0,
+            }
+        },
+        "case": {"selected (nested): every slice": {"mean": mean, "ci95": ci}},
+    }
+    planted = {**metrics, "beyond": {**metrics.get("beyond", {}), "study": study}}
+    text = "\n".join(report.study_section(planted))
+    assert "selected (nested): 0.87% of slices flagged, 0.0 patients with no answer" in text
+    assert "69.00 [59.00, 79.00]" in text
+    assert report.study_section({"beyond": {}}) == []

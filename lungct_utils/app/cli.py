@@ -5,7 +5,8 @@ Commands:
     fetch               put the release into data/raw/iq-othnccd (``make data``)
     prepare             build the augmented set and the split manifests
     report [NB ...]     run the notebooks in order, render reports/*.html
-    predict PATH ...    classify JPEG/PNG/DICOM images (probabilities, OOD flag, Grad-CAM)
+    predict PATH ...    classify JPEG/PNG/DICOM images (probabilities, input check, Grad-CAM);
+                        --study: one answer per folder (one patient's slices)
     export              .keras + TFLite float32 and int8 of a trained model
     benchmark           time the fast route against plain Keras (reports/benchmarks.md)
     manifest DATA_DIR   write a reference manifest of a folder (maintainers only)
@@ -19,6 +20,7 @@ TensorFlow (a few seconds of start-up), so those imports stay inside the command
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -137,41 +139,93 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def writable_problem(path: Path, folder: bool = False) -> str:
+    """Why results cannot be written to ``path`` ("" when they can), checked before any work.
+
+    Args:
+        path: the output file, or folder when ``folder``.
+        folder: ``path`` is a folder that may be created.
+
+    Returns:
+        A message naming the path, or "".
+    """
+    path = Path(path)
+    target = path if folder and path.exists() else path.parent
+    while not target.exists() and target != target.parent:  # the folder will be created
+        target = target.parent
+    if folder and path.exists() and not path.is_dir():
+        return f"{path}: exists and is not a folder"
+    if not folder and path.is_dir():
+        return f"{path}: is a folder; give a .csv or .json file"
+    if not target.is_dir() or not os.access(target, os.W_OK | os.X_OK):
+        return f"{path}: cannot write there ({target} is not a writable folder)"
+    if not folder and path.exists() and not os.access(path, os.W_OK):
+        return f"{path}: file is not writable"
+    return ""
+
+
+def _predict_usage_problem(args: argparse.Namespace) -> str:
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        return f"--output must end in .csv or .json, got {args.output!r}"
+    if not Path(args.model).is_file():
+        return f"{args.model}: model not found (make report trains it)"
+    if args.study:
+        files = [p for p in args.paths if Path(p).exists() and not Path(p).is_dir()]
+        if files:
+            return f"{files[0]}: --study takes folders, one patient's slices each"
+    problems = [writable_problem(Path(args.output))] if args.output else []
+    problems += [writable_problem(Path(args.gradcam), folder=True)] if args.gradcam else []
+    return next((p for p in problems if p), "")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import (
         Predictor,
         collect,
+        format_study,
         format_table,
         predict_files,
         save_results,
+        study_row,
     )
 
     try:
-        center, width = (float(v) for v in args.window.split(","))
+        window = None if args.window is None else tuple(float(v) for v in args.window.split(","))
+        if window is not None and (len(window) != 2 or not window[1] > 0):
+            raise ValueError(args.window)
     except ValueError:
         print(f"error: --window must be CENTER,WIDTH in HU, got {args.window!r}", file=sys.stderr)
         return 2
-    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
-        print(f"error: --output must end in .csv or .json, got {args.output!r}", file=sys.stderr)
+    problem = _predict_usage_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    model = Path(args.model)
-    if not model.is_file():
-        print(f"error: {model}: model not found (make report trains it)", file=sys.stderr)
-        return 2
-    files, problems = collect(args.paths)
+    groups = [[p] for p in args.paths] if args.study else [args.paths]
+    found = [collect(g) for g in groups]
+    problems = [item for _, probs in found for item in probs]
     for path, why in problems:
         print(f"error: {path}: {why}", file=sys.stderr)
-    if not files:
-        return 2 if not args.paths else 1
-    predictor = Predictor(model)
-    frame = predict_files(predictor, files, (center, width), args.gradcam)
+    if not any(files for files, _ in found):
+        return 1
+    predictor = Predictor(Path(args.model))
+    frames, studies = [], []
+    for group, (files, _) in zip(groups, found, strict=True):
+        frame = predict_files(predictor, files, window, args.gradcam)
+        if args.study:
+            studies.append(study_row(frame, Path(group[0])))
+            frame.insert(0, "study", group[0])
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
     print(format_table(frame))
+    for row in studies:
+        print(format_study(row))
     for row in frame[frame["error"] != ""].itertuples():
         print(f"error: {row.path}: {row.error}", file=sys.stderr)
     if args.output:
-        save_results(frame, Path(args.output))
+        save_results(frame, Path(args.output), pd.DataFrame(studies) if args.study else None)
         print(f"saved {args.output}")
-    return 1 if problems or (frame["error"] != "").any() else 0
+    no_answer = any(not row["prediction"] for row in studies)
+    return 1 if problems or (frame["error"] != "").any() or no_answer else 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -248,7 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", help="save the results as .csv or .json")
     p.add_argument("--gradcam", help="folder for Grad-CAM overlay PNGs")
-    p.add_argument("--window", default="-600,1500", help="DICOM window CENTER,WIDTH in HU (lung)")
+    p.add_argument(
+        "--window",
+        help="DICOM window CENTER,WIDTH in HU (default: the lung window -600,1500, or min-max "
+        "scaling for pixel data that is not HU of a chest CT)",
+    )
+    p.add_argument(
+        "--study",
+        action="store_true",
+        help="each folder is one patient's study: also one answer per study (mean "
+        "log-probability over the slices that pass the input check)",
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="write the .keras model plus TFLite float32 and int8")

@@ -1,18 +1,23 @@
 """``python -m lungct_utils predict``: classify new images with a trained model.
 
-Reads JPEG and PNG of any size (8 or 16 bit; grayscale, RGB, RGBA, palette) and DICOM CT
-slices. DICOM pixel data becomes Hounsfield units with the file's RescaleSlope and
+Reads JPEG and PNG of any size (8 or 16 bit; grayscale, RGB, RGBA, palette, CMYK) and DICOM
+CT slices. DICOM pixel data becomes Hounsfield units with the file's RescaleSlope and
 RescaleIntercept, then a window maps it to 8-bit grey: by default the **lung window**
-(centre -600 HU, width 1500 HU); ``--window CENTER,WIDTH`` sets another. (The training
-JPEGs were read with windows of width 350-1200 and centre 50-600 HU, per the dataset's
-description, so a lung-windowed slice can look unusual to the model: the out-of-distribution
-flag says so.) 16-bit PNGs are scaled from their own minimum and maximum to 0-255; RGBA
-is composited on black.
+(centre -600 HU, width 1500 HU); ``--window CENTER,WIDTH`` sets another. Pixel data that
+cannot be a chest CT slice in HU (no value below -500 HU, while air outside the body is
+about -1000 HU, or a range under half the window: a picture converted to DICOM) is scaled
+from its own minimum and maximum instead, like a 16-bit PNG, unless ``--window`` is given.
+(The training JPEGs were read with windows of width 350-1200 and centre 50-600 HU, per the
+dataset's description, so a lung-windowed slice can look unusual to the model: the input
+check says so.) 16-bit PNGs are scaled from their own minimum and maximum to 0-255; RGBA is
+composited on black.
 
-Every image then goes through the paper's preprocessing (RGB, 224x224 bilinear, /255),
-the model gives three probabilities, and its backbone feature's distance from the training
-features gives the out-of-distribution flag (:mod:`lungct_utils.ood`). An unreadable file
-gets one line naming it and why; the others go on.
+Every image then goes through the paper's preprocessing (RGB, 224x224 bilinear, /255 or the
+model's own scaling), the model gives three probabilities, and the layered input check
+(:mod:`lungct_utils.app.ood`) says whether it is a CT slice like the training ones; only
+then is its answer an answer. With ``--study``, each folder is one patient's study and gets
+one answer from the slices that pass (:func:`study_row`). An unreadable file gets one line
+naming it and why; the others go on.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pydicom.errors import InvalidDicomError
 
 from ..audit import views
 from ..config import CLASSES, PAPER
+from ..evaluate import study_probabilities
 from ..images import decoded, resize_rgb, scale
 from ..io_utils import DataError, atomic_path, write_csv, write_text
 from ..pipeline import model_info
@@ -69,12 +75,35 @@ def window_to_uint8(hu: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.clip((hu - low) / width * 255.0, 0, 255).round().astype(np.uint8)
 
 
-def read_dicom(path: Path, window: tuple[float, float] = LUNG_WINDOW) -> Image.Image:
+def hounsfield_like(hu: np.ndarray, window: tuple[float, float] = LUNG_WINDOW) -> bool:
+    """Whether values can be a chest CT slice in HU, to be shown through ``window``.
+
+    Args:
+        hu: the slice after RescaleSlope and RescaleIntercept.
+        window: the default window ``(centre, width)``.
+
+    Returns:
+        True when some value is air (below -500 HU) and the values span at least half
+        the window's width.
+    """
+    return float(hu.min()) < -500 and float(np.ptp(hu)) >= window[1] / 2
+
+
+def min_max_uint8(values: np.ndarray) -> np.ndarray:
+    """Values scaled from their minimum and maximum to 0-255 (all 0 when constant)."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
+    return scaled.round().astype(np.uint8)
+
+
+def read_dicom(path: Path, window: tuple[float, float] | None = None) -> Image.Image:
     """A DICOM CT slice as an 8-bit RGB image (HU, then the window).
 
     Args:
         path: the file.
-        window: ``(centre, width)`` in HU.
+        window: ``(centre, width)`` in HU; None: the lung window, or min-max scaling for
+            values that are not HU of a chest CT (:func:`hounsfield_like`).
 
     Returns:
         RGB Pillow image.
@@ -98,7 +127,10 @@ def read_dicom(path: Path, window: tuple[float, float] = LUNG_WINDOW) -> Image.I
     hu = pixels * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
         getattr(ds, "RescaleIntercept", 0) or 0
     )
-    grey = window_to_uint8(hu, *window)
+    if window is None and not hounsfield_like(hu):
+        grey = min_max_uint8(hu)
+    else:
+        grey = window_to_uint8(hu, *(window or LUNG_WINDOW))
     if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
         grey = 255 - grey
     return Image.fromarray(grey, mode="L").convert("RGB")
@@ -114,10 +146,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         RGB image.
     """
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.round().astype(np.uint8), mode="L").convert("RGB")
+        return Image.fromarray(min_max_uint8(np.asarray(img)), mode="L").convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -125,12 +154,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_image(path: Path, window: tuple[float, float] = LUNG_WINDOW) -> Image.Image:
+def read_image(path: Path, window: tuple[float, float] | None = None) -> Image.Image:
     """Read any supported file as an RGB image.
 
     Args:
         path: JPEG, PNG or DICOM file.
-        window: DICOM window ``(centre, width)``.
+        window: DICOM window ``(centre, width)``; None: automatic (:func:`read_dicom`).
 
     Returns:
         RGB Pillow image (original size).
@@ -213,8 +242,8 @@ class Predictor:
         self.mode = info.get("params", {}).get("preprocess", PAPER.preprocess)
         self.tta = bool(info.get("tta", False))
 
-    def __call__(self, images: list[Image.Image]):
-        """Probabilities, OOD scores and flags of RGB images.
+    def __call__(self, images: list[Image.Image]) -> tuple[np.ndarray, pd.DataFrame]:
+        """Probabilities and input checks of RGB images.
 
         With test-time augmentation the probabilities average the log-probabilities of the
         image's views (mirror, small rotations): for the linear probe this is exactly the
@@ -224,8 +253,9 @@ class Predictor:
             images: RGB Pillow images.
 
         Returns:
-            ``(probs (n, 3), scores (n,) or None, reasons)``: one out-of-distribution reason
-            per image, "" for an ordinary CT slice (:func:`~lungct_utils.app.ood.reasons`).
+            ``(probs (n, 3), checks)``: ``checks`` has ``layout_distance``,
+            ``feature_distance`` (NaN without a reference) and ``reason``, "" for an
+            ordinary CT slice (:func:`~lungct_utils.app.ood.reasons`).
         """
         resized = np.stack([resize_rgb(img, self.image_size) for img in images])
         probs, feats = self._both.predict(scale(resized, self.mode), batch_size=32, verbose=0)
@@ -236,16 +266,32 @@ class Predictor:
                 logs.append(np.log(np.clip(p, 1e-12, None)))
             mean = np.exp(np.mean(logs, axis=0))
             probs = mean / mean.sum(axis=1, keepdims=True)
+        return probs, self.check(images, resized, feats)
+
+    def check(self, images: list[Image.Image], resized: np.ndarray, feats: np.ndarray):
+        """The layered input check (:mod:`~lungct_utils.app.ood`) of images.
+
+        Args:
+            images: the RGB images as read.
+            resized: uint8 ``(n, s, s, 3)`` model inputs.
+            feats: their pooled backbone features.
+
+        Returns:
+            DataFrame ``layout_distance, feature_distance, reason``.
+        """
         if self.ood_ref is None:
-            return probs, None, ood.reasons(images, None, None)
-        scores = ood.score(feats, self.ood_ref)
-        return probs, scores, ood.reasons(images, scores, float(self.ood_ref["threshold"]))
+            dist = pd.DataFrame(
+                np.nan, index=range(len(images)), columns=["layout_distance", "feature_distance"]
+            )
+            return dist.assign(reason=ood.reasons(images, None, None))
+        dist = ood.distances(feats, ood.layouts(resized), self.ood_ref)
+        return dist.assign(reason=ood.reasons(images, dist, self.ood_ref))
 
 
 def predict_files(
     predictor: Predictor,
     files: list[Path],
-    window: tuple[float, float] = LUNG_WINDOW,
+    window: tuple[float, float] | None = None,
     gradcam_dir: Path | None = None,
     batch: int = 32,
 ) -> pd.DataFrame:
@@ -268,13 +314,15 @@ def predict_files(
     def flush():
         if not pending:
             return
-        probs, scores, why = predictor([img for _, img in pending])
+        probs, checks = predictor([img for _, img in pending])
         for k, (path, img) in enumerate(pending):
             row = {"path": str(path), "prediction": CLASSES[int(probs[k].argmax())]}
             row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
-            row["ood_score"] = None if scores is None else float(scores[k])
-            row["out_of_distribution"] = bool(why[k])
-            row["reason"] = why[k]
+            check = checks.iloc[k]
+            row["layout_distance"] = float(check["layout_distance"])
+            row["ood_score"] = float(check["feature_distance"])
+            row["out_of_distribution"] = bool(check["reason"])
+            row["reason"] = check["reason"]
             row["error"] = ""
             if gradcam_dir is not None:
                 row["gradcam"] = str(write_gradcam(predictor, img, path, Path(gradcam_dir)))
@@ -291,11 +339,67 @@ def predict_files(
         if len(pending) >= batch:
             flush()
     flush()
+    if not rows:
+        return pd.DataFrame(columns=["path", "prediction", "error"])
     order = {str(p): i for i, p in enumerate(files)}
     frame = pd.DataFrame(rows)
     return frame.sort_values("path", key=lambda s: s.map(order), kind="stable").reset_index(
         drop=True
     )
+
+
+def study_row(frame: pd.DataFrame, study: Path) -> dict:
+    """One patient's answer from its slices' rows (one study = one folder).
+
+    The class and probabilities come from the mean log-probability over the slices that
+    were read and passed the input check; flagged and unreadable slices are counted, not used.
+
+    Args:
+        frame: :func:`predict_files` rows of the study's slices.
+        study: the study's folder.
+
+    Returns:
+        ``study, prediction, p_benign, p_malignant, p_normal, slices, slices_used,
+        slices_flagged, slices_unreadable, reason`` (no prediction and a reason when no
+        slice could be used).
+    """
+    read = frame[frame["error"] == ""] if len(frame) else frame
+    flagged = read["out_of_distribution"].astype(bool) if len(read) else pd.Series([], dtype=bool)
+    used = read[~flagged]
+    row = {"study": str(study), "prediction": "", **{f"p_{c}": np.nan for c in CLASSES}}
+    row.update(
+        slices=len(frame),
+        slices_used=len(used),
+        slices_flagged=int(flagged.sum()),
+        slices_unreadable=len(frame) - len(read),
+        reason="",
+    )
+    if len(used):
+        probs = study_probabilities(used[[f"p_{c}" for c in CLASSES]].to_numpy(float))
+        row.update({f"p_{c}": float(probs[i]) for i, c in enumerate(CLASSES)})
+        row["prediction"] = CLASSES[int(probs.argmax())]
+    else:
+        row["reason"] = "no slice passed the input check" if len(read) else "no readable slice"
+    return row
+
+
+def format_study(row: dict) -> str:
+    """The on-screen line of a study.
+
+    Args:
+        row: from :func:`study_row`.
+
+    Returns:
+        Text.
+    """
+    counts = (
+        f"{row['slices_used']} of {row['slices']} slices used, {row['slices_flagged']} flagged, "
+        f"{row['slices_unreadable']} unreadable"
+    )
+    if not row["prediction"]:
+        return f"study {row['study']}: NO ANSWER ({row['reason']}; {counts})"
+    probs = ", ".join(f"{c} {row[f'p_{c}']:.3f}" for c in CLASSES)
+    return f"study {row['study']}: {row['prediction']} ({probs}; {counts})"
 
 
 def write_gradcam(predictor: Predictor, img: Image.Image, path: Path, out_dir: Path) -> Path:
@@ -341,24 +445,41 @@ def format_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def save_results(frame: pd.DataFrame, output: Path) -> Path:
+def save_results(frame: pd.DataFrame, output: Path, studies: pd.DataFrame | None = None) -> Path:
     """Save results as CSV or JSON (by suffix), atomically.
 
+    Without studies, one record per slice. With studies, JSON holds ``{"studies": [...],
+    "slices": [...]}`` and CSV one row per slice and per study, told apart by ``level``.
+
     Args:
-        frame: from :func:`predict_files`.
+        frame: from :func:`predict_files` (with a ``study`` column for studies).
         output: ``.csv`` or ``.json`` path.
+        studies: from :func:`study_row`, one row per study, or None.
 
     Returns:
         ``output``.
     """
     output = Path(output)
-    if output.suffix.lower() == ".csv":
-        write_csv(frame, output)
-    elif output.suffix.lower() == ".json":
-        records = json.loads(frame.to_json(orient="records"))
-        write_text(json.dumps(records, indent=2) + "\n", output)
-    else:
+    suffix = output.suffix.lower()
+    if suffix not in (".csv", ".json"):
         raise ValueError(f"--output must end in .csv or .json, got {str(output)!r}")
+    if suffix == ".csv":
+        if studies is not None:
+            frame = pd.concat(
+                [
+                    frame.assign(level="slice"),
+                    studies.rename(columns={"study": "path"}).assign(
+                        level="study", study=studies["study"]
+                    ),
+                ],
+                ignore_index=True,
+            )
+        write_csv(frame, output)
+        return output
+    records = json.loads(frame.to_json(orient="records"))
+    if studies is not None:
+        records = {"studies": json.loads(studies.to_json(orient="records")), "slices": records}
+    write_text(json.dumps(records, indent=2) + "\n", output)
     return output
 
 
@@ -377,7 +498,7 @@ def gradcam_examples(predictor: Predictor, images: np.ndarray, labels, n: int = 
         ``(image, overlay, title)`` tuples for :func:`~lungct_utils.plots.image_pairs`.
     """
     pil = [Image.fromarray(img) for img in images]
-    probs, _, _ = predictor(pil)
+    probs, _ = predictor(pil)
     pred = np.array(CLASSES)[probs.argmax(1)]
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
