@@ -297,35 +297,36 @@ def cluster_bootstrap(stat, sets, groups_per_set, n_boot: int = 1000, seed: int 
             for k, v in draws.items()}  # fmt: skip
 
 
-def rate_interval(flags_per_set, units_per_set, n_boot: int = 2000, seed: int = 0) -> dict:
+def rate_interval(
+    flags_per_set, units_per_set, independent: bool = False, n_boot: int = 2000, seed: int = 0
+) -> dict:
     """A share of flagged rows, with a 95% interval over its units of independence.
 
-    When every row is its own unit (independent images), the interval is the exact
-    Clopper-Pearson one for the mean flagged count per set out of the rows of a set (a
-    bootstrap would collapse to a point at 0% or 100%). When rows share units (slices of
-    one case), it is the percentile interval of a cluster bootstrap over the units
+    For independent units (images, each scored once or once per CV fold), the interval is
+    the exact Clopper-Pearson one for the mean flagged share out of the distinct units (a
+    bootstrap would collapse to a point at 0% or 100%). Otherwise (slices of one case are
+    not independent) it is the percentile interval of a cluster bootstrap over the units
     (:func:`cluster_bootstrap`, one set per replicate).
 
     Args:
         flags_per_set: per set (e.g. CV repeat) a boolean array, one entry per row.
-        units_per_set: per set the unit of each row (case for CT slices, the image itself
-            for independent images).
-        n_boot: replicates.
+        units_per_set: per set the unit of each row (case for CT slices, image for images).
+        independent: the units are independent images (exact interval).
+        n_boot: bootstrap replicates.
         seed: random seed.
 
     Returns:
         ``{"rate", "ci95", "flagged", "rows", "units", "method"}``: the mean share over sets,
-        its interval, the flagged and total rows over all sets, the units of one set and
-        ``"exact"`` or ``"cluster bootstrap"``.
+        its interval, the flagged and total rows over all sets, the distinct units of the
+        first set and ``"exact"`` or ``"cluster bootstrap"``.
     """
     flags = [np.asarray(f, dtype=bool) for f in flags_per_set]
     if not flags or any(len(f) == 0 for f in flags) or len(flags) != len(units_per_set):
         raise ValueError(f"rate_interval: needs non-empty sets with units, got {len(flags)} sets")
     rate = float(np.mean([f.mean() for f in flags]))
     units = len(np.unique(np.asarray(units_per_set[0]).astype(str)))
-    if all(len(np.unique(np.asarray(u).astype(str))) == len(u) for u in units_per_set):
-        count = int(round(rate * len(flags[0])))
-        ci = binomtest(count, len(flags[0])).proportion_ci(0.95, method="exact")
+    if independent:
+        ci = binomtest(int(round(rate * units)), units).proportion_ci(0.95, method="exact")
         low, high, method = float(ci.low), float(ci.high), "exact"
     else:
         draws = cluster_bootstrap(

@@ -150,7 +150,9 @@ def test_export_carries_the_sidecar_and_ood_reference(tmp_path, tf_setup):
         {"params": {"preprocess": "mobilenet_v2"}, "tta": False}, source.with_suffix(".json")
     )
     rng = np.random.default_rng(0)
-    reference = ood.fit(rng.random((20, 4)), rng.random((10, 4)))
+    reference = ood.fit(
+        rng.random((20, 4)), rng.random((20, 256)), np.arange(20) % 3, np.arange(20)
+    )
     ood.save(reference, ood.path_for(source))
     images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
 

@@ -131,9 +131,10 @@ def test_rate_interval_resamples_cases_and_is_exact_for_independent_images():
     lo, hi = out["ci95"]
     assert lo == 0 and 0.25 <= hi <= 0.5  # one flagged case of four can be drawn up to 2x
     # 50 of 50 independent images: not a point, the exact interval [0.929, 1]
-    every = evaluate.rate_interval([np.ones(50, bool)], [np.arange(50)])
+    every = evaluate.rate_interval([np.ones(100, bool)], [np.arange(100) % 50], independent=True)
     assert every["method"] == "exact" and every["rate"] == 1.0
     assert every["ci95"][0] == pytest.approx(0.9289, abs=1e-3) and every["ci95"][1] == 1.0
+    assert every["units"] == 50  # two folds scored each of the 50 images: 50 units, not 100
     with pytest.raises(ValueError, match="non-empty"):
         evaluate.rate_interval([np.array([], bool)], [np.array([])])
 

@@ -256,10 +256,8 @@ def test_the_committed_final_recipe_is_what_selection_on_all_originals_gives(pre
     committed = json.loads((config.REPORTS / "metrics.json").read_text())["beyond"]["selected"]
     assert final["selected"] == committed["final"]["recipe"]
     setting = final["settings"][final["selected"]]
-    assert (setting["C"], setting["prior"]) == (
-        committed["final"]["C"],
-        committed["final"]["prior"],
-    )
+    keys = ("head", "weighting", "C", "alpha", "prior")
+    assert {k: setting[k] for k in keys} == {k: committed["final"][k] for k in keys}
 
 
 @pytest.mark.weights

@@ -305,8 +305,9 @@ def predict_files(
         batch: images per model call.
 
     Returns:
-        DataFrame ``path, prediction, p_benign, p_malignant, p_normal, ood_score,
-        out_of_distribution, reason, error``.
+        DataFrame ``path, prediction, p_benign, p_malignant, p_normal, layout_distance,
+        feature_distance, out_of_distribution, reason, error`` (``out_of_distribution``: the
+        input check fired, ``reason`` says which layer and why).
     """
     rows: list[dict] = []
     pending: list[tuple[Path, Image.Image]] = []
@@ -320,7 +321,7 @@ def predict_files(
             row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
             check = checks.iloc[k]
             row["layout_distance"] = float(check["layout_distance"])
-            row["ood_score"] = float(check["feature_distance"])
+            row["feature_distance"] = float(check["feature_distance"])
             row["out_of_distribution"] = bool(check["reason"])
             row["reason"] = check["reason"]
             row["error"] = ""
