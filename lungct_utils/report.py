@@ -526,6 +526,13 @@ def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[st
             name for name, met in (("CT slices", met_ct), ("non-CT images", met_other)) if not met
         )
     )
+    doubt = []
+    if met_ct and ct["ci95"][1] > INPUT_CHECK_GOAL_CT:
+        doubt.append(f"the CT rate's interval reaches {pct(ct['ci95'][1])}%")
+    if met_other and other["ci95"][0] < INPUT_CHECK_GOAL_NON_CT:
+        doubt.append(f"the non-CT rate's interval reaches down to {pct(other['ci95'][0])}%")
+    if doubt and met_ct and met_other:
+        verdict += " on the estimates, though " + " and ".join(doubt)
     return [
         "## The input check (notebook 04)",
         "",
