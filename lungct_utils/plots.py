@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from PIL import Image
 
 from . import config
 from .images import open_rgb
@@ -138,12 +139,15 @@ def image_grid(images: list, titles: list[str], name: str, cols: int = 8):
     if len(images) != len(titles) or not images:
         raise ValueError(f"image_grid: {len(images)} images and {len(titles)} titles")
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, title in zip(axes.ravel(), images, titles, strict=False):
-        ax.imshow(np.asarray(img))
-        ax.set_title(title, fontsize=6)
+        thumb = Image.fromarray(np.asarray(img)) if not isinstance(img, Image.Image) else img
+        thumb = thumb.copy()
+        thumb.thumbnail((96, 96))  # small thumbnails keep the notebook and its HTML light
+        ax.imshow(np.asarray(thumb))
+        ax.set_title(title, fontsize=5)
     fig.tight_layout()
     save(fig, name)
     return fig
