@@ -139,13 +139,13 @@ def image_grid(images: list, titles: list[str], name: str, cols: int = 8):
     if len(images) != len(titles) or not images:
         raise ValueError(f"image_grid: {len(images)} images and {len(titles)} titles")
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.95 * cols, 1.1 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, title in zip(axes.ravel(), images, titles, strict=False):
         thumb = Image.fromarray(np.asarray(img)) if not isinstance(img, Image.Image) else img
         thumb = thumb.copy()
-        thumb.thumbnail((96, 96))  # small thumbnails keep the notebook and its HTML light
+        thumb.thumbnail((64, 64))  # small thumbnails keep the notebook and its HTML light
         ax.imshow(np.asarray(thumb))
         ax.set_title(title, fontsize=5)
     fig.tight_layout()
