@@ -127,8 +127,13 @@ def link_counts(sim: np.ndarray, labels, exact_groups, thresholds=THRESHOLDS) ->
     rows = []
     for t in thresholds:
         linked = (values > t) & keep
-        rows.append({"threshold": float(t), "links": int(linked.sum()),
-                     "cross_class_links": int((linked & cross).sum())})  # fmt: skip
+        rows.append(
+            {
+                "threshold": float(t),
+                "links": int(linked.sum()),
+                "cross_class_links": int((linked & cross).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -31,9 +31,18 @@ from .images import open_rgb, pixel_key
 from .io_utils import atomic_dir, write_csv
 
 PLAN_COLUMNS = [
-    "id", "label", "source", "source_sha256", "group",
-    "flip", "rotation", "shift_x", "shift_y", "zoom", "transform",
-]  # fmt: skip
+    "id",
+    "label",
+    "source",
+    "source_sha256",
+    "group",
+    "flip",
+    "rotation",
+    "shift_x",
+    "shift_y",
+    "zoom",
+    "transform",
+]
 
 
 def describe(flip: bool, rotation: float, shift_x: float, shift_y: float, zoom: float) -> str:
@@ -185,8 +194,14 @@ def render(plan: pd.DataFrame, sources, progress: bool = True):
     """
     with tqdm(total=len(plan), desc="augmenting", disable=not progress, leave=False) as bar:
         for r in plan.itertuples():
-            image = apply_transform(sources[r.source], bool(r.flip), float(r.rotation),
-                                    float(r.shift_x), float(r.shift_y), float(r.zoom))  # fmt: skip
+            image = apply_transform(
+                sources[r.source],
+                bool(r.flip),
+                float(r.rotation),
+                float(r.shift_x),
+                float(r.shift_y),
+                float(r.zoom),
+            )
             yield r.Index, image
             bar.update(1)
 
@@ -264,6 +279,6 @@ def augmentation_pairs(table: pd.DataFrame, n: int = 4, seed: int = 0):
             np.asarray(open_rgb(folder / originals.loc[r.source, "file"])),
             np.asarray(open_rgb(folder / r.file)),
             f"{r.id}: {r.transform}",
-        )  # fmt: skip
+        )
         for r in picks.itertuples()
     ]

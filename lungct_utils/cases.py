@@ -513,9 +513,15 @@ def group_counts(cases: pd.DataFrame, stated: dict[str, int] | None = None) -> p
     for label in CLASSES:
         part = cases[cases["label"] == label]
         sizes = part.groupby("case").size() if len(part) else pd.Series([0])
-        rows[label] = {"stated": stated[label], "runs": part["run"].nunique(),
-                       "cases": len(sizes), "images": len(part), "smallest": int(sizes.min()),
-                       "median": float(sizes.median()), "largest": int(sizes.max())}  # fmt: skip
+        rows[label] = {
+            "stated": stated[label],
+            "runs": part["run"].nunique(),
+            "cases": len(sizes),
+            "images": len(part),
+            "smallest": int(sizes.min()),
+            "median": float(sizes.median()),
+            "largest": int(sizes.max()),
+        }
     return pd.DataFrame(rows).T.astype(
         {k: int for k in ("stated", "runs", "cases", "images", "smallest", "largest")}
     )
@@ -541,8 +547,14 @@ def crossing_links(sim: np.ndarray, labels, exact_groups, groups, thresholds) ->
     for t in thresholds:
         linked = values > t
         n, c = int(linked.sum()), int((linked & crossing).sum())
-        rows.append({"threshold": float(t), "links": n, "crossing_groups": c,
-                     "crossing_share": c / n if n else 0.0})  # fmt: skip
+        rows.append(
+            {
+                "threshold": float(t),
+                "links": n,
+                "crossing_groups": c,
+                "crossing_share": c / n if n else 0.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -298,26 +298,30 @@ class PaperConfig:
 PAPER = PaperConfig()
 
 #: The paper's Table III (test split) and Figure 6, as fractions and counts.
-PAPER_TABLE_III = MappingProxyType({
-    "accuracy": 0.97,
-    "per_class": {
-        "benign": {"precision": 0.96, "recall": 0.96, "f1": 0.96},
-        "malignant": {"precision": 0.98, "recall": 1.00, "f1": 0.99},
-        "normal": {"precision": 0.97, "recall": 0.95, "f1": 0.96},
-    },
-    "confusion_matrix": [[173, 1, 6], [0, 180, 0], [8, 2, 172]],
-})  # fmt: skip
+PAPER_TABLE_III = MappingProxyType(
+    {
+        "accuracy": 0.97,
+        "per_class": {
+            "benign": {"precision": 0.96, "recall": 0.96, "f1": 0.96},
+            "malignant": {"precision": 0.98, "recall": 1.00, "f1": 0.99},
+            "normal": {"precision": 0.97, "recall": 0.95, "f1": 0.96},
+        },
+        "confusion_matrix": [[173, 1, 6], [0, 180, 0], [8, 2, 172]],
+    }
+)
 #: The paper's Table IV (stratified 5-fold CV), as fractions; std with 1/k.
-PAPER_TABLE_IV = MappingProxyType({
-    "folds": [
-        {"accuracy": 0.9695, "precision": 0.9696, "recall": 0.9695, "f1": 0.9695},
-        {"accuracy": 0.9792, "precision": 0.9793, "recall": 0.9793, "f1": 0.9792},
-        {"accuracy": 0.9806, "precision": 0.9808, "recall": 0.9807, "f1": 0.9806},
-        {"accuracy": 0.9626, "precision": 0.9633, "recall": 0.9627, "f1": 0.9627},
-        {"accuracy": 0.9709, "precision": 0.9710, "recall": 0.9709, "f1": 0.9709},
-    ],
-    "mean": {"accuracy": 0.9726, "precision": 0.9728, "recall": 0.9726, "f1": 0.9726},
-    "std": {"accuracy": 0.0066, "precision": 0.0065, "recall": 0.0066, "f1": 0.0066},
-})  # fmt: skip
+PAPER_TABLE_IV = MappingProxyType(
+    {
+        "folds": [
+            {"accuracy": 0.9695, "precision": 0.9696, "recall": 0.9695, "f1": 0.9695},
+            {"accuracy": 0.9792, "precision": 0.9793, "recall": 0.9793, "f1": 0.9792},
+            {"accuracy": 0.9806, "precision": 0.9808, "recall": 0.9807, "f1": 0.9806},
+            {"accuracy": 0.9626, "precision": 0.9633, "recall": 0.9627, "f1": 0.9627},
+            {"accuracy": 0.9709, "precision": 0.9710, "recall": 0.9709, "f1": 0.9709},
+        ],
+        "mean": {"accuracy": 0.9726, "precision": 0.9728, "recall": 0.9726, "f1": 0.9726},
+        "std": {"accuracy": 0.0066, "precision": 0.0065, "recall": 0.0066, "f1": 0.0066},
+    }
+)
 #: Epochs of the paper's reported run (III.C).
 PAPER_EPOCHS = 28

@@ -29,10 +29,13 @@ from .config import CLASSES
 K = len(CLASSES)
 #: The keys of :func:`score`, in report order.
 SCORE_KEYS = (
-    "accuracy", "balanced_accuracy", "macro_f1",
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
     *(f"{m}_{c}" for c in CLASSES for m in ("precision", "recall", "f1")),
-    "auc_macro", "ece",
-)  # fmt: skip
+    "auc_macro",
+    "ece",
+)
 #: Confidence bins of the expected calibration error.
 ECE_BINS = 15
 #: The keys of :func:`confusion_metrics`.
@@ -141,11 +144,15 @@ def reliability(probs, y_true, n_bins: int = ECE_BINS) -> pd.DataFrame:
     idx, conf, hit = _binned(probs, y_true, n_bins)
     count = np.bincount(idx, minlength=n_bins)
     edges = np.linspace(0, 1, n_bins + 1)
-    frame = pd.DataFrame({
-        "lo": edges[:-1], "hi": edges[1:], "count": count,
-        "confidence": np.bincount(idx, conf, n_bins) / np.maximum(count, 1),
-        "accuracy": np.bincount(idx, hit, n_bins) / np.maximum(count, 1),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "lo": edges[:-1],
+            "hi": edges[1:],
+            "count": count,
+            "confidence": np.bincount(idx, conf, n_bins) / np.maximum(count, 1),
+            "accuracy": np.bincount(idx, hit, n_bins) / np.maximum(count, 1),
+        }
+    )
     return frame[frame["count"] > 0].reset_index(drop=True)
 
 
@@ -179,12 +186,19 @@ def score(y_true, probs) -> dict[str, float]:
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     cm = confusion(y_true, probs.argmax(axis=1))
     precision, recall, f1 = _per_class(cm)
-    out = {"accuracy": float(np.trace(cm) / cm.sum()),
-           "balanced_accuracy": float(recall[cm.sum(axis=1) > 0].mean()),
-           "macro_f1": float(f1.mean())}  # fmt: skip
+    out = {
+        "accuracy": float(np.trace(cm) / cm.sum()),
+        "balanced_accuracy": float(recall[cm.sum(axis=1) > 0].mean()),
+        "macro_f1": float(f1.mean()),
+    }
     for i, c in enumerate(CLASSES):
-        out.update({f"precision_{c}": float(precision[i]), f"recall_{c}": float(recall[i]),
-                    f"f1_{c}": float(f1[i])})  # fmt: skip
+        out.update(
+            {
+                f"precision_{c}": float(precision[i]),
+                f"recall_{c}": float(recall[i]),
+                f"f1_{c}": float(f1[i]),
+            }
+        )
     out["auc_macro"] = float(np.nanmean(auc_ovr(y_true, probs)))
     out["ece"] = expected_calibration_error(probs, y_true)
     return out
@@ -202,11 +216,21 @@ def classification_metrics(y_true, y_pred) -> dict:
     """
     cm = confusion(y_true, y_pred)
     precision, recall, f1 = _per_class(cm)
-    per_class = {c: {"precision": float(precision[i]), "recall": float(recall[i]),
-                     "f1": float(f1[i]), "support": int(cm[i].sum())}
-                 for i, c in enumerate(CLASSES)}  # fmt: skip
-    return {"accuracy": float(np.trace(cm) / cm.sum()), "macro_f1": float(f1.mean()),
-            "per_class": per_class, "confusion_matrix": cm.tolist()}  # fmt: skip
+    per_class = {
+        c: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(cm[i].sum()),
+        }
+        for i, c in enumerate(CLASSES)
+    }
+    return {
+        "accuracy": float(np.trace(cm) / cm.sum()),
+        "macro_f1": float(f1.mean()),
+        "per_class": per_class,
+        "confusion_matrix": cm.tolist(),
+    }
 
 
 def fold_metrics(y_true, y_pred) -> dict:
@@ -221,8 +245,12 @@ def fold_metrics(y_true, y_pred) -> dict:
     """
     cm = confusion(y_true, y_pred)
     precision, recall, f1 = _per_class(cm)
-    return {"accuracy": float(np.trace(cm) / cm.sum()), "precision": float(precision.mean()),
-            "recall": float(recall.mean()), "f1": float(f1.mean())}  # fmt: skip
+    return {
+        "accuracy": float(np.trace(cm) / cm.sum()),
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+    }
 
 
 def summarize_folds(folds: list[dict]) -> dict:
@@ -237,8 +265,11 @@ def summarize_folds(folds: list[dict]) -> dict:
     if not folds:
         raise ValueError("summarize_folds: no folds")
     values = {k: np.array([f[k] for f in folds], dtype=float) for k in folds[0]}
-    return {"folds": folds, "mean": {k: float(v.mean()) for k, v in values.items()},
-            "std": {k: float(v.std(ddof=0)) for k, v in values.items()}}  # fmt: skip
+    return {
+        "folds": folds,
+        "mean": {k: float(v.mean()) for k, v in values.items()},
+        "std": {k: float(v.std(ddof=0)) for k, v in values.items()},
+    }
 
 
 def spread(values) -> dict[str, float]:
@@ -263,8 +294,9 @@ def _units(groups) -> list[np.ndarray]:
     return np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
 
 
-def cluster_bootstrap(stat, sets, groups_per_set, n_boot: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> dict[str, list[float]]:  # fmt: skip
+def cluster_bootstrap(
+    stat, sets, groups_per_set, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
     """Percentile intervals of a statistic, resampling whole units (and one set per replicate).
 
     Args:
@@ -293,8 +325,10 @@ def cluster_bootstrap(stat, sets, groups_per_set, n_boot: int = 1000, seed: int 
         for key, value in stat(s, rows, ids).items():
             draws.setdefault(key, []).append(value)
     alpha = (1 - level) / 2
-    return {k: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
-            for k, v in draws.items()}  # fmt: skip
+    return {
+        k: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
+        for k, v in draws.items()
+    }
 
 
 def rate_interval(

@@ -350,5 +350,6 @@ def cached_features(
             f"cached_features: expected uint8 (n, h, w, 3), got {images.dtype} {images.shape}"
         )
     keys = [pixel_key(img) for img in images]
-    return features_for_keys(keys, lambda idx: images[idx], mode, engine, weights, cache_dir,
-                             progress)  # fmt: skip
+    return features_for_keys(
+        keys, lambda idx: images[idx], mode, engine, weights, cache_dir, progress
+    )

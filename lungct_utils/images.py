@@ -169,8 +169,12 @@ def body_box(grey: np.ndarray, threshold: float = 20, margin: float = 0.02) -> t
     if not len(ys):
         return (0, 0, w, h)
     my, mx = int(margin * h), int(margin * w)
-    return (max(int(xs.min()) - mx, 0), max(int(ys.min()) - my, 0),
-            min(int(xs.max()) + mx + 1, w), min(int(ys.max()) + my + 1, h))  # fmt: skip
+    return (
+        max(int(xs.min()) - mx, 0),
+        max(int(ys.min()) - my, 0),
+        min(int(xs.max()) + mx + 1, w),
+        min(int(ys.max()) + my + 1, h),
+    )
 
 
 def body_crop(img: Image.Image, size: int = 224) -> np.ndarray:

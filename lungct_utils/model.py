@@ -49,12 +49,20 @@ def paper_head(cfg: PaperConfig = PAPER) -> list:
     """
     seed = cfg.seed
     return [
-        keras.layers.Dense(cfg.dense_units, activation="relu", name="fc_relu",
-                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed)),
+        keras.layers.Dense(
+            cfg.dense_units,
+            activation="relu",
+            name="fc_relu",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        ),
         keras.layers.Dropout(cfg.dropout, seed=seed, name="dropout"),
-        keras.layers.Dense(len(CLASSES), activation="softmax", name="predictions",
-                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1)),
-    ]  # fmt: skip
+        keras.layers.Dense(
+            len(CLASSES),
+            activation="softmax",
+            name="predictions",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
+        ),
+    ]
 
 
 def linear_head(cfg: PaperConfig = PAPER) -> list:
@@ -67,8 +75,11 @@ def linear_head(cfg: PaperConfig = PAPER) -> list:
         One Dense(3, softmax) layer.
     """
     init = keras.initializers.GlorotUniform(seed=cfg.seed)
-    return [keras.layers.Dense(len(CLASSES), activation="softmax", name="predictions",
-                               kernel_initializer=init)]  # fmt: skip
+    return [
+        keras.layers.Dense(
+            len(CLASSES), activation="softmax", name="predictions", kernel_initializer=init
+        )
+    ]
 
 
 #: The heads this project ships, by name.

@@ -44,8 +44,9 @@ def release_manifest(progress: bool = True) -> pd.DataFrame:
     return manifest
 
 
-def original_images(manifest: pd.DataFrame, cfg: config.PaperConfig = config.PAPER,
-                    progress: bool = True) -> np.ndarray:  # fmt: skip
+def original_images(
+    manifest: pd.DataFrame, cfg: config.PaperConfig = config.PAPER, progress: bool = True
+) -> np.ndarray:
     """The originals decoded, in RGB and resized as the paper does (II.B).
 
     Args:
@@ -77,8 +78,9 @@ def view_features(images: np.ndarray, cfg: config.PaperConfig, progress: bool = 
     ]
 
 
-def group_originals(manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarray,
-                    others: list[np.ndarray]) -> dict:  # fmt: skip
+def group_originals(
+    manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarray, others: list[np.ndarray]
+) -> dict:
     """Pseudo-cases, the central reconstruction of the cases and the family of groupings.
 
     Args:
@@ -117,13 +119,17 @@ def _code_digest(*modules) -> str:
 
 def _groups_fingerprint(manifest: pd.DataFrame, cfg: config.PaperConfig) -> dict:
     digest = sha256_bytes("\n".join(sorted(manifest["sha256"] + manifest["path"])).encode())
-    return {"originals_sha256": digest, "weights_sha256": weights_fingerprint(imagenet_weights()),
-            "image_size": cfg.image_size, "preprocess": cfg.preprocess,
-            "views": [list(v) for v in audit.VIEWS],
-            "thresholds": [float(t) for t in audit.THRESHOLDS],
-            "thumbnail_side": cases.THUMBNAIL_SIDE,
-            "rules_sha256": _code_digest(audit, cases, groupings),
-            "stated": dict(config.STATED_CASES)}  # fmt: skip
+    return {
+        "originals_sha256": digest,
+        "weights_sha256": weights_fingerprint(imagenet_weights()),
+        "image_size": cfg.image_size,
+        "preprocess": cfg.preprocess,
+        "views": [list(v) for v in audit.VIEWS],
+        "thresholds": [float(t) for t in audit.THRESHOLDS],
+        "thumbnail_side": cases.THUMBNAIL_SIDE,
+        "rules_sha256": _code_digest(audit, cases, groupings),
+        "stated": dict(config.STATED_CASES),
+    }
 
 
 def save_groups(
@@ -154,13 +160,16 @@ def save_groups(
         out[column] = write_csv(groups[["path", "label", "sha256", column]], target)
     if family is not None:
         out["family"] = write_csv(family, Path(processed) / config.GROUPINGS_CSV.name)
-    write_json({"fingerprint": _groups_fingerprint(manifest, cfg), **provenance(cfg)},
-               Path(processed) / "groups.json")  # fmt: skip
+    write_json(
+        {"fingerprint": _groups_fingerprint(manifest, cfg), **provenance(cfg)},
+        Path(processed) / "groups.json",
+    )
     return out
 
 
-def groups_current(manifest: pd.DataFrame, cfg: config.PaperConfig,
-                   processed: Path = config.PROCESSED) -> bool:  # fmt: skip
+def groups_current(
+    manifest: pd.DataFrame, cfg: config.PaperConfig, processed: Path = config.PROCESSED
+) -> bool:
     """True when the saved groups were computed from these originals, weights and settings.
 
     Args:
@@ -178,8 +187,7 @@ def groups_current(manifest: pd.DataFrame, cfg: config.PaperConfig,
     return json.loads(meta.read_text()).get("fingerprint") == _groups_fingerprint(manifest, cfg)
 
 
-def compute_groups(manifest: pd.DataFrame, cfg: config.PaperConfig,
-                   progress: bool = True) -> dict:  # fmt: skip
+def compute_groups(manifest: pd.DataFrame, cfg: config.PaperConfig, progress: bool = True) -> dict:
     """The pseudo-case and case of every original (the steps of notebook 01, in one call).
 
     Args:
@@ -222,8 +230,12 @@ def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
     return {**fingerprint, "groups_content": content, "code_sha256": code}
 
 
-def prepare(cfg: config.PaperConfig = config.PAPER, processed: Path = config.PROCESSED,
-            progress: bool = True, force: bool = False) -> pd.DataFrame:  # fmt: skip
+def prepare(
+    cfg: config.PaperConfig = config.PAPER,
+    processed: Path = config.PROCESSED,
+    progress: bool = True,
+    force: bool = False,
+) -> pd.DataFrame:
     """Build (or reuse) the groups of the originals, the augmented set and every split manifest.
 
     Outputs under ``processed``: ``pseudo_cases.csv``, ``cases.csv`` and ``groups.json``
@@ -273,8 +285,11 @@ def read_table(processed: Path = config.PROCESSED) -> pd.DataFrame:
         ``augmented.csv`` plus ``pseudo_case`` and ``case`` columns.
     """
     path = Path(processed) / config.AUGMENTED_CSV.name
-    missing = [p for p in (path, *(Path(processed) / g.name for g in GROUPS_CSV.values()))
-               if not p.is_file()]  # fmt: skip
+    missing = [
+        p
+        for p in (path, *(Path(processed) / g.name for g in GROUPS_CSV.values()))
+        if not p.is_file()
+    ]
     if missing:
         raise DataError(f"{missing[0]}: not built yet; run 'make prepare'")
     table = pd.read_csv(path, dtype={"source_sha256": str, "group": str, "pixel_sha256": str})
@@ -300,9 +315,13 @@ def read_splits(protocol: str, processed: Path = config.PROCESSED) -> pd.DataFra
     return pd.read_csv(path, dtype={"group": str})
 
 
-def table_features(table: pd.DataFrame, cfg: config.PaperConfig = config.PAPER,
-                   engine: str = "litert", processed: Path = config.PROCESSED,
-                   progress: bool = True) -> np.ndarray:  # fmt: skip
+def table_features(
+    table: pd.DataFrame,
+    cfg: config.PaperConfig = config.PAPER,
+    engine: str = "litert",
+    processed: Path = config.PROCESSED,
+    progress: bool = True,
+) -> np.ndarray:
     """Every augmented image's backbone feature, from the cache (images read only if missing).
 
     Args:

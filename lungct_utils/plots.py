@@ -79,8 +79,14 @@ def size_scatter(manifest: pd.DataFrame, name: str = "01_image_sizes"):
     for label in config.CLASSES:
         part = manifest[manifest["label"] == label]
         jitter = rng.normal(0, 3, (2, len(part)))
-        axes[0].scatter(part["width"] + jitter[0], part["height"] + jitter[1], s=8, alpha=0.5,
-                        label=label, color=PALETTE[label])  # fmt: skip
+        axes[0].scatter(
+            part["width"] + jitter[0],
+            part["height"] + jitter[1],
+            s=8,
+            alpha=0.5,
+            label=label,
+            color=PALETTE[label],
+        )
     axes[0].set_xlabel("width (px)")
     axes[0].set_ylabel("height (px)")
     axes[0].legend()
@@ -187,8 +193,16 @@ def confusion(matrices: dict[str, list[list[int]]], name: str = "04_confusion"):
     """Confusion-matrix heatmaps (paper Fig. 6), rows true, columns predicted."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(4.5 * len(matrices), 3.8), squeeze=False)
     for ax, (title, cm) in zip(axes[0], matrices.items(), strict=True):
-        sns.heatmap(np.array(cm), annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=config.CLASSES, yticklabels=config.CLASSES)  # fmt: skip
+        sns.heatmap(
+            np.array(cm),
+            annot=True,
+            fmt="d",
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            xticklabels=config.CLASSES,
+            yticklabels=config.CLASSES,
+        )
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(title)
@@ -223,10 +237,20 @@ def seed_spread(per_seed: pd.DataFrame, published: dict, name: str = "05_seed_sp
     """
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for k, column in enumerate(("holdout accuracy", "CV accuracy")):
-        ax.scatter(np.full(len(per_seed), k), per_seed[column], color="#4c72b0", zorder=3,
-                   label="ours, one point per seed" if k == 0 else None)  # fmt: skip
-        ax.hlines(published[column], k - 0.3, k + 0.3, color="#c44e52",
-                  label="published" if k == 0 else None)  # fmt: skip
+        ax.scatter(
+            np.full(len(per_seed), k),
+            per_seed[column],
+            color="#4c72b0",
+            zorder=3,
+            label="ours, one point per seed" if k == 0 else None,
+        )
+        ax.hlines(
+            published[column],
+            k - 0.3,
+            k + 0.3,
+            color="#c44e52",
+            label="published" if k == 0 else None,
+        )
     ax.set_xticks([0, 1], ["holdout test accuracy", "5-fold CV accuracy"])
     ax.set_xlim(-0.6, 1.6)
     ax.set_ylabel("accuracy (paper protocol)")
@@ -260,8 +284,9 @@ def case_strip(images, numbers, runs, cases, similarity, title: str, name: str):
         ax.imshow(images[k])
         cut = k + 1 < n and runs[k] != runs[k + 1]
         after = "" if k + 1 >= n else f"\n→ {similarity[k]:.2f}" + (" CUT" if cut else "")
-        ax.set_title(f"({numbers[k]}) {cases[k]}{after}", fontsize=6,
-                     color="red" if cut else "black")  # fmt: skip
+        ax.set_title(
+            f"({numbers[k]}) {cases[k]}{after}", fontsize=6, color="red" if cut else "black"
+        )
         for side in ax.spines.values():
             side.set_visible(True)
             side.set_color(colour[cases[k]])
@@ -286,10 +311,22 @@ def reliability_diagrams(tables: dict[str, pd.DataFrame], name: str = "05_reliab
     fig, axes = plt.subplots(1, len(tables), figsize=(3.4 * len(tables), 3.4), squeeze=False)
     for ax, (protocol, t) in zip(axes[0], tables.items(), strict=True):
         ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.bar((t["lo"] + t["hi"]) / 2, t["accuracy"], width=t["hi"] - t["lo"], alpha=0.6,
-               edgecolor="black", label="accuracy in bin")  # fmt: skip
-        ax.scatter(t["confidence"], t["accuracy"], s=8 + 200 * t["count"] / t["count"].sum(),
-                   color="#c44e52", zorder=3, label="mean confidence")  # fmt: skip
+        ax.bar(
+            (t["lo"] + t["hi"]) / 2,
+            t["accuracy"],
+            width=t["hi"] - t["lo"],
+            alpha=0.6,
+            edgecolor="black",
+            label="accuracy in bin",
+        )
+        ax.scatter(
+            t["confidence"],
+            t["accuracy"],
+            s=8 + 200 * t["count"] / t["count"].sum(),
+            color="#c44e52",
+            zorder=3,
+            label="mean confidence",
+        )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence (top class)")
@@ -301,8 +338,9 @@ def reliability_diagrams(tables: dict[str, pd.DataFrame], name: str = "05_reliab
     return fig
 
 
-def similarity_distribution(sim: np.ndarray, counts: pd.DataFrame, threshold: float,
-                            name: str = "01_near_duplicates"):  # fmt: skip
+def similarity_distribution(
+    sim: np.ndarray, counts: pd.DataFrame, threshold: float, name: str = "01_near_duplicates"
+):
     """Nearest-neighbour similarity histogram and links per threshold, threshold marked."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     axes[0].hist(sim.max(axis=1), bins=60, color="grey")
@@ -340,8 +378,7 @@ def protocol_comparison(frame: pd.DataFrame, title: str, name: str = "05_protoco
         part = frame[frame["protocol"] == protocol].set_index("metric").reindex(metrics)
         x = np.arange(len(metrics)) + (k - (len(protocols) - 1) / 2) * width
         err = np.vstack([part["value"] - part["lo"], part["hi"] - part["value"]])
-        ax.bar(x, part["value"], width, label=protocol, yerr=np.nan_to_num(err, nan=0.0),
-               capsize=3)  # fmt: skip
+        ax.bar(x, part["value"], width, label=protocol, yerr=np.nan_to_num(err, nan=0.0), capsize=3)
     ax.set_xticks(np.arange(len(metrics)), metrics)
     ax.set_ylim(0.0, 1.05)
     ax.set_title(title, fontsize=9)

@@ -566,8 +566,12 @@ def keras_head(model, prior: float = 1.0, name: str = "linear_probe"):
 
 #: The goal of the issue "Beyond the paper" and the best public leak-aware peer.
 GOAL = {"macro_f1": 0.85, "recall_benign": 0.70}
-PEER = {"name": "anaguedes0802/lung-cancer-classifier (103 patient groups, ResNet50 + LR)",
-        "accuracy": 0.873, "macro_f1": 0.729, "recall_benign": 0.37}  # fmt: skip
+PEER = {
+    "name": "anaguedes0802/lung-cancer-classifier (103 patient groups, ResNet50 + LR)",
+    "accuracy": 0.873,
+    "macro_f1": 0.729,
+    "recall_benign": 0.37,
+}
 VARIANT_KEYS = ("macro_f1", "balanced_accuracy", "recall_benign", "auc_macro", "ece", "accuracy")
 
 
@@ -602,8 +606,10 @@ def selected_summary(summary: dict, chosen: list[dict]) -> dict:
     Returns:
         Its metrics with intervals, ``"selection": "nested"`` and how often each recipe won.
     """
-    out = {"name": "nested selection over " + ", ".join(r.name for r in RECIPES),
-           "selection": "nested"}  # fmt: skip
+    out = {
+        "name": "nested selection over " + ", ".join(r.name for r in RECIPES),
+        "selection": "nested",
+    }
     for k in VARIANT_KEYS:
         out[k], out[f"{k}_ci95"] = summary["mean"][k], summary["ci95"][k]
     out["case_accuracy"] = summary["case_accuracy"]

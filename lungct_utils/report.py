@@ -98,12 +98,14 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         "audit": parts["audit"],
         "cases": parts["cases"],
         "protocols": protocols,
-        "honest_cv": {p: {k: v for k, v in s.items() if k != "per_repeat"}
-                      for p, s in parts["honest_cv"]["protocols"].items()},
+        "honest_cv": {
+            p: {k: v for k, v in s.items() if k != "per_repeat"}
+            for p, s in parts["honest_cv"]["protocols"].items()
+        },
         "paper_seeds": parts["paper_seeds"],
         "groupings": parts["bracket"]["groupings"],
         "bracket": parts["bracket"]["bracket"],
-    }  # fmt: skip
+    }
     if (folder / "input_check.json").is_file():
         out["input_check"] = load_part("input_check", folder)
     if (folder / "beyond.json").is_file():
@@ -128,21 +130,29 @@ def results_table(metrics: dict) -> pd.DataFrame:
     cv = seeds["cv_accuracy"]
     rows = {
         "published (paper)": {
-            "kept apart": "nothing", "test images": "augmented copies",
+            "kept apart": "nothing",
+            "test images": "augmented copies",
             "accuracy": f"{pct(PAPER_TABLE_IV['mean']['accuracy'])} ± "
-                        f"{pct(PAPER_TABLE_IV['std']['accuracy'])} (5-fold CV)",
-            "balanced accuracy": "", "macro-F1": f"{pct(PAPER_TABLE_IV['mean']['f1'])}",
+            f"{pct(PAPER_TABLE_IV['std']['accuracy'])} (5-fold CV)",
+            "balanced accuracy": "",
+            "macro-F1": f"{pct(PAPER_TABLE_IV['mean']['f1'])}",
             "benign recall": f"{pct(PAPER_TABLE_III['per_class']['benign']['recall'])} (test)",
         },
         f"paper protocol, ours ({n} seeds)": {
-            "kept apart": "nothing", "test images": "augmented copies",
+            "kept apart": "nothing",
+            "test images": "augmented copies",
             "accuracy": f"{pct(cv['mean'])} ± {pct(cv['sd'])} ({pct(cv['min'])}-{pct(cv['max'])})",
-            **{tables.LABELS[k]: f"{pct(seeds['cv_' + k]['mean'])} ± {pct(seeds['cv_' + k]['sd'])}"
-               for k in ("balanced_accuracy", "macro_f1", "recall_benign")},
+            **{
+                tables.LABELS[k]: f"{pct(seeds['cv_' + k]['mean'])} ± {pct(seeds['cv_' + k]['sd'])}"
+                for k in ("balanced_accuracy", "macro_f1", "recall_benign")
+            },
         },
-    }  # fmt: skip
-    apart = {"grouped": "source image", "grouped_near": "near-duplicate slices",
-             "cases": "reconstructed patient"}  # fmt: skip
+    }
+    apart = {
+        "grouped": "source image",
+        "grouped_near": "near-duplicate slices",
+        "cases": "reconstructed patient",
+    }
     for p, s in metrics["honest_cv"].items():
         row = {"kept apart": apart.get(p, p), "test images": "distinct originals"}
         for k in ("accuracy", "balanced_accuracy", "macro_f1", "recall_benign"):
@@ -151,14 +161,17 @@ def results_table(metrics: dict) -> pd.DataFrame:
     if "beyond" in metrics:
         sel = metrics["beyond"]["selected"]
         rows[f"beyond the paper: {sel['final']['recipe']} (cases, nested CV)"] = {
-            "kept apart": "reconstructed patient", "test images": "distinct originals",
+            "kept apart": "reconstructed patient",
+            "test images": "distinct originals",
             "accuracy": tables.with_interval(sel["accuracy"], sel.get("accuracy_ci95")),
-            "balanced accuracy": tables.with_interval(sel["balanced_accuracy"],
-                                                      sel.get("balanced_accuracy_ci95")),
+            "balanced accuracy": tables.with_interval(
+                sel["balanced_accuracy"], sel.get("balanced_accuracy_ci95")
+            ),
             "macro-F1": tables.with_interval(sel["macro_f1"], sel["macro_f1_ci95"]),
-            "benign recall": tables.with_interval(sel["recall_benign"],
-                                                  sel.get("recall_benign_ci95")),
-        }  # fmt: skip
+            "benign recall": tables.with_interval(
+                sel["recall_benign"], sel.get("recall_benign_ci95")
+            ),
+        }
     return pd.DataFrame(rows).T
 
 
@@ -369,7 +382,7 @@ def render_summary(metrics: dict) -> str:
         f"{groups['normal']} cases (stated: {stated['benign']} / {stated['malignant']} / "
         f"{stated['normal']}). The interval unit is this case; the bracket below repeats "
         f"everything under {len(metrics['groupings'])} groupings.",
-    ]  # fmt: skip
+    ]
     audit, counts = metrics["audit"], metrics["dataset"]["distinct_by_class"]
     majority = max(counts.values()) / sum(counts.values())
     thumb = audit["thumbnail_shortcut_balanced_accuracy"]
@@ -412,8 +425,9 @@ def render_summary(metrics: dict) -> str:
         "",
         f"Epochs run: {hold.get('epochs', '?')} (the paper: {PAPER_EPOCHS}).",
         "",
-        markdown(tables.cv_side_by_side(metrics["protocols"]["paper"]["cv"]), percent=True,
-                 index="fold"),
+        markdown(
+            tables.cv_side_by_side(metrics["protocols"]["paper"]["cv"]), percent=True, index="fold"
+        ),
         "",
         "## The reproduction over seeds (percent)",
         "",
@@ -421,13 +435,15 @@ def render_summary(metrics: dict) -> str:
         "",
         "## Single holdout split per protocol (an illustration, not the headline)",
         "",
-        markdown(tables.interval_table({p: v["holdout"] for p, v in metrics["protocols"].items()}),
-                 index="protocol"),
+        markdown(
+            tables.interval_table({p: v["holdout"] for p, v in metrics["protocols"].items()}),
+            index="protocol",
+        ),
         "",
         "One 70/15/15 split per protocol; brackets: cluster bootstrap over cases. A single split "
         "of 110 patients moves a lot with the seed: the repeated CV above is the estimate.",
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 

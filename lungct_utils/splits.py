@@ -34,8 +34,12 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from .config import HONEST_PROTOCOLS, PROTOCOLS, PaperConfig
 
 #: The column of the augmented table that each protocol keeps whole.
-GROUP_COLUMNS = {"paper": "group", "grouped": "group", "grouped_near": "pseudo_case",
-                 "cases": "case"}  # fmt: skip
+GROUP_COLUMNS = {
+    "paper": "group",
+    "grouped": "group",
+    "grouped_near": "pseudo_case",
+    "cases": "case",
+}
 #: Roles of a row in one training run; ``unused`` rows (copies of test originals) never enter.
 ROLES = ("train", "val", "test", "unused")
 
@@ -68,8 +72,9 @@ def random_holdout(labels, val_frac: float, test_frac: float, seed: int) -> np.n
     return out
 
 
-def grouped_holdout(labels, groups, val_frac: float, test_frac: float, seed: int,
-                    tries: int = 100) -> np.ndarray:  # fmt: skip
+def grouped_holdout(
+    labels, groups, val_frac: float, test_frac: float, seed: int, tries: int = 100
+) -> np.ndarray:
     """Stratified train/val/test assignment of whole groups.
 
     Per class (a group's class is its most common label), the groups are shuffled and taken
@@ -327,8 +332,9 @@ def holdout_roles(splits: pd.DataFrame) -> np.ndarray:
     return roles
 
 
-def fold_roles(splits: pd.DataFrame, repeat: int, fold: int, protocol: str,
-               cfg: PaperConfig) -> np.ndarray:  # fmt: skip
+def fold_roles(
+    splits: pd.DataFrame, repeat: int, fold: int, protocol: str, cfg: PaperConfig
+) -> np.ndarray:
     """Roles inside fold ``fold`` of repeat ``repeat``: validation carved from training folds.
 
     The fold's scored rows are the test set (its other rows are unused). Of the other
@@ -360,8 +366,9 @@ def fold_roles(splits: pd.DataFrame, repeat: int, fold: int, protocol: str,
         inner = grouped_holdout(labels, splits["group"].to_numpy()[rest], 0.0, share, seed)
         roles[rest] = np.where(inner == "test", "val", "train")
     else:
-        tr, va = train_test_split(np.arange(len(rest)), test_size=share, stratify=labels,
-                                  random_state=seed)  # fmt: skip
+        tr, va = train_test_split(
+            np.arange(len(rest)), test_size=share, stratify=labels, random_state=seed
+        )
         roles[rest[tr]], roles[rest[va]] = "train", "val"
     return roles
 

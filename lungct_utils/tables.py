@@ -39,8 +39,10 @@ def markdown(frame: pd.DataFrame, percent: bool = False, index: str = "") -> str
 
     head = f"| {index} | " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|---|" + "---:|" * len(frame.columns)
-    body = [f"| {i} | " + " | ".join(cell(v) for v in row) + " |"
-            for i, row in zip(frame.index, frame.itertuples(index=False), strict=True)]  # fmt: skip
+    body = [
+        f"| {i} | " + " | ".join(cell(v) for v in row) + " |"
+        for i, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
     return "\n".join([head, rule, *body])
 
 
@@ -116,8 +118,10 @@ def intensity_table(hists: dict[str, np.ndarray]) -> pd.DataFrame:
         DataFrame indexed by class.
     """
     levels = np.arange(256)
-    rows = {c: {"mean_grey": float((h * levels).sum()), "share_below_10": float(h[:10].sum())}
-            for c, h in hists.items()}  # fmt: skip
+    rows = {
+        c: {"mean_grey": float((h * levels).sum()), "share_below_10": float(h[:10].sum())}
+        for c, h in hists.items()
+    }
     return pd.DataFrame(rows).T.round(3)
 
 
@@ -156,9 +160,14 @@ def augmented_vs_table_one(table: pd.DataFrame, cfg: PaperConfig) -> pd.DataFram
     originals = table[table["transform"] == "identity"]["label"].value_counts()
     total = table["label"].value_counts()
     table_one = pd.Series(dict(cfg.augmented_counts)).reindex(CLASSES)
-    out = pd.DataFrame({"originals": originals.reindex(CLASSES),
-                        "copies": (total - originals).reindex(CLASSES),
-                        "augmented": total.reindex(CLASSES), "table_I": table_one})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "originals": originals.reindex(CLASSES),
+            "copies": (total - originals).reindex(CLASSES),
+            "augmented": total.reindex(CLASSES),
+            "table_I": table_one,
+        }
+    )
     out.loc["total"] = out.sum()
     return out.astype(int)
 
@@ -191,8 +200,10 @@ def table_iii(metrics: dict) -> pd.DataFrame:
     Returns:
         DataFrame indexed by class (fractions) plus an ``accuracy`` row.
     """
-    rows = {c: {k: metrics["per_class"][c][k] for k in ("precision", "recall", "f1", "support")}
-            for c in CLASSES}  # fmt: skip
+    rows = {
+        c: {k: metrics["per_class"][c][k] for k in ("precision", "recall", "f1", "support")}
+        for c in CLASSES
+    }
     frame = pd.DataFrame(rows).T
     frame.loc["accuracy"] = [np.nan, np.nan, metrics["accuracy"], frame["support"].sum()]
     return frame.astype({"support": int})
@@ -214,8 +225,9 @@ def paper_vs_ours(holdouts: dict[str, dict]) -> pd.DataFrame:
             out.update({f"{c} {k}": m["per_class"][c][k] for k in ("precision", "recall", "f1")})
         return out
 
-    return pd.DataFrame({"paper (Table III)": flat(PAPER_TABLE_III),
-                         **{p: flat(m) for p, m in holdouts.items()}})  # fmt: skip
+    return pd.DataFrame(
+        {"paper (Table III)": flat(PAPER_TABLE_III), **{p: flat(m) for p, m in holdouts.items()}}
+    )
 
 
 def interval_table(holdouts: dict[str, dict]) -> pd.DataFrame:
@@ -229,9 +241,11 @@ def interval_table(holdouts: dict[str, dict]) -> pd.DataFrame:
     """
     rows = {}
     for p, m in holdouts.items():
-        row = {"test images": sum(r["support"] for r in m["per_class"].values()),
-               "accuracy": with_interval(m["accuracy"], m["accuracy_ci95"]),
-               "macro F1": with_interval(m["macro_f1"], m["macro_f1_ci95"])}  # fmt: skip
+        row = {
+            "test images": sum(r["support"] for r in m["per_class"].values()),
+            "accuracy": with_interval(m["accuracy"], m["accuracy_ci95"]),
+            "macro F1": with_interval(m["macro_f1"], m["macro_f1_ci95"]),
+        }
         for c in CLASSES:
             r = m["per_class"][c]
             row[f"{c} recall"] = with_interval(r["recall"], r["recall_ci95"])
@@ -265,9 +279,14 @@ def cv_side_by_side(paper_cv: dict) -> pd.DataFrame:
         DataFrame indexed like :func:`table_iv`; columns published/ours accuracy and F1.
     """
     published, ours = table_iv(PAPER_TABLE_IV), table_iv(paper_cv)
-    return pd.DataFrame({"published accuracy": published["accuracy"],
-                         "published F1": published["f1"], "ours accuracy": ours["accuracy"],
-                         "ours F1": ours["f1"]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "published accuracy": published["accuracy"],
+            "published F1": published["f1"],
+            "ours accuracy": ours["accuracy"],
+            "ours F1": ours["f1"],
+        }
+    )
 
 
 def seed_spread_table(spread: dict) -> pd.DataFrame:
@@ -282,19 +301,32 @@ def seed_spread_table(spread: dict) -> pd.DataFrame:
     """
     first = spread["seeds"][0]
     rows = {}
-    for key, name in (("holdout_accuracy", "holdout test accuracy"),
-                      ("cv_accuracy", "5-fold CV accuracy")):  # fmt: skip
+    for key, name in (
+        ("holdout_accuracy", "holdout test accuracy"),
+        ("cv_accuracy", "5-fold CV accuracy"),
+    ):
         s = spread[key]
-        rows[name] = {f"seed {first}": spread[f"{key}_per_seed"][0], "mean": s["mean"],
-                      "sd": s["sd"], "min": s["min"], "max": s["max"]}  # fmt: skip
+        rows[name] = {
+            f"seed {first}": spread[f"{key}_per_seed"][0],
+            "mean": s["mean"],
+            "sd": s["sd"],
+            "min": s["min"],
+            "max": s["max"],
+        }
     return pd.DataFrame(rows).T
 
 
 #: Metric names as the honest tables show them.
-LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
-          "macro_f1": "macro-F1", "recall_benign": "benign recall",
-          "recall_malignant": "malignant recall", "recall_normal": "normal recall",
-          "auc_macro": "AUC (macro, one-vs-rest)", "ece": "ECE (15 bins)"}  # fmt: skip
+LABELS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "macro_f1": "macro-F1",
+    "recall_benign": "benign recall",
+    "recall_malignant": "malignant recall",
+    "recall_normal": "normal recall",
+    "auc_macro": "AUC (macro, one-vs-rest)",
+    "ece": "ECE (15 bins)",
+}
 
 
 def honest_table(summaries: dict[str, dict], keys=tuple(LABELS)) -> pd.DataFrame:
@@ -329,8 +361,9 @@ def per_class_table(summary: dict) -> pd.DataFrame:
         DataFrame indexed by class.
     """
     m = summary["mean"]
-    return pd.DataFrame({c: {k: m[f"{k}_{c}"] for k in ("precision", "recall", "f1")}
-                         for c in CLASSES}).T  # fmt: skip
+    return pd.DataFrame(
+        {c: {k: m[f"{k}_{c}"] for k in ("precision", "recall", "f1")} for c in CLASSES}
+    ).T
 
 
 def headline_frame(metrics: dict) -> pd.DataFrame:
@@ -348,17 +381,32 @@ def headline_frame(metrics: dict) -> pd.DataFrame:
     rows = []
     seeds = metrics["paper_seeds"]
     cv = seeds["cv_accuracy"]
-    rows.append({"protocol": "paper", "metric": "accuracy", "value": cv["mean"],
-                 "lo": cv["min"], "hi": cv["max"]})  # fmt: skip
+    rows.append(
+        {
+            "protocol": "paper",
+            "metric": "accuracy",
+            "value": cv["mean"],
+            "lo": cv["min"],
+            "hi": cv["max"],
+        }
+    )
     for key in ("balanced_accuracy", "macro_f1", "recall_benign"):
         s = seeds["cv_" + key]
-        rows.append({"protocol": "paper", "metric": LABELS[key], "value": s["mean"],
-                     "lo": s["min"], "hi": s["max"]})  # fmt: skip
+        rows.append(
+            {
+                "protocol": "paper",
+                "metric": LABELS[key],
+                "value": s["mean"],
+                "lo": s["min"],
+                "hi": s["max"],
+            }
+        )
     for p, s in metrics["honest_cv"].items():
         for key in ("accuracy", "balanced_accuracy", "macro_f1", "recall_benign"):
             lo, hi = s["ci95"][key]
-            rows.append({"protocol": p, "metric": LABELS[key], "value": s["mean"][key],
-                         "lo": lo, "hi": hi})  # fmt: skip
+            rows.append(
+                {"protocol": p, "metric": LABELS[key], "value": s["mean"][key], "lo": lo, "hi": hi}
+            )
     return pd.DataFrame(rows)
 
 
@@ -393,8 +441,15 @@ def beyond_frame(summaries: dict[str, dict]) -> pd.DataFrame:
     for name, s in summaries.items():
         for key in ("macro_f1", "balanced_accuracy", "recall_benign"):
             lo, hi = s["ci95"][key]
-            rows.append({"protocol": name, "metric": LABELS[key], "value": s["mean"][key],
-                         "lo": lo, "hi": hi})  # fmt: skip
+            rows.append(
+                {
+                    "protocol": name,
+                    "metric": LABELS[key],
+                    "value": s["mean"][key],
+                    "lo": lo,
+                    "hi": hi,
+                }
+            )
     return pd.DataFrame(rows)
 
 

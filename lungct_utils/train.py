@@ -142,8 +142,15 @@ def fit(
 
     def run_epoch(order):
         w = None if sample_weight is None else sample_weight[order]
-        h = model.fit(x[order], y[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
-                      verbose=0, sample_weight=w)  # fmt: skip
+        h = model.fit(
+            x[order],
+            y[order],
+            batch_size=cfg.batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            sample_weight=w,
+        )
         return h.history["loss"][-1], h.history["accuracy"][-1]
 
     def run_val():
@@ -170,11 +177,18 @@ class _Twin:
         # per-sample losses: a Loss object's unreduced call, or the function a name stands for
         self.loss = loss.call if isinstance(loss, keras.losses.Loss) else keras.losses.get(loss)
         self.fused_adam = isinstance(self.optimizer, keras.optimizers.Adam) and not any(
-            opt.get_config().get(k) for k in (
-                "amsgrad", "weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema",
-                "gradient_accumulation_steps", "loss_scale_factor",
+            opt.get_config().get(k)
+            for k in (
+                "amsgrad",
+                "weight_decay",
+                "clipnorm",
+                "global_clipnorm",
+                "clipvalue",
+                "use_ema",
+                "gradient_accumulation_steps",
+                "loss_scale_factor",
             )
-        )  # fmt: skip
+        )
         self.optimizer_start = [v.numpy() for v in self.optimizer.variables]
         self.epoch = tf.function(self._epoch, reduce_retracing=True)
         self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
@@ -192,12 +206,17 @@ class _Twin:
         for grad, var in zip(grads, variables, strict=True):
             k = opt._get_variable_index(var)
             tf.raw_ops.ResourceApplyAdam(
-                var=var.value.handle, m=opt._momentums[k].value.handle,
-                v=opt._velocities[k].value.handle, beta1_power=tf.pow(beta_1, step),
-                beta2_power=tf.pow(beta_2, step), lr=tf.cast(opt.learning_rate, tf.float32),
-                beta1=beta_1, beta2=beta_2, epsilon=tf.constant(opt.epsilon, tf.float32),
+                var=var.value.handle,
+                m=opt._momentums[k].value.handle,
+                v=opt._velocities[k].value.handle,
+                beta1_power=tf.pow(beta_1, step),
+                beta2_power=tf.pow(beta_2, step),
+                lr=tf.cast(opt.learning_rate, tf.float32),
+                beta1=beta_1,
+                beta2=beta_2,
+                epsilon=tf.constant(opt.epsilon, tf.float32),
                 grad=grad,
-            )  # fmt: skip
+            )
         opt.iterations.assign_add(1)
 
     def _epoch(self, x, y, w, order, batch_size):
@@ -253,8 +272,11 @@ def _twin(model) -> _Twin:
             f"fast_fit: model {model.name!r} is not compiled (needs optimizer and loss)"
         )
     opt_config = {k: v for k, v in opt.get_config().items() if k not in ("name", "learning_rate")}
-    key = json.dumps([_architecture(model.get_config()), type(opt).__name__, opt_config,
-                      repr(model.loss)], sort_keys=True, default=repr)  # fmt: skip
+    key = json.dumps(
+        [_architecture(model.get_config()), type(opt).__name__, opt_config, repr(model.loss)],
+        sort_keys=True,
+        default=repr,
+    )
     if key not in _TWINS:
         _TWINS[key] = _Twin(model)
     return _TWINS[key]
@@ -370,8 +392,9 @@ def train_head(
     sample_weight = None if weights is None else np.array([weights[c] for c in labels[train]])
     keras.utils.set_random_seed(cfg.seed)
     model = build_head(cfg, head)
-    return fast_fit(model, features[train], y[train], features[val], y[val], cfg, progress,
-                    sample_weight)  # fmt: skip
+    return fast_fit(
+        model, features[train], y[train], features[val], y[val], cfg, progress, sample_weight
+    )
 
 
 def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -389,8 +412,10 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     if x.ndim > 2:  # images through the whole network: Keras' batched predict
         probs = np.asarray(model.predict(x, batch_size=32, verbose=0), dtype=np.float32)
     else:  # features through a head: direct calls, without predict's per-call overhead
-        parts = [np.asarray(model(x[i : i + batch_size], training=False))
-                 for i in range(0, len(x), batch_size)]  # fmt: skip
+        parts = [
+            np.asarray(model(x[i : i + batch_size], training=False))
+            for i in range(0, len(x), batch_size)
+        ]
         probs = np.concatenate(parts).astype("f4") if parts else np.zeros((0, len(CLASSES)), "f4")
     if probs.shape[1:] != (len(CLASSES),):
         raise ValueError(f"predict_proba: expected (n, {len(CLASSES)}) output, got {probs.shape}")

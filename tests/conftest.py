@@ -148,6 +148,13 @@ def trained_run(prepared, tmp_path_factory):
     labels = label_indices(table["label"][seen])
     reference = ood.fit(feats[seen], ood.layouts(images[seen]), labels, table["case"][seen])
     ood.save(reference, ood.path_for(path))
-    return {"path": path, "result": result, "splits": splits, "table": table, "roles": roles,
-            "images": images, "features": feats,
-            "augmented_dir": prepared / "augmented"}  # fmt: skip
+    return {
+        "path": path,
+        "result": result,
+        "splits": splits,
+        "table": table,
+        "roles": roles,
+        "images": images,
+        "features": feats,
+        "augmented_dir": prepared / "augmented",
+    }

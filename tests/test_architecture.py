@@ -9,12 +9,42 @@ from lungct_utils import config
 
 PACKAGE = config.ROOT / "lungct_utils"
 #: The flow a reader expects: each module may import only those before it.
-FLOW = ["config", "io_utils", "images", "data", "fetch", "augment", "audit", "cases",
-        "groupings", "splits", "features", "model", "train", "evaluate", "probe", "pipeline",
-        "tables", "bracket", "plots", "report"]  # fmt: skip
+FLOW = [
+    "config",
+    "io_utils",
+    "images",
+    "data",
+    "fetch",
+    "augment",
+    "audit",
+    "cases",
+    "groupings",
+    "splits",
+    "features",
+    "model",
+    "train",
+    "evaluate",
+    "probe",
+    "pipeline",
+    "tables",
+    "bracket",
+    "plots",
+    "report",
+]
 #: What serves the usable model, after the flow, in its own order.
-APP = ["corpus", "ood", "gradcam", "predict", "export", "deployment", "benchmark", "finetune",
-       "model_card", "notebooks", "cli"]  # fmt: skip
+APP = [
+    "corpus",
+    "ood",
+    "gradcam",
+    "predict",
+    "export",
+    "deployment",
+    "benchmark",
+    "finetune",
+    "model_card",
+    "notebooks",
+    "cli",
+]
 ORDER = FLOW + [f"app.{m}" for m in APP]
 
 
@@ -78,9 +108,13 @@ def test_config_holds_no_dead_entries():
     source += "\n".join(p.read_text() for p in config.NOTEBOOKS.glob("*.ipynb"))
     own = (PACKAGE / "config.py").read_text()
     tree = ast.parse(own)
-    names = [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
-             for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-             if isinstance(t, ast.Name) and t.id.isupper()]  # fmt: skip
+    names = [
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name) and t.id.isupper()
+    ]
     # used by another module, a test or a notebook, or by another entry of config itself
     unused = [n for n in names if n not in source and own.count(n) < 2]
     assert not unused, unused

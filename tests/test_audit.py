@@ -106,8 +106,10 @@ def test_near_duplicate_detector_finds_planted_copies(real_audit, tmp_path):
             copies.append(np.ascontiguousarray(copy))
     batch = np.stack(sources + copies)
     feats = cached_features(batch, "paper", "litert", cache_dir=tmp_path, progress=False)
-    others = [cached_features(v, "paper", "litert", cache_dir=tmp_path, progress=False)
-              for v in audit.views(batch)]  # fmt: skip
+    others = [
+        cached_features(v, "paper", "litert", cache_dir=tmp_path, progress=False)
+        for v in audit.views(batch)
+    ]
     sim = audit.similarity(feats, others, real_audit["mean_feature"])
     n = len(sources)
     planted = np.array([sim[i, n + i] for i in range(n)])

@@ -22,10 +22,16 @@ from lungct_utils.io_utils import DataError
 
 @pytest.mark.parametrize(
     ("name", "label"),
-    [("Bengin cases", "benign"), ("benign", "benign"), ("Malignant cases", "malignant"),
-     ("NORMAL", "normal"), ("normal_cases", "normal"), ("tumours", None),
-     ("Normal cases old", None)],
-)  # fmt: skip
+    [
+        ("Bengin cases", "benign"),
+        ("benign", "benign"),
+        ("Malignant cases", "malignant"),
+        ("NORMAL", "normal"),
+        ("normal_cases", "normal"),
+        ("tumours", None),
+        ("Normal cases old", None),
+    ],
+)
 def test_folder_label(name, label):
     assert folder_label(name) == label
 

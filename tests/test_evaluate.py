@@ -190,8 +190,10 @@ def _repeated(repeats=3, n=120, seed=0):
 def test_repeated_cv_summary_means_and_intervals():
     preds = _repeated()
     s = evaluate.repeated_cv_summary(preds, n_boot=200)
-    per = [evaluate.score(g["y"], g[[f"p_{c}" for c in CLASSES]].to_numpy())
-           for _, g in preds.groupby("repeat")]  # fmt: skip
+    per = [
+        evaluate.score(g["y"], g[[f"p_{c}" for c in CLASSES]].to_numpy())
+        for _, g in preds.groupby("repeat")
+    ]
     assert s["repeats"] == 3 and s["n_test"] == 120
     assert s["mean"]["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in per]))
     for key in evaluate.SCORE_KEYS:

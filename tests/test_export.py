@@ -88,8 +88,13 @@ def test_no_representative_images_is_refused(tiny):
 
 
 def _result(float_acc, int8_acc):
-    row = {"latency_ms": {1: 5.0, 2: 3.0}, "size_mb": 1.0, "agreement_vs_keras": 1.0,
-           "mean_abs_prob_diff_vs_keras": 0.0, "max_abs_prob_diff_vs_keras": 0.0}  # fmt: skip
+    row = {
+        "latency_ms": {1: 5.0, 2: 3.0},
+        "size_mb": 1.0,
+        "agreement_vs_keras": 1.0,
+        "mean_abs_prob_diff_vs_keras": 0.0,
+        "max_abs_prob_diff_vs_keras": 0.0,
+    }
     return {
         "keras": dict(row, accuracy=float_acc),
         "tflite_float32": dict(row, accuracy=float_acc),
@@ -114,14 +119,28 @@ def test_deployment_report_judges_the_one_point_goal(int8_acc, verdict):
 def test_calibration_study_table_reports_the_worst_draw():
     from lungct_utils.app.deployment import format_calibration_study
 
-    rows = [{"draw_seed": None, "calibration": "float32", "val_accuracy": 0.8,
-             "test_accuracy": 0.7, "test_agreement_vs_float": 1.0,
-             "test_mean_abs_prob_diff_vs_float": 0.0}]  # fmt: skip
+    rows = [
+        {
+            "draw_seed": None,
+            "calibration": "float32",
+            "val_accuracy": 0.8,
+            "test_accuracy": 0.7,
+            "test_agreement_vs_float": 1.0,
+            "test_mean_abs_prob_diff_vs_float": 0.0,
+        }
+    ]
     for seed, (avg, glob) in enumerate([(0.71, 0.69), (0.695, 0.66)]):
         for name, acc in [("average", avg), ("global", glob)]:
-            rows.append({"draw_seed": seed, "calibration": name, "val_accuracy": 0.8,
-                         "test_accuracy": acc, "test_agreement_vs_float": 0.9,
-                         "test_mean_abs_prob_diff_vs_float": 0.01})  # fmt: skip
+            rows.append(
+                {
+                    "draw_seed": seed,
+                    "calibration": name,
+                    "val_accuracy": 0.8,
+                    "test_accuracy": acc,
+                    "test_agreement_vs_float": 0.9,
+                    "test_mean_abs_prob_diff_vs_float": 0.01,
+                }
+            )
     table = format_calibration_study(rows)
     average = next(x for x in table if x.startswith("| average"))
     glob = next(x for x in table if x.startswith("| global"))
@@ -163,5 +182,9 @@ def test_export_carries_the_sidecar_and_ood_reference(tmp_path, tf_setup):
     assert ood.path_for(exported).read_bytes() == ood.path_for(source).read_bytes()
     assert Predictor(exported).mode == "mobilenet_v2"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "model.json", "model.keras", "model.ood.npz", "model_float32.tflite", "model_int8.tflite"
-    ]  # fmt: skip
+        "model.json",
+        "model.keras",
+        "model.ood.npz",
+        "model_float32.tflite",
+        "model_int8.tflite",
+    ]

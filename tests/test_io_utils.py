@@ -56,10 +56,18 @@ def test_atomic_path_keeps_a_suffix_and_cleans_up(tmp_path):
 def test_plain_python_finds_the_weights_without_keras_home(imagenet_weights, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_HOME"}
     env["HOME"] = str(tmp_path)  # no ~/.keras to fall back on
-    code = ("from lungct_utils import features, config; "
-            "print(config.keras_home()); print(features.imagenet_weights())")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    code = (
+        "from lungct_utils import features, config; "
+        "print(config.keras_home()); print(features.imagenet_weights())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out[0] == str(config.DEFAULT_KERAS_HOME)
     if config.weights_path() == config.DEFAULT_KERAS_HOME / "models" / imagenet_weights.name:
         assert out[1] == str(imagenet_weights)
@@ -68,8 +76,9 @@ def test_plain_python_finds_the_weights_without_keras_home(imagenet_weights, tmp
 def test_missing_weights_give_one_line_naming_make_weights(tmp_path):
     env = dict(os.environ, KERAS_HOME=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="3")
     code = "from lungct_utils import model; model.build_model()"
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode != 0
     assert "ImageNet weights not found; run 'make weights'" in done.stderr
     assert "urlopen" not in done.stderr and "http" not in done.stderr

@@ -11,8 +11,15 @@ from lungct_utils import config, report
 from lungct_utils.app.notebooks import clean, declared, notebook_paths, read_params, render_html
 from lungct_utils.io_utils import LungCTError
 
-EXPECTED = ["01_eda", "02_preprocessing", "03_training", "04_evaluation", "05_cross_validation",
-            "06_beyond_the_paper", "07_patient_bracket"]  # fmt: skip
+EXPECTED = [
+    "01_eda",
+    "02_preprocessing",
+    "03_training",
+    "04_evaluation",
+    "05_cross_validation",
+    "06_beyond_the_paper",
+    "07_patient_bracket",
+]
 COMMITTED = config.REPORTS / "metrics.json"
 
 
@@ -79,8 +86,16 @@ def test_papermill_reads_every_parameter(stem):
 def test_training_notebooks_expose_the_head_and_augmentation():
     for stem in ("03_training", "05_cross_validation", "06_beyond_the_paper"):
         names = declared(config.NOTEBOOKS / f"{stem}.ipynb")
-        assert {"HEAD", "DENSE_UNITS", "DROPOUT", "MAX_ROTATION_DEG", "MAX_SHIFT_FRAC",
-                "MAX_ZOOM", "EPOCHS", "SEED"} <= names, stem  # fmt: skip
+        assert {
+            "HEAD",
+            "DENSE_UNITS",
+            "DROPOUT",
+            "MAX_ROTATION_DEG",
+            "MAX_SHIFT_FRAC",
+            "MAX_ZOOM",
+            "EPOCHS",
+            "SEED",
+        } <= names, stem
 
 
 def test_params_file_is_read_and_checked(tmp_path):
@@ -150,8 +165,16 @@ def test_committed_metrics_have_the_cases_and_honest_cv_keys(committed):
     for c in config.CLASSES:  # the stated count is the cut budget; evidence may move it a little
         assert 0.5 * config.STATED_CASES[c] <= cases["groups"][c] <= 1.5 * config.STATED_CASES[c]
     assert isinstance(cases["links_crossing_groups"], int)
-    keys = {"accuracy", "balanced_accuracy", "macro_f1", "recall_benign", "recall_malignant",
-            "recall_normal", "auc_macro", "ece"}  # fmt: skip
+    keys = {
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "recall_benign",
+        "recall_malignant",
+        "recall_normal",
+        "auc_macro",
+        "ece",
+    }
     assert set(committed["honest_cv"]) == set(config.HONEST_PROTOCOLS)
     for protocol, s in committed["honest_cv"].items():
         assert s["folds"] == 5 and s["repeats"] >= 5 and s["n_test"] == 1055, protocol

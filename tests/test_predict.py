@@ -106,9 +106,13 @@ def test_dicom_goes_through_hounsfield_units_and_the_lung_window(unusual):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("truncated.jpg", "corrupt or truncated"), ("empty.jpg", "empty file"),
-     ("text.jpg", "not an image"), ("anim.gif", "unsupported format GIF")],
-)  # fmt: skip
+    [
+        ("truncated.jpg", "corrupt or truncated"),
+        ("empty.jpg", "empty file"),
+        ("text.jpg", "not an image"),
+        ("anim.gif", "unsupported format GIF"),
+    ],
+)
 def test_bad_inputs_are_named(unusual, name, message):
     with pytest.raises(DataError, match=message) as exc:
         read_image(unusual[name])
@@ -165,9 +169,20 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
         src = trained_run["augmented_dir"] / table["file"].iloc[i]
         (folder / f"{table['id'].iloc[i]}.png").write_bytes(src.read_bytes())
     out = tmp_path / "pred.csv"
-    args = ["predict", str(folder), str(unusual["truncated.jpg"]), str(unusual["text.jpg"]),
-            str(unusual["16bit.png"]), str(unusual["ct.dcm"]), "--model", str(trained_run["path"]),
-            "--output", str(out), "--gradcam", str(tmp_path / "cams")]  # fmt: skip
+    args = [
+        "predict",
+        str(folder),
+        str(unusual["truncated.jpg"]),
+        str(unusual["text.jpg"]),
+        str(unusual["16bit.png"]),
+        str(unusual["ct.dcm"]),
+        "--model",
+        str(trained_run["path"]),
+        "--output",
+        str(out),
+        "--gradcam",
+        str(tmp_path / "cams"),
+    ]
     assert cli.main(args) == 1  # some inputs failed, the rest were predicted
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err

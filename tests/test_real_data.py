@@ -143,8 +143,11 @@ def test_other_seed_gives_other_images_and_splits(prepared):
     manifest = pipeline.release_manifest(progress=False)
     other = plan_augmentation(manifest, PAPER.with_overrides(seed=PAPER.seed + 1))
     copies = other[other["transform"] != "identity"].head(40)
-    sources = {p: load_uint8(a) for p, a in zip(manifest["path"], manifest["abspath"], strict=True)
-               if p in set(copies["source"])}  # fmt: skip
+    sources = {
+        p: load_uint8(a)
+        for p, a in zip(manifest["path"], manifest["abspath"], strict=True)
+        if p in set(copies["source"])
+    }
     hashes = {pixel_key(img) for _, img in render(copies, sources, progress=False)}
     assert not hashes & set(table["pixel_sha256"])
     resplit = make_splits(table, "cases", PAPER.with_overrides(seed=PAPER.seed + 1))

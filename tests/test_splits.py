@@ -31,11 +31,18 @@ def table():
             for _ in range(int(rng.integers(1, 7))):
                 sha = f"s{n_orig:04d}"
                 for k in range(int(rng.integers(1, 10))):
-                    rows.append({"id": f"i{len(rows)}", "label": label, "source": f"{sha}.jpg",
-                                 "source_sha256": sha, "group": sha,
-                                 "pseudo_case": f"p{n_orig // 2}",
-                                 "case": f"{label}-{c}",
-                                 "transform": "identity" if k == 0 else f"rot={k}"})  # fmt: skip
+                    rows.append(
+                        {
+                            "id": f"i{len(rows)}",
+                            "label": label,
+                            "source": f"{sha}.jpg",
+                            "source_sha256": sha,
+                            "group": sha,
+                            "pseudo_case": f"p{n_orig // 2}",
+                            "case": f"{label}-{c}",
+                            "transform": "identity" if k == 0 else f"rot={k}",
+                        }
+                    )
                 n_orig += 1
     frame = pd.DataFrame(rows)
     # a byte-identical pair: a second identity row with the first one's content

@@ -120,15 +120,19 @@ def test_train_head_takes_a_head_function_from_the_caller():
     roles = np.array(["train"] * 240 + ["val"] * 60)
 
     def wide_head(cfg):
-        return [keras.layers.Dense(32, activation="relu", name="wide"),
-                keras.layers.Dense(3, activation="softmax", name="out")]  # fmt: skip
+        return [
+            keras.layers.Dense(32, activation="relu", name="wide"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
 
-    result = train_head(x, labels, roles, PAPER.with_overrides(epochs=3), head=wide_head,
-                        progress=False)  # fmt: skip
+    result = train_head(
+        x, labels, roles, PAPER.with_overrides(epochs=3), head=wide_head, progress=False
+    )
     assert [layer.name for layer in result.model.layers[1:]] == ["wide", "out"]
     assert result.model.name == "wide_head_head"
-    linear = train_head(x, labels, roles, PAPER.with_overrides(epochs=3), head="linear",
-                        progress=False)  # fmt: skip
+    linear = train_head(
+        x, labels, roles, PAPER.with_overrides(epochs=3), head="linear", progress=False
+    )
     assert linear.model.count_params() == 1280 * 3 + 3
     with pytest.raises(ValueError, match="'huge'"):
         train_head(x, labels, roles, PAPER, head="huge", progress=False)
@@ -163,8 +167,9 @@ def test_head_on_features_equals_end_to_end_training(imagenet_weights, real_imag
     e2e = fit(model, x[:64], y[:64], x[64:], y[64:], cfg, progress=False)
     short = fast_fit(head, feats[:64], y[:64], feats[64:], y[64:], cfg, progress=False)
     for name in HEAD_LAYERS:
-        for a, b in zip(model.get_layer(name).get_weights(), head.get_layer(name).get_weights(),
-                        strict=True):  # fmt: skip
+        for a, b in zip(
+            model.get_layer(name).get_weights(), head.get_layer(name).get_weights(), strict=True
+        ):
             np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(e2e.history["loss"], short.history["loss"], rtol=TOLERANCE)
     np.testing.assert_allclose(predict_proba(model, x), predict_proba(head, feats), atol=TOLERANCE)
@@ -184,5 +189,9 @@ def test_assembled_model_saved_and_reloaded_predicts_like_the_head(
     result = train_head(feats, labels, roles, PAPER.with_overrides(epochs=3), progress=False)
     path = save_model(assemble(result.model, PAPER), tmp_path / "run.keras")
     reloaded = keras.models.load_model(path, compile=False)
-    np.testing.assert_allclose(predict_proba(reloaded, scale(images)),
-                               predict_proba(result.model, feats), rtol=0, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        predict_proba(reloaded, scale(images)),
+        predict_proba(result.model, feats),
+        rtol=0,
+        atol=1e-4,
+    )

@@ -72,13 +72,20 @@ def head_training(feats: np.ndarray, splits, cfg: config.PaperConfig) -> dict:
     _, first_s = _timed(lambda: fast_fit(build_head(cfg), *args, progress=False))
     setup(cfg.seed)
     fast_run, fast_s = _timed(lambda: fast_fit(build_head(cfg), *args, progress=False))
-    return {"keras_s": keras_s, "keras_epochs": keras_run.epochs, "fast_first_s": first_s,
-            "fast_s": fast_s, "fast_epochs": fast_run.epochs, "ratio": keras_s / fast_s,
-            "ratio_first": keras_s / first_s}  # fmt: skip
+    return {
+        "keras_s": keras_s,
+        "keras_epochs": keras_run.epochs,
+        "fast_first_s": first_s,
+        "fast_s": fast_s,
+        "fast_epochs": fast_run.epochs,
+        "ratio": keras_s / fast_s,
+        "ratio_first": keras_s / first_s,
+    }
 
 
-def run_benchmark(cfg: config.PaperConfig = config.PAPER, n_speed: int = 256,
-                  progress: bool = True) -> dict:  # fmt: skip
+def run_benchmark(
+    cfg: config.PaperConfig = config.PAPER, n_speed: int = 256, progress: bool = True
+) -> dict:
     """Measure everything the benchmark table reports.
 
     Args:
@@ -101,8 +108,11 @@ def run_benchmark(cfg: config.PaperConfig = config.PAPER, n_speed: int = 256,
     r["max_rel_diff"] = float(np.abs(l_out - k_out).max() / np.abs(k_out).max())
 
     with tempfile.TemporaryDirectory() as tmp:  # a fresh cache: every image computed once
-        feats, r["extract_s"] = _timed(lambda: cached_features(
-            images, cfg.preprocess, "litert", cache_dir=Path(tmp), progress=progress))  # fmt: skip
+        feats, r["extract_s"] = _timed(
+            lambda: cached_features(
+                images, cfg.preprocess, "litert", cache_dir=Path(tmp), progress=progress
+            )
+        )
     paper = pipeline.read_splits("paper")
     r["head"] = head_training(feats, paper, cfg)
 
@@ -149,27 +159,53 @@ def format_table(r: dict) -> str:
     h = r["head"]
     rows = [
         ("Keras `model.predict`, images/s", f"{r['keras_ips']:.1f}", "1.00x"),
-        ("LiteRT extraction (XNNPACK), images/s", f"{r['litert_ips']:.1f}",
-         f"{r['extraction_ratio']:.2f}x; max rel. diff {r['max_rel_diff']:.1e}"),
-        ("extract all images once (fresh cache, incl. conversion), s", f"{r['extract_s']:.1f}",
-         f"{r['n_images']} images"),
-        ("paper head, paper holdout: Keras `fit` per epoch, s", f"{h['keras_s']:.2f}",
-         f"1.00x; {h['keras_epochs']} epochs"),
-        ("paper head, paper holdout: `fast_fit`, s", f"{h['fast_s']:.2f}",
-         f"**{h['ratio']:.1f}x**; {h['fast_epochs']} epochs"),
-        ("paper head, paper holdout: `fast_fit` incl. graph tracing, s", f"{h['fast_first_s']:.2f}",
-         f"{h['ratio_first']:.1f}x"),
-        ("end-to-end `model.fit` on images, s/epoch (1 real epoch)", f"{r['naive_epoch_s']:.1f}",
-         f"{r['naive_epoch_images']} images (train+val)"),
-    ]  # fmt: skip
+        (
+            "LiteRT extraction (XNNPACK), images/s",
+            f"{r['litert_ips']:.1f}",
+            f"{r['extraction_ratio']:.2f}x; max rel. diff {r['max_rel_diff']:.1e}",
+        ),
+        (
+            "extract all images once (fresh cache, incl. conversion), s",
+            f"{r['extract_s']:.1f}",
+            f"{r['n_images']} images",
+        ),
+        (
+            "paper head, paper holdout: Keras `fit` per epoch, s",
+            f"{h['keras_s']:.2f}",
+            f"1.00x; {h['keras_epochs']} epochs",
+        ),
+        (
+            "paper head, paper holdout: `fast_fit`, s",
+            f"{h['fast_s']:.2f}",
+            f"**{h['ratio']:.1f}x**; {h['fast_epochs']} epochs",
+        ),
+        (
+            "paper head, paper holdout: `fast_fit` incl. graph tracing, s",
+            f"{h['fast_first_s']:.2f}",
+            f"{h['ratio_first']:.1f}x",
+        ),
+        (
+            "end-to-end `model.fit` on images, s/epoch (1 real epoch)",
+            f"{r['naive_epoch_s']:.1f}",
+            f"{r['naive_epoch_images']} images (train+val)",
+        ),
+    ]
     for protocol, run in r["runs"].items():
-        rows.append((f"{protocol}: holdout + 5-fold CV (6 trainings), s", f"{run['seconds']:.1f}",
-                     "epochs " + ", ".join(map(str, run["epochs"]))))  # fmt: skip
+        rows.append(
+            (
+                f"{protocol}: holdout + 5-fold CV (6 trainings), s",
+                f"{run['seconds']:.1f}",
+                "epochs " + ", ".join(map(str, run["epochs"])),
+            )
+        )
     rows += [
         ("whole reproduction, plain Keras (projected), s", f"{r['naive_total_s']:.0f}", "1.00x"),
-        ("whole reproduction, ours (measured), s", f"{r['ours_total_s']:.1f}",
-         f"{r['speedup']:.0f}x"),
-    ]  # fmt: skip
+        (
+            "whole reproduction, ours (measured), s",
+            f"{r['ours_total_s']:.1f}",
+            f"{r['speedup']:.0f}x",
+        ),
+    ]
     if r.get("report"):
         for name, seconds in r["report"]["notebooks"].items():
             rows.append((f"`make report`: {name}, s", f"{seconds:.0f}", "last run"))

@@ -50,9 +50,12 @@ def summarize(manifest: pd.DataFrame) -> dict:
         part = manifest[manifest["label"] == label]
         wh = (part["width"].astype(str) + "x" + part["height"].astype(str)).value_counts()
         sizes[label] = {k: int(v) for k, v in wh.sort_index().items()}
-    return {"counts": {c: int((manifest["label"] == c).sum()) for c in CLASSES},
-            "total": int(len(manifest)), "sizes": sizes,
-            "duplicate_groups": duplicate_groups(manifest)}  # fmt: skip
+    return {
+        "counts": {c: int((manifest["label"] == c).sum()) for c in CLASSES},
+        "total": int(len(manifest)),
+        "sizes": sizes,
+        "duplicate_groups": duplicate_groups(manifest),
+    }
 
 
 def format_summary(summary: dict) -> str:
@@ -65,8 +68,10 @@ def format_summary(summary: dict) -> str:
         Several lines of text.
     """
     counts = summary["counts"]
-    lines = [f"images: {summary['total']} (" + ", ".join(f"{c} {counts[c]}" for c in CLASSES) + ")",
-             "image sizes (width x height):"]  # fmt: skip
+    lines = [
+        f"images: {summary['total']} (" + ", ".join(f"{c} {counts[c]}" for c in CLASSES) + ")",
+        "image sizes (width x height):",
+    ]
     for label in CLASSES:
         lines.append(
             f"  {label}: " + ", ".join(f"{k}: {v}" for k, v in summary["sizes"][label].items())
@@ -120,8 +125,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from ..pipeline import prepare
 
     table = prepare(config.PAPER.with_overrides(seed=args.seed), progress=not args.quiet)
-    print(f"prepared {len(table)} images and the split manifests of {', '.join(config.PROTOCOLS)} "
-          f"in {config.PROCESSED}")  # fmt: skip
+    print(
+        f"prepared {len(table)} images and the split manifests of {', '.join(config.PROTOCOLS)} "
+        f"in {config.PROCESSED}"
+    )
     return 0
 
 
@@ -231,8 +238,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_all
 
-    paths = export_all(Path(args.model), Path(args.outdir), args.protocol,
-                       calibrations=(args.calibration,))  # fmt: skip
+    paths = export_all(
+        Path(args.model), Path(args.outdir), args.protocol, calibrations=(args.calibration,)
+    )
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -321,9 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol", default=config.DEFAULT_PROTOCOL, help="whose training images calibrate int8"
     )
-    p.add_argument("--calibration", choices=config.INT8_CALIBRATIONS,
-                   default=config.INT8_CALIBRATIONS[0],
-                   help="int8 activation ranges: average (default) or global min/max")  # fmt: skip
+    p.add_argument(
+        "--calibration",
+        choices=config.INT8_CALIBRATIONS,
+        default=config.INT8_CALIBRATIONS[0],
+        help="int8 activation ranges: average (default) or global min/max",
+    )
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("deployment", help="export, measure formats, write deployment.md + card")

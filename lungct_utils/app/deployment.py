@@ -72,10 +72,16 @@ def calibration_study(
     if reference is None:
         reference = reference_predictions(model, protocol, mode=mode)
     scored = {split: reference[split] for split in ("val", "test")}
-    rows = [{"draw_seed": None, "calibration": "float32",
-             "val_accuracy": float(np.mean(scored["val"][2].argmax(1) == scored["val"][1])),
-             "test_accuracy": float(np.mean(scored["test"][2].argmax(1) == scored["test"][1])),
-             "test_agreement_vs_float": 1.0, "test_mean_abs_prob_diff_vs_float": 0.0}]  # fmt: skip
+    rows = [
+        {
+            "draw_seed": None,
+            "calibration": "float32",
+            "val_accuracy": float(np.mean(scored["val"][2].argmax(1) == scored["val"][1])),
+            "test_accuracy": float(np.mean(scored["test"][2].argmax(1) == scored["test"][1])),
+            "test_agreement_vs_float": 1.0,
+            "test_mean_abs_prob_diff_vs_float": 0.0,
+        }
+    ]
     with tempfile.TemporaryDirectory() as work:
         saved = str(Path(work) / "saved")
         model.export(saved, format="tf_saved_model", verbose=False)
@@ -282,8 +288,10 @@ def format_deployment(result: dict, title: str) -> str:
         "accuracy | same class as Keras | mean / max prob. diff. vs Keras |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    labels = {"tflite_int8": "tflite_int8 (average min/max)",
-              "tflite_int8_global": "tflite_int8, converter default (global min/max)"}  # fmt: skip
+    labels = {
+        "tflite_int8": "tflite_int8 (average min/max)",
+        "tflite_int8_global": "tflite_int8, converter default (global min/max)",
+    }
     formats = [k for k in result if not k.startswith("_")]
     for name in formats:
         r = result[name]
@@ -297,8 +305,10 @@ def format_deployment(result: dict, title: str) -> str:
     for name in [k for k in formats if k.startswith("tflite_int8")]:
         change = 100 * (result[name]["accuracy"] - result["tflite_float32"]["accuracy"])
         verdict = "met" if change >= -1 else "NOT met"
-        lines.append(f"* {labels.get(name, name)}: {change:+.2f} accuracy points against "
-                     f"float32 (goal: at most 1 point lower; {verdict}).")  # fmt: skip
+        lines.append(
+            f"* {labels.get(name, name)}: {change:+.2f} accuracy points against "
+            f"float32 (goal: at most 1 point lower; {verdict})."
+        )
     lines += [
         "",
         "The int8 file (`model_int8.tflite`) sets each activation's int8 range to the mean over "
@@ -371,8 +381,13 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
     model = keras.models.load_model(paths["keras"], compile=False)
     splits = ("val", "test") if study else ("test",)
     reference = reference_predictions(model, protocol, splits, model_mode(model_path))
-    result = deployment_report(paths, protocol, runs=200 if study else 30, reference=reference,
-                               keras_threads=(1, 2) if study else ())  # fmt: skip
+    result = deployment_report(
+        paths,
+        protocol,
+        runs=200 if study else 30,
+        reference=reference,
+        keras_threads=(1, 2) if study else (),
+    )
     model_path = Path(model_path).resolve()
     root = config.ROOT.resolve()
     shown = model_path.relative_to(root) if model_path.is_relative_to(root) else model_path
@@ -380,9 +395,11 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
     # the settings the model was trained with, from its sidecar, not the paper's defaults
     meta["params"] = model_info(model_path).get("params", meta["params"])
     result["_meta"].update({"model": str(shown), **meta})
-    result["_meta"]["export"] = {"representative_images": N_REPRESENTATIVE,
-                                 "representative_seed": config.PAPER.seed,
-                                 "calibrations": list(calibrations)}  # fmt: skip
+    result["_meta"]["export"] = {
+        "representative_images": N_REPRESENTATIVE,
+        "representative_seed": config.PAPER.seed,
+        "calibrations": list(calibrations),
+    }
     if study:
         result["_calibration_study"] = calibration_study(
             model_path, protocol, draws=5, seed=config.PAPER.seed, reference=reference

@@ -110,10 +110,12 @@ def activation_ranges(calibrated: bytes, x: np.ndarray) -> dict[int, tuple[float
         raise ValueError("activation_ranges: got 0 representative images")
     tensors = flatbuffer_utils.read_model_from_bytearray(calibrated).subgraphs[0].tensors
     ids = [
-        i for i, t in enumerate(tensors)
-        if t.quantization is not None and t.quantization.min is not None
+        i
+        for i, t in enumerate(tensors)
+        if t.quantization is not None
+        and t.quantization.min is not None
         and len(t.quantization.min) == 1
-    ]  # fmt: skip
+    ]
     with warnings.catch_warnings():  # "preserve_all_tensors is for debugging"
         warnings.simplefilter("ignore", UserWarning)
         interp = Interpreter(
@@ -187,8 +189,9 @@ def export_all(
         Format name -> path.
     """
     if not calibrations or any(c not in CALIBRATIONS for c in set(calibrations)):
-        raise ValueError(f"calibrations must be a non-empty subset of {CALIBRATIONS}, "
-                         f"got {calibrations!r}")  # fmt: skip
+        raise ValueError(
+            f"calibrations must be a non-empty subset of {CALIBRATIONS}, got {calibrations!r}"
+        )
     model_path, outdir = Path(model_path), Path(outdir)
     if not model_path.is_file():
         raise DataError(f"{model_path}: model not found (make report trains it)")

@@ -35,10 +35,19 @@ from ..train import fit, predict_proba, setup
 
 #: The frozen bottom ends here; everything after it trains.
 SPLIT_LAYER = "block_15_add"
-TOP_LAYERS = ("block_16_expand", "block_16_expand_BN", "block_16_expand_relu",
-              "block_16_depthwise", "block_16_depthwise_BN", "block_16_depthwise_relu",
-              "block_16_project", "block_16_project_BN", "Conv_1", "Conv_1_bn",
-              "out_relu")  # fmt: skip
+TOP_LAYERS = (
+    "block_16_expand",
+    "block_16_expand_BN",
+    "block_16_expand_relu",
+    "block_16_depthwise",
+    "block_16_depthwise_BN",
+    "block_16_depthwise_relu",
+    "block_16_project",
+    "block_16_project_BN",
+    "Conv_1",
+    "Conv_1_bn",
+    "out_relu",
+)
 NAME = "fine-tuned block_16 + Conv_1, paper head, [-1, 1] scaling"
 
 
@@ -110,10 +119,14 @@ def run(repeat: int = 0, progress: bool = True) -> dict:
             )
         )
     summary = repeated_cv_summary(pd.concat(frames, ignore_index=True), seed=cfg.seed)
-    row = {"name": NAME, "train_seconds": float(np.mean(seconds)), "repeats": 1,
-           "folds": cfg.n_folds, "extract_seconds": extract_seconds}  # fmt: skip
+    row = {
+        "name": NAME,
+        "train_seconds": float(np.mean(seconds)),
+        "repeats": 1,
+        "folds": cfg.n_folds,
+        "extract_seconds": extract_seconds,
+    }
     for k in ("macro_f1", "balanced_accuracy", "recall_benign", "auc_macro", "ece", "accuracy"):
         row[k], row[f"{k}_ci95"] = summary["mean"][k], summary["ci95"][k]
-    write_json({**row, "provenance": provenance(cfg)},
-               config.STUDIES / "study_finetune.json")  # fmt: skip
+    write_json({**row, "provenance": provenance(cfg)}, config.STUDIES / "study_finetune.json")
     return row

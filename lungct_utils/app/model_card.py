@@ -110,14 +110,19 @@ def render(metrics: dict, deployment: dict | None) -> str:
         "",
     ]
     if deployment:
-        lines += ["## Deployment", "",
-                  "| format | size (MB) | latency 1 / 2 threads (ms) | accuracy (seen images) |",
-                  "|---|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "## Deployment",
+            "",
+            "| format | size (MB) | latency 1 / 2 threads (ms) | accuracy (seen images) |",
+            "|---|---:|---:|---:|",
+        ]
         for name in ("keras", "tflite_float32", "tflite_int8"):
             r = deployment[name]
             lat = {str(k): f"{float(v):.1f}" for k, v in r["latency_ms"].items()}
-            lines.append(f"| {name} | {r['size_mb']:.2f} | {lat.get('1', '-')} / "
-                         f"{lat.get('2', '-')} | {100 * r['accuracy']:.2f}% |")  # fmt: skip
+            lines.append(
+                f"| {name} | {r['size_mb']:.2f} | {lat.get('1', '-')} / "
+                f"{lat.get('2', '-')} | {100 * r['accuracy']:.2f}% |"
+            )
         lines.append("")
     benign = ci("recall_benign")
     lines += [

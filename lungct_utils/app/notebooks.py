@@ -105,8 +105,9 @@ def render_html(nb: nbformat.NotebookNode, target: Path) -> Path:
     return write_text(_EXTERNAL.sub("", body), target)
 
 
-def run_notebook(path: Path, parameters: dict, timeout: int = 3600,
-                 progress=False) -> nbformat.NotebookNode:  # fmt: skip
+def run_notebook(
+    path: Path, parameters: dict, timeout: int = 3600, progress=False
+) -> nbformat.NotebookNode:
     """Execute one notebook with papermill into ``reports/executed/``.
 
     Args:
@@ -125,10 +126,15 @@ def run_notebook(path: Path, parameters: dict, timeout: int = 3600,
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
-            str(path), str(output), parameters=parameters, kernel_name="python3",
-            cwd=str(path.parent), progress_bar=progress, log_output=False,
+            str(path),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(path.parent),
+            progress_bar=progress,
+            log_output=False,
             execution_timeout=timeout,
-        )  # fmt: skip
+        )
     except pm.PapermillExecutionError as exc:
         raise LungCTError(
             f"{path.name}: cell {exc.cell_index} (execution {exc.exec_count}) failed: "
@@ -176,8 +182,13 @@ def declared(path: Path) -> set[str]:
 
 
 def _bar(name: str, terminal) -> dict:
-    return {"desc": f"{name:<24}", "file": terminal, "mininterval": 0.5, "ncols": 80,
-            "bar_format": "{desc} {bar:24} {n_fmt:>2}/{total_fmt} cells {elapsed}"}  # fmt: skip
+    return {
+        "desc": f"{name:<24}",
+        "file": terminal,
+        "mininterval": 0.5,
+        "ncols": 80,
+        "bar_format": "{desc} {bar:24} {n_fmt:>2}/{total_fmt} cells {elapsed}",
+    }
 
 
 def run_all(names: list[str] | None = None, params_file: Path | None = None) -> list[Path]:
@@ -220,8 +231,11 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
         try:
             for path in paths:
                 start = time.perf_counter()
-                nb = run_notebook(path, {k: v for k, v in params.items() if k in wanted[path]},
-                                  progress=_bar(path.stem, terminal))  # fmt: skip
+                nb = run_notebook(
+                    path,
+                    {k: v for k, v in params.items() if k in wanted[path]},
+                    progress=_bar(path.stem, terminal),
+                )
                 written.append(render_html(nb, config.reports_dir() / f"{path.stem}.html"))
                 write_text(nbformat.writes(clean(nb)) + "\n", path)
                 times[path.stem] = time.perf_counter() - start
@@ -232,8 +246,11 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
 
                 start = time.perf_counter()
                 write_reports(read_params(params_file))
-                deployment.main(config.model_path(config.DEFAULT_RUN), config.MODELS / "export",
-                                config.DEFAULT_PROTOCOL)  # fmt: skip
+                deployment.main(
+                    config.model_path(config.DEFAULT_RUN),
+                    config.MODELS / "export",
+                    config.DEFAULT_PROTOCOL,
+                )
                 model_card.main()
                 seconds = times["reports, deployment, model card"] = time.perf_counter() - start
                 print(f"{'reports, deployment':<24} {seconds:.0f} s", file=terminal)
@@ -242,6 +259,8 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
             raise LungCTError(f"{exc} (full log: {log})") from None
     total = time.perf_counter() - begin
     write_json({"notebooks": times, "total": total}, config.reports_dir() / "run_times.json")
-    print(f"{len(paths)} notebook(s) in {total:.0f} s; reports in {config.reports_dir()} "
-          f"(log: {log.name})")  # fmt: skip
+    print(
+        f"{len(paths)} notebook(s) in {total:.0f} s; reports in {config.reports_dir()} "
+        f"(log: {log.name})"
+    )
     return written

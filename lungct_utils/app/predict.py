@@ -194,10 +194,12 @@ def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not p.name.startswith(".")
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not p.name.startswith(".")
                 and (p.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES)
-            )  # fmt: skip
+            )
             if not found:
                 problems.append((path, "folder holds no JPEG, PNG or DICOM files"))
             files.extend(found)
@@ -484,8 +486,9 @@ def save_results(frame: pd.DataFrame, output: Path, studies: pd.DataFrame | None
     return output
 
 
-def gradcam_examples(predictor: Predictor, images: np.ndarray, labels, n: int = 3,
-                     seed: int = 0) -> list[tuple]:  # fmt: skip
+def gradcam_examples(
+    predictor: Predictor, images: np.ndarray, labels, n: int = 3, seed: int = 0
+) -> list[tuple]:
     """Grad-CAM overlays of ``n`` correctly and ``n`` wrongly classified images.
 
     Args:
@@ -512,6 +515,11 @@ def gradcam_examples(predictor: Predictor, images: np.ndarray, labels, n: int = 
     for i in picks:
         cam = gradcam.heatmap(grad, scale(images[i], predictor.mode))
         verdict = "correct" if pred[i] == labels[i] else "WRONG"
-        out.append((images[i], np.asarray(gradcam.overlay(pil[i], cam)),
-                    f"true {labels[i]}, predicted {pred[i]} ({verdict})"))  # fmt: skip
+        out.append(
+            (
+                images[i],
+                np.asarray(gradcam.overlay(pil[i], cam)),
+                f"true {labels[i]}, predicted {pred[i]} ({verdict})",
+            )
+        )
     return out

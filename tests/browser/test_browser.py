@@ -25,13 +25,24 @@ from lungct_utils import config
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("LUNGCT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # flags that keep Chromium from calling Google's hosts (this machine's network is closed)
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 REPORTS = sorted(config.REPORTS.glob("*.html"))
 #: Reports that hold the paper's tables (Table III in 04, Table IV in 05).
-WITH_TABLES = {"04_evaluation.html", "05_cross_validation.html", "06_beyond_the_paper.html",
-               "07_patient_bracket.html"}  # fmt: skip
+WITH_TABLES = {
+    "04_evaluation.html",
+    "05_cross_validation.html",
+    "06_beyond_the_paper.html",
+    "07_patient_bracket.html",
+}
 
 
 def _free_port() -> int:
@@ -87,9 +98,14 @@ def _watch(page) -> dict:
 
 def test_there_are_reports():
     assert [p.name for p in REPORTS][:7] == [
-        "01_eda.html", "02_preprocessing.html", "03_training.html", "04_evaluation.html",
-        "05_cross_validation.html", "06_beyond_the_paper.html", "07_patient_bracket.html",
-    ]  # fmt: skip
+        "01_eda.html",
+        "02_preprocessing.html",
+        "03_training.html",
+        "04_evaluation.html",
+        "05_cross_validation.html",
+        "06_beyond_the_paper.html",
+        "07_patient_bracket.html",
+    ]
 
 
 @pytest.mark.parametrize("report", REPORTS, ids=lambda p: p.name)
@@ -115,12 +131,18 @@ def lab(tmp_path_factory):
     plugin = settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings"
     plugin.parent.mkdir(parents=True)
     plugin.write_text('{"autosave": false}')  # the committed notebook must not be rewritten
-    args = (f"--no-browser --port {port} --IdentityProvider.token={token} --ServerApp.ip=127.0.0.1 "
-            f"--LabApp.user_settings_dir={settings} "
-            f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('lab-workspaces')}")  # fmt: skip
-    proc = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"],
-                            cwd=config.ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    args = (
+        f"--no-browser --port {port} --IdentityProvider.token={token} --ServerApp.ip=127.0.0.1 "
+        f"--LabApp.user_settings_dir={settings} "
+        f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('lab-workspaces')}"
+    )
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"],
+        cwd=config.ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
