@@ -1,4 +1,4 @@
-"""Dataset audit: exact and near-duplicates, pseudo-case groups, shortcut probes.
+"""Dataset audit: exact and near-duplicates, pseudo-case groups, thumbnails.
 
 IQ-OTH/NCCD has no patient identifiers, so slices of one scan can sit on both sides of a
 split even when augmented copies do not. We infer **pseudo-cases**:
@@ -13,10 +13,8 @@ split even when augmented copies do not. We infer **pseudo-cases**:
    count of cross-class links estimates the false-link rate at a threshold;
 4. connected components of the links are the pseudo-cases.
 
-The shortcut probes measure how much accuracy needs no look at the lungs: a decision tree
-on image width, height and aspect ratio, and logistic regression on an 8x8 thumbnail,
-scored on the distinct originals under the very folds the models are scored on (the
-``cases`` protocol's repeated folds), so their figures compare like with like.
+Notebook 01 runs the shortcut probes (a decision tree on width, height and aspect ratio;
+logistic regression on :func:`thumbnails`) in its own cells.
 """
 
 from __future__ import annotations
@@ -25,15 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import PredefinedSplit, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeClassifier
 
 from .augment import apply_transform
-from .config import CLASSES, STATED_CASES
+from .config import CLASSES
 from .images import open_rgb
 from .io_utils import sha256_bytes
 
@@ -200,34 +192,6 @@ def top_pairs(
     return best + [(int(i[k]), int(j[k]), float(v[k])) for k in near]
 
 
-def _cv_scores(model, x, labels, folds) -> dict[str, float]:
-    """Accuracy and balanced accuracy of out-of-fold predictions, mean over repeats."""
-    y = np.asarray(labels, dtype=object)
-    acc, bal = [], []
-    for fold in folds:
-        pred = cross_val_predict(model, x, y, cv=PredefinedSplit(np.asarray(fold)))
-        acc.append(np.mean(pred == y))
-        bal.append(balanced_accuracy_score(y, pred))
-    return {"accuracy": float(np.mean(acc)), "balanced_accuracy": float(np.mean(bal))}
-
-
-def shape_shortcut(manifest: pd.DataFrame, folds, seed: int = 0) -> dict[str, float]:
-    """Predicting the class from width, height and aspect ratio alone.
-
-    Args:
-        manifest: originals with ``width``, ``height``, ``label``.
-        folds: per repeat, the fold of each row (e.g. the ``cases`` protocol's).
-        seed: the tree's seed.
-
-    Returns:
-        ``{"accuracy", "balanced_accuracy"}`` of a depth-3 decision tree, mean over repeats.
-    """
-    w, h = manifest["width"].to_numpy(float), manifest["height"].to_numpy(float)
-    x = np.column_stack([w, h, w / h])
-    model = DecisionTreeClassifier(max_depth=3, random_state=seed)
-    return _cv_scores(model, x, manifest["label"], folds)
-
-
 def thumbnails(images: np.ndarray, size: int = 8) -> np.ndarray:
     """Grey thumbnails (area-averaged) as flat vectors.
 
@@ -244,21 +208,6 @@ def thumbnails(images: np.ndarray, size: int = 8) -> np.ndarray:
     grey = images.astype(np.float32).mean(axis=3) / 255.0
     k = s // size
     return grey.reshape(n, size, k, size, k).mean(axis=(2, 4)).reshape(n, -1)
-
-
-def thumbnail_shortcut(images: np.ndarray, labels, folds) -> dict[str, float]:
-    """Logistic regression on 8x8 grey thumbnails.
-
-    Args:
-        images: uint8 resized originals ``(n, 224, 224, 3)``.
-        labels: class per image.
-        folds: per repeat, the fold of each image.
-
-    Returns:
-        ``{"accuracy", "balanced_accuracy"}``, mean over repeats.
-    """
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return _cv_scores(model, thumbnails(images), labels, folds)
 
 
 def pseudo_case_counts(labels, comp) -> dict[str, int]:
@@ -286,47 +235,6 @@ def pseudo_case_names(comp: np.ndarray) -> list[str]:
         One id per element.
     """
     return [f"c{c:04d}" for c in comp]
-
-
-def audit_summary(
-    manifest: pd.DataFrame, images: np.ndarray, counts: pd.DataFrame, threshold: float, folds
-) -> dict:
-    """The ``audit`` block of ``metrics.json``.
-
-    Args:
-        manifest: the originals with ``sha256``, ``label``, ``width``, ``height`` and
-            ``pseudo_case``.
-        images: their resized uint8 images (for the thumbnail probe).
-        counts: from :func:`link_counts`.
-        threshold: the chosen near-duplicate threshold.
-        folds: per repeat, the fold of each *distinct* original (first row of each
-            ``sha256``), as the models are scored (the ``cases`` protocol's folds).
-
-    Returns:
-        Counts of duplicates and pseudo-cases, the threshold and both shortcut probes
-        (accuracy and balanced accuracy).
-    """
-    m = manifest.reset_index(drop=True)
-    exact_sizes = m.groupby("sha256").size()
-    cases = m.groupby("pseudo_case")["sha256"].nunique()
-    distinct = np.flatnonzero(~m["sha256"].duplicated().to_numpy())
-    shape = shape_shortcut(m.iloc[distinct], folds)
-    thumb = thumbnail_shortcut(images[distinct], m["label"].to_numpy()[distinct], folds)
-    return {
-        "exact_duplicate_groups": int((exact_sizes > 1).sum()),
-        "images_in_exact_duplicate_groups": int(exact_sizes[exact_sizes > 1].sum()),
-        "unique_images": int(len(exact_sizes)),
-        "near_duplicate_threshold": float(threshold),
-        "near_duplicate_links": int(counts.set_index("threshold").loc[threshold, "links"]),
-        "near_duplicate_groups": int((cases > 1).sum()),
-        "pseudo_case_groups": pseudo_case_counts(m["label"], m["pseudo_case"].to_numpy()),
-        "stated_cases": dict(STATED_CASES),
-        "shortcut_folds": f"cases protocol, {len(folds)} repeats, distinct originals",
-        "shape_shortcut_accuracy": shape["accuracy"],
-        "shape_shortcut_balanced_accuracy": shape["balanced_accuracy"],
-        "thumbnail_shortcut_accuracy": thumb["accuracy"],
-        "thumbnail_shortcut_balanced_accuracy": thumb["balanced_accuracy"],
-    }
 
 
 def duplicate_groups(manifest: pd.DataFrame, column: str = "sha256") -> list[list[str]]:

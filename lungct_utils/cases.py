@@ -397,6 +397,13 @@ def _merge_linked(run: np.ndarray, pairs: np.ndarray, home: np.ndarray) -> np.nd
     return merge_groups(run, joins)
 
 
+def _same_scan_pairs(sim: np.ndarray, numbers: np.ndarray, level: float) -> np.ndarray:
+    """Pairs ``(i, j)``, ``i < j``, more alike than ``level`` and at most
+    :data:`SAME_SCAN_GAP` apart in numbering: slices only one scan could give."""
+    pairs = np.argwhere(np.triu(sim > level, 1))
+    return pairs[np.abs(numbers[pairs[:, 0]] - numbers[pairs[:, 1]]) <= SAME_SCAN_GAP]
+
+
 def reconstruct(
     frame: pd.DataFrame,
     unit_views: tuple[np.ndarray, ...],
@@ -428,10 +435,7 @@ def reconstruct(
     nxt = consecutive_neighbours(out, *unit_views)
     home = copy_homes(out, nxt)
     labels, numbers = out["label"].to_numpy(), out["number"].to_numpy()
-    same_scan = np.argwhere(np.triu(sim > levels["same_scan"], 1))
-    same_scan = same_scan[
-        np.abs(numbers[same_scan[:, 0]] - numbers[same_scan[:, 1]]) <= SAME_SCAN_GAP
-    ]
+    same_scan = _same_scan_pairs(sim, numbers, levels["same_scan"])
     look = (
         out["width"].astype(str) + "x" + out["height"].astype(str) + soft.astype(str)
     ).to_numpy()

@@ -67,9 +67,6 @@ GROUPINGS_CSV = PROCESSED / "groupings.csv"
 #: Cases per class as the dataset's description states (110 in all; no per-image ids).
 STATED_CASES = MappingProxyType({"benign": 15, "malignant": 40, "normal": 55})
 
-#: Activation-range calibrations of the int8 TFLite export (export.py), default first.
-INT8_CALIBRATIONS: tuple[str, ...] = ("average", "global")
-
 
 def data_dir() -> Path:
     """The IQ-OTH/NCCD release folder: ``$LUNGCT_DATA_DIR`` or ``data/raw/iq-othnccd``.

@@ -22,6 +22,9 @@ No grouping splits a distinct original: copies sit with their home
 (:func:`lungct_utils.cases.copy_homes`), with the first copy in file order under the peer's
 rule (:func:`first_copies`, as its code keeps them), or with each other through the
 duplicate links of the earlier rule.
+
+:func:`group_originals` runs every step on the originals' images and features: the
+pseudo-cases of near-duplicates, the central reconstruction and this family.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from . import audit, cases
 from .cases import link_pairs, merge_groups, name_groups, scan_order
-from .config import CLASSES, STATED_CASES
+from .config import CASES_CSV, CLASSES, PSEUDO_CASES_CSV, STATED_CASES
+
+#: The saved groups of the originals: column -> its CSV under ``data/processed``.
+GROUPS_CSV = {"pseudo_case": PSEUDO_CASES_CSV, "case": CASES_CSV}
 
 #: The family, central first; the bracket is the range over all of them.
 FAMILY = ("central", "runs", "legacy", "equal_0.5x", "equal_1x", "equal_2x", "peer")
@@ -251,3 +258,36 @@ def family_counts(groups: pd.DataFrame) -> pd.DataFrame:
         per = groups.groupby("label")[name].nunique().reindex(list(CLASSES), fill_value=0)
         rows[name] = {**{c: int(n) for c, n in per.items()}, "total": int(per.sum())}
     return pd.DataFrame(rows).T
+
+
+def group_originals(
+    manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarray, others: list[np.ndarray]
+) -> dict:
+    """Pseudo-cases, the central reconstruction of the cases and the family of groupings.
+
+    Args:
+        manifest: the originals (:func:`lungct_utils.pipeline.release_manifest`): ``path,
+            label, sha256, number, width, height, abspath``.
+        images: its uint8 images.
+        feats: their backbone features.
+        others: features of each audit view.
+
+    Returns:
+        ``{"sim", "counts", "threshold", "levels", "groups", "family"}``; ``groups`` is
+        ``path, label, sha256, number, width, height, pseudo_case, home, run, case`` per
+        original, ``family`` one column per grouping of :data:`FAMILY`.
+    """
+    sim = audit.similarity(feats, others)
+    counts = audit.link_counts(sim, manifest["label"], manifest["sha256"])
+    threshold = audit.choose_threshold(counts)
+    frame = manifest[["path", "label", "sha256", "number", "width", "height"]].copy()
+    frame["pseudo_case"] = audit.pseudo_case_names(
+        audit.components(sim, threshold, manifest["sha256"])
+    )
+    views = cases.slice_views(feats, images)
+    levels = cases.cut_levels(frame, sim, *views)
+    groups = cases.reconstruct(frame, views, sim, threshold, cases.soft_window(images), levels)
+    thumbs = peer_thumbnails(manifest["abspath"])
+    nxt = cases.next_similarity(frame, *views)
+    found = {"sim": sim, "counts": counts, "threshold": threshold, "levels": levels}
+    return {**found, "groups": groups, "family": family(groups, nxt, sim, threshold, thumbs)}

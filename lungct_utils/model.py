@@ -16,19 +16,25 @@ feature; :data:`HEADS` names the ones this project ships, and a notebook can pas
 Because the base is frozen (and a frozen BatchNorm runs in inference mode), each image's
 pooled feature is fixed: :func:`build_head` is the same head on cached features, so training
 it there is training the whole model (``tests/test_train.py`` proves it).
+
+A trained head is kept as an end-to-end model ``models/<name>.keras``, the head alone and a
+JSON sidecar of its settings and provenance (:func:`save_run`; :func:`load_run` and
+:func:`model_info` read them back).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from . import config
 from .config import CLASSES, PAPER, PaperConfig
 from .features import build_base
-from .io_utils import atomic_path
+from .io_utils import DataError, atomic_path, provenance, write_json
 
 #: Width of MobileNetV2 1.0's pooled feature.
 FEATURE_DIM = 1280
@@ -215,3 +221,57 @@ def parameter_counts(model) -> dict[str, int]:
     trainable = count(model.trainable_weights)
     frozen = count(model.non_trainable_weights)
     return {"total": trainable + frozen, "trainable": trainable, "non_trainable": frozen}
+
+
+def save_run(name: str, head, cfg: PaperConfig, info: dict) -> Path:
+    """Save a trained head as an end-to-end model ``models/<name>.keras`` plus ``<name>.json``.
+
+    Args:
+        name: the run name.
+        head: the trained head.
+        cfg: its settings.
+        info: anything JSON-ready to keep beside it (history, protocol, ...).
+
+    Returns:
+        The ``.keras`` path.
+    """
+    path = save_model(assemble(head, cfg), config.model_path(name))
+    save_model(head, config.MODELS / f"{name}_head.keras")
+    write_json({**info, **provenance(cfg)}, config.MODELS / f"{name}.json")
+    return path
+
+
+def model_info(model_path: Path) -> dict:
+    """The ``.json`` sidecar of a saved model (settings, recipe, provenance), ``{}`` if none.
+
+    Args:
+        model_path: the ``.keras`` file; its sidecar is the same path with ``.json``.
+
+    Returns:
+        The sidecar's content.
+
+    Raises:
+        DataError: the sidecar exists but is not valid JSON.
+    """
+    sidecar = Path(model_path).with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        return json.loads(sidecar.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{sidecar}: not valid JSON ({exc})") from None
+
+
+def load_run(name: str) -> tuple[object, dict]:
+    """A saved head and its info (:func:`save_run`).
+
+    Args:
+        name: the run name.
+
+    Returns:
+        ``(head, info)``.
+    """
+    path = config.MODELS / f"{name}_head.keras"
+    if not path.is_file():
+        raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb (make report)")
+    return keras.models.load_model(path, compile=False), model_info(config.model_path(name))

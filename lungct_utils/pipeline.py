@@ -2,7 +2,8 @@
 
 Notebooks run in fresh kernels, so every step hands its results to the next through files:
 the groups of the originals and the split manifests (``data/processed``), the feature cache
-(``data/interim``), trained models (``models/``) and metric parts (``<reports>/metrics``).
+(``data/interim``), trained models (``models/``, :func:`lungct_utils.model.save_run`) and
+metric parts (``<reports>/metrics``).
 ``make prepare`` (:func:`prepare`) runs the data steps without any notebook; notebook 01
 runs the same steps one by one on visible data and saves them with :func:`save_groups`.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -22,12 +22,10 @@ from . import audit, augment, cases, config, groupings, splits
 from .augment import load_images, materialize, plan_augmentation
 from .data import load_manifest
 from .features import cached_features, features_for_keys, imagenet_weights, weights_fingerprint
+from .groupings import GROUPS_CSV, group_originals
 from .images import body_crop, load_uint8
 from .io_utils import DataError, provenance, sha256_bytes, write_csv, write_json
-from .model import assemble, save_model
 from .splits import make_splits
-
-GROUPS_CSV = {"pseudo_case": config.PSEUDO_CASES_CSV, "case": config.CASES_CSV}
 
 
 def release_manifest(progress: bool = True) -> pd.DataFrame:
@@ -76,39 +74,6 @@ def view_features(images: np.ndarray, cfg: config.PaperConfig, progress: bool = 
     return feats, [
         cached_features(v, cfg.preprocess, progress=progress) for v in audit.views(images)
     ]
-
-
-def group_originals(
-    manifest: pd.DataFrame, images: np.ndarray, feats: np.ndarray, others: list[np.ndarray]
-) -> dict:
-    """Pseudo-cases, the central reconstruction of the cases and the family of groupings.
-
-    Args:
-        manifest: from :func:`release_manifest`.
-        images: its uint8 images.
-        feats: their backbone features.
-        others: features of each audit view.
-
-    Returns:
-        ``{"sim", "counts", "threshold", "levels", "groups", "family"}``; ``groups`` is
-        ``path, label, sha256, number, width, height, pseudo_case, home, run, case`` per
-        original, ``family`` one column per grouping of :data:`groupings.FAMILY`.
-    """
-    sim = audit.similarity(feats, others)
-    counts = audit.link_counts(sim, manifest["label"], manifest["sha256"])
-    threshold = audit.choose_threshold(counts)
-    frame = manifest[["path", "label", "sha256", "number", "width", "height"]].copy()
-    frame["pseudo_case"] = audit.pseudo_case_names(
-        audit.components(sim, threshold, manifest["sha256"])
-    )
-    views = cases.slice_views(feats, images)
-    levels = cases.cut_levels(frame, sim, *views)
-    groups = cases.reconstruct(frame, views, sim, threshold, cases.soft_window(images), levels)
-    thumbs = groupings.peer_thumbnails(manifest["abspath"])
-    nxt = cases.next_similarity(frame, *views)
-    family = groupings.family(groups, nxt, sim, threshold, thumbs)
-    found = {"sim": sim, "counts": counts, "threshold": threshold, "levels": levels}
-    return {**found, "groups": groups, "family": family}
 
 
 def _code_digest(*modules) -> str:
@@ -196,7 +161,7 @@ def compute_groups(manifest: pd.DataFrame, cfg: config.PaperConfig, progress: bo
         progress: show progress bars.
 
     Returns:
-        :func:`group_originals`' result.
+        :func:`~lungct_utils.groupings.group_originals`' result.
     """
     plain = cfg.with_overrides(pad_square=False)
     images = original_images(manifest, plain, progress)
@@ -273,6 +238,40 @@ def prepare(
         write_csv(make_splits(table, protocol, cfg), config.split_path(protocol, processed))
     write_json({"fingerprint": fingerprint, **provenance(cfg)}, meta)
     return table
+
+
+def prepared_config(processed: Path = config.PROCESSED, **overrides) -> config.PaperConfig:
+    """The settings the augmented set and splits on disk were made with, plus a notebook's own.
+
+    Notebook 02 builds the set and the splits (:func:`prepare`); notebooks 03-07 train and
+    score on them. A later notebook never rebuilds them: a parameter of its own that would
+    need another set or split (seed, augmentation range, CV repeats) stops it with one line
+    naming the parameter.
+
+    Args:
+        processed: the folder :func:`prepare` wrote.
+        **overrides: the notebook's parameters (UPPER or lower case setting names).
+
+    Returns:
+        The config of the set on disk with ``overrides`` applied.
+
+    Raises:
+        DataError: nothing prepared yet, or an override disagrees with the set on disk.
+    """
+    meta = Path(processed) / config.PREPARE_JSON.name
+    if not meta.is_file():
+        raise DataError(f"{meta}: no augmented set yet; run notebook 02 (or `make report`)")
+    settings = json.loads(meta.read_text())["fingerprint"]["settings"]
+    cfg = config.PAPER.with_overrides(**settings).with_overrides(**overrides)
+    for key, made in settings.items():
+        wanted = json.loads(json.dumps(cfg.to_dict()[key]))
+        if wanted != made:
+            raise DataError(
+                f"{key.upper()}={wanted!r}, but the augmented set and splits on disk were made "
+                f"with {key.upper()}={made!r}: set it in a parameters file and run "
+                "`make report PARAMS=file.yaml` (notebook 02 rebuilds them)"
+            )
+    return cfg
 
 
 def read_table(processed: Path = config.PROCESSED) -> pd.DataFrame:
@@ -380,57 +379,3 @@ def load_predictions(name: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: missing; run the notebooks in order (make report)")
     return pd.read_csv(path)
-
-
-def save_run(name: str, head, cfg: config.PaperConfig, info: dict) -> Path:
-    """Save a trained head as an end-to-end model ``models/<name>.keras`` plus ``<name>.json``.
-
-    Args:
-        name: the run name.
-        head: the trained head.
-        cfg: its settings.
-        info: anything JSON-ready to keep beside it (history, protocol, ...).
-
-    Returns:
-        The ``.keras`` path.
-    """
-    path = save_model(assemble(head, cfg), config.model_path(name))
-    save_model(head, config.MODELS / f"{name}_head.keras")
-    write_json({**info, **provenance(cfg)}, config.MODELS / f"{name}.json")
-    return path
-
-
-def model_info(model_path: Path) -> dict:
-    """The ``.json`` sidecar of a saved model (settings, recipe, provenance), ``{}`` if none.
-
-    Args:
-        model_path: the ``.keras`` file; its sidecar is the same path with ``.json``.
-
-    Returns:
-        The sidecar's content.
-
-    Raises:
-        DataError: the sidecar exists but is not valid JSON.
-    """
-    sidecar = Path(model_path).with_suffix(".json")
-    if not sidecar.is_file():
-        return {}
-    try:
-        return json.loads(sidecar.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{sidecar}: not valid JSON ({exc})") from None
-
-
-def load_run(name: str) -> tuple[object, dict]:
-    """A saved head and its info (:func:`save_run`).
-
-    Args:
-        name: the run name.
-
-    Returns:
-        ``(head, info)``.
-    """
-    path = config.MODELS / f"{name}_head.keras"
-    if not path.is_file():
-        raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb (make report)")
-    return keras.models.load_model(path, compile=False), model_info(config.model_path(name))

@@ -317,7 +317,9 @@ def inner_folds(y, groups, n_folds: int = INNER_FOLDS, seed: int = 0) -> list[tu
     return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
 
 
-def inner_oof(x, views, y, groups, seed: int, recipes, cs, alphas) -> dict:
+def inner_oof(
+    x, views, y, groups, seed: int = 0, recipes=RECIPES, cs=C_GRID, alphas=ALPHA_GRID
+) -> dict:
     """Out-of-fold probabilities of every head the recipes fit, on grouped inner folds.
 
     Args:
@@ -355,36 +357,19 @@ def inner_oof(x, views, y, groups, seed: int, recipes, cs, alphas) -> dict:
     return oof
 
 
-def inner_scores(
-    x,
-    views,
-    y,
-    groups,
-    seed: int = 0,
-    cs=C_GRID,
-    priors=PRIOR_GRID,
-    recipes=RECIPES,
-    alphas=ALPHA_GRID,
-) -> pd.DataFrame:
-    """Inner-fold macro-F1 of every candidate setting, from out-of-fold predictions.
+def inner_scores(oof: dict, y, priors=PRIOR_GRID) -> pd.DataFrame:
+    """Inner-fold scores of every candidate setting, from out-of-fold predictions.
 
     Args:
-        x: ``(n, d)`` features of one (outer) training set.
-        views: their features of each view.
-        y: class indices.
-        groups: the case of each row.
-        seed: inner-fold seed (and the MLP's random state).
-        cs: regularisation strengths of the linear probe.
+        oof: from :func:`inner_oof`.
+        y: the class indices it predicted.
         priors: benign prior factors.
-        recipes: the candidates whose heads are scored.
-        alphas: L2 penalties of the MLP.
 
     Returns:
         DataFrame ``head, weighting, C, alpha, tta, prior`` and :data:`SCORE_COLUMNS` (``C``
         NaN for an MLP, ``alpha`` NaN for a linear probe).
     """
     y = np.asarray(y)
-    oof = inner_oof(x, views, y, groups, seed, recipes, cs, alphas)
     rows = []
     for (head, weighting, c, alpha, tta), probs in oof.items():
         for prior in priors:
@@ -466,7 +451,7 @@ def select(x, views, y, groups, train, seed: int = 0, recipes=RECIPES) -> dict:
     train = np.asarray(train)
     xs, vs = x[train], [v[train] for v in views]
     ys, gs = np.asarray(y)[train], np.asarray(groups)[train]
-    scores = inner_scores(xs, vs, ys, gs, seed, recipes=recipes)
+    scores = inner_scores(inner_oof(xs, vs, ys, gs, seed, recipes), ys)
     settings = {r.name: best_setting(scores, r) for r in recipes}
     models = {}
     for key in {k for s in settings.values() for k in model_keys(s)}:
@@ -562,84 +547,3 @@ def keras_head(model, prior: float = 1.0, name: str = "linear_probe"):
     head = keras.Model(inputs, layer(joined), name=name)
     layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     return head
-
-
-#: The goal of the issue "Beyond the paper" and the best public leak-aware peer.
-GOAL = {"macro_f1": 0.85, "recall_benign": 0.70}
-PEER = {
-    "name": "anaguedes0802/lung-cancer-classifier (103 patient groups, ResNet50 + LR)",
-    "accuracy": 0.873,
-    "macro_f1": 0.729,
-    "recall_benign": 0.37,
-}
-VARIANT_KEYS = ("macro_f1", "balanced_accuracy", "recall_benign", "auc_macro", "ece", "accuracy")
-
-
-def variant_rows(summaries: dict, seconds: dict, finetune: dict | None = None) -> list[dict]:
-    """The ``beyond.variants`` entries of ``metrics.json``: one per variant, with intervals.
-
-    Args:
-        summaries: variant name -> :func:`~lungct_utils.evaluate.repeated_cv_summary`.
-        seconds: variant name -> mean training seconds per outer fold.
-        finetune: the fine-tuning study's row, if it ran.
-
-    Returns:
-        ``{"name", <metric>, "<metric>_ci95" for each of VARIANT_KEYS, "train_seconds"}``.
-    """
-    rows = []
-    for name, s in summaries.items():
-        row = {"name": name, "train_seconds": float(seconds[name])}
-        for k in VARIANT_KEYS:
-            row[k], row[f"{k}_ci95"] = s["mean"][k], s["ci95"][k]
-        row["case"] = s["case"]
-        rows.append(row)
-    return rows + ([finetune] if finetune else [])
-
-
-def selected_summary(summary: dict, chosen: list[dict]) -> dict:
-    """The ``beyond.selected`` entry: the outer score of the whole nested selection.
-
-    Args:
-        summary: repeated-CV summary of the selected predictions.
-        chosen: per outer fold, the recipe the inner folds chose.
-
-    Returns:
-        Its metrics with intervals, ``"selection": "nested"`` and how often each recipe won.
-    """
-    out = {
-        "name": "nested selection over " + ", ".join(r.name for r in RECIPES),
-        "selection": "nested",
-    }
-    for k in VARIANT_KEYS:
-        out[k], out[f"{k}_ci95"] = summary["mean"][k], summary["ci95"][k]
-    out["case_accuracy"] = summary["case_accuracy"]
-    out["case"] = summary["case"]
-    counts = pd.Series([c["selected"] for c in chosen]).value_counts()
-    out["chosen_in_outer_folds"] = {str(k): int(v) for k, v in counts.items()}
-    return out
-
-
-def goal_check(selected: dict) -> dict:
-    """The selected score against the goal, with the best public peer's own figure beside it.
-
-    The peer scored one holdout of its own 103-group reconstruction on its copy of the data:
-    its figure is shown, not compared (the groupings differ); notebook 07 scores the shipped
-    recipe under the peer's grouping rule for a like-for-like reading.
-
-    Args:
-        selected: from :func:`selected_summary`.
-
-    Returns:
-        metric -> ``{"ours", "goal", "reached", "deficit", "peer", "peer_grouping"}``.
-    """
-    return {
-        k: {
-            "ours": selected[k],
-            "goal": g,
-            "reached": selected[k] >= g,
-            "deficit": max(0.0, g - selected[k]),
-            "peer": PEER[k],
-            "peer_grouping": "its own 103 groups, one holdout (differs from ours)",
-        }
-        for k, g in GOAL.items()
-    }

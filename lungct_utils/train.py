@@ -8,13 +8,13 @@ strictly rises; training stops after ``patience`` epochs without one).
 
 * :func:`fit` runs each epoch through Keras ``model.fit`` (the reference; it trains the
   end-to-end model on images too).
-* :func:`fast_fit` runs the same Keras model, loss and Adam state through one compiled
-  TensorFlow graph per epoch. Keras ``fit`` spends nearly all its time on per-step and
-  per-epoch overhead when the model is the paper's 164k-parameter head; here a whole epoch
-  is one graph call, and the Adam update uses TensorFlow's fused Adam kernel
-  (``ResourceApplyAdam``, the kernel ``tf.keras`` 2 used; same formula as Keras 3's Adam) on
-  the Keras optimizer's own moment variables. ``tests/test_train.py`` proves the two loops
-  give the same weights and histories, and that both equal end-to-end Keras training.
+* :func:`fast_fit` runs the same Keras model, loss and a fresh copy of its optimizer through
+  one compiled TensorFlow graph per epoch. Keras ``fit`` spends nearly all its time on
+  per-step and per-epoch overhead when the model is the paper's 164k-parameter head; here a
+  whole epoch is one graph call: a loop over the batches of the epoch's permutation, each a
+  ``GradientTape`` step on the model's own loss and the optimizer's public
+  ``apply_gradients``. ``tests/test_train.py`` proves the two loops give the same weights
+  and histories, and that both equal end-to-end Keras training.
 
 :func:`train_head` trains a fresh head (the paper's by default, or any head function, see
 :mod:`lungct_utils.model`) on cached features with :func:`fast_fit`.
@@ -160,104 +160,107 @@ def fit(
     return _schedule(model, run_epoch, run_val, len(x), cfg, progress)
 
 
-class _Twin:
-    """A compiled copy of a model architecture with its epoch and validation graphs.
+def _per_sample_loss(model) -> Callable:
+    """The compiled loss without reduction: a Loss object's ``call``, or the function named."""
+    loss = model.loss
+    return loss.call if isinstance(loss, keras.losses.Loss) else keras.losses.get(loss)
 
-    Graph tracing costs about a second; one twin per architecture serves every run, its
-    variables loaded from the model to train before the run and copied back after.
+
+def _epoch_function(model, optimizer, loss_fn: Callable) -> Callable:
+    """One compiled graph for a whole epoch: ``(x, y, w, order, batch_size) -> (loss, acc)``.
+
+    The batches of ``order`` (the epoch's permutation) are taken inside the graph, so an
+    epoch costs one call instead of a Python round trip per batch.
+    """
+    variables = model.trainable_variables
+
+    # XLA fuses Adam's dozen elementwise passes over each weight into one: on the 1280x128
+    # kernel those passes cost as much as the forward and backward pass together.
+    @tf.function(jit_compile=True)
+    def apply(grads):
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+
+    def step(xb, yb, wb):
+        nb = tf.cast(tf.shape(xb)[0], tf.float32)
+        with tf.GradientTape() as tape:
+            probs = model(xb, training=True)
+            # Keras' "sum_over_batch_size" reduction: weighted sum over the batch size
+            loss = tf.reduce_sum(loss_fn(yb, probs) * wb) / nb
+        apply(tape.gradient(loss, variables))
+        hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(yb, 1), tf.float32)
+        # Keras' loss tracker weights each batch by its size; its accuracy ignores weights
+        return loss * nb, tf.reduce_sum(hits)
+
+    @tf.function
+    def epoch(x, y, w, order, batch_size):
+        n = tf.shape(order)[0]
+        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
+        for start in tf.range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            loss, hits = step(tf.gather(x, rows), tf.gather(y, rows), tf.gather(w, rows))
+            loss_sum, correct = loss_sum + loss, correct + hits
+        n = tf.cast(n, tf.float32)
+        return loss_sum / n, correct / n
+
+    return epoch
+
+
+def _validation_function(model, loss_fn: Callable) -> Callable:
+    """One compiled graph: ``(x, y) -> (mean loss, accuracy)`` in inference mode."""
+
+    @tf.function
+    def evaluate(x, y):
+        probs = model(x, training=False)
+        hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(y, 1), tf.float32)
+        return tf.reduce_mean(loss_fn(y, probs)), tf.reduce_mean(hits)
+
+    return evaluate
+
+
+class _Trainer:
+    """A working copy of one architecture with a fresh optimizer and its compiled graphs.
+
+    Why it is kept: tracing the epoch graph and compiling its optimizer step take about a
+    second, a third of a whole training of the paper's head (``make benchmark``), and the
+    notebooks train the same architecture hundreds of times (folds x repeats). So each
+    architecture gets one trainer (see :func:`_trainer`); a run loads the model's variables
+    (weights, dropout seed state) and the optimizer's initial state into it, and copies the
+    result back.
     """
 
     def __init__(self, model) -> None:
         self.model = keras.models.clone_model(model)
-        self.model.build(model.input_shape)
-        opt = model.optimizer
-        self.optimizer = type(opt).from_config(opt.get_config())
+        self.optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
         self.optimizer.build(self.model.trainable_variables)
-        loss = model.loss
-        # per-sample losses: a Loss object's unreduced call, or the function a name stands for
-        self.loss = loss.call if isinstance(loss, keras.losses.Loss) else keras.losses.get(loss)
-        self.fused_adam = isinstance(self.optimizer, keras.optimizers.Adam) and not any(
-            opt.get_config().get(k)
-            for k in (
-                "amsgrad",
-                "weight_decay",
-                "clipnorm",
-                "global_clipnorm",
-                "clipvalue",
-                "use_ema",
-                "gradient_accumulation_steps",
-                "loss_scale_factor",
-            )
-        )
-        self.optimizer_start = [v.numpy() for v in self.optimizer.variables]
-        self.epoch = tf.function(self._epoch, reduce_retracing=True)
-        self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
-
-    def _apply(self, grads) -> None:
-        variables = self.model.trainable_variables
-        if not self.fused_adam:
-            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-            return
-        # TensorFlow's fused Adam kernel on the Keras optimizer's own moments: Keras 3's
-        # Adam.update_step formula in one pass over each variable instead of a dozen.
-        opt = self.optimizer
-        step = tf.cast(opt.iterations + 1, tf.float32)
-        beta_1, beta_2 = tf.constant(opt.beta_1, tf.float32), tf.constant(opt.beta_2, tf.float32)
-        for grad, var in zip(grads, variables, strict=True):
-            k = opt._get_variable_index(var)
-            tf.raw_ops.ResourceApplyAdam(
-                var=var.value.handle,
-                m=opt._momentums[k].value.handle,
-                v=opt._velocities[k].value.handle,
-                beta1_power=tf.pow(beta_1, step),
-                beta2_power=tf.pow(beta_2, step),
-                lr=tf.cast(opt.learning_rate, tf.float32),
-                beta1=beta_1,
-                beta2=beta_2,
-                epsilon=tf.constant(opt.epsilon, tf.float32),
-                grad=grad,
-            )
-        opt.iterations.assign_add(1)
-
-    def _epoch(self, x, y, w, order, batch_size):
-        n = tf.shape(order)[0]
-        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
-        for start in tf.range(0, n, batch_size):
-            rows = order[start : start + batch_size]  # this batch of the epoch's permutation
-            xb, yb, wb = tf.gather(x, rows), tf.gather(y, rows), tf.gather(w, rows)
-            nb = tf.cast(tf.shape(xb)[0], tf.float32)
-            with tf.GradientTape() as tape:
-                probs = self.model(xb, training=True)
-                # Keras' "sum_over_batch_size" reduction: weighted sum over the batch size
-                loss = tf.reduce_sum(self.loss(yb, probs) * wb) / nb
-            self._apply(tape.gradient(loss, self.model.trainable_variables))
-            hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(yb, 1), tf.float32)
-            loss_sum += loss * nb  # Keras' loss tracker: mean over samples
-            correct += tf.reduce_sum(hits)  # Keras' accuracy ignores the sample weights
-        return loss_sum / tf.cast(n, tf.float32), correct / tf.cast(n, tf.float32)
-
-    def _evaluate(self, x, y):
-        probs = self.model(x, training=False)
-        hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(y, 1), tf.float32)
-        return tf.reduce_mean(self.loss(y, probs)), tf.reduce_mean(hits)
+        self.optimizer_start = [v.numpy() for v in self.optimizer.variables]  # step 0
+        loss_fn = _per_sample_loss(model)
+        self.epoch = _epoch_function(self.model, self.optimizer, loss_fn)
+        self.evaluate = _validation_function(self.model, loss_fn)
 
     def load(self, model) -> None:
+        """Start from ``model``'s variables with the optimizer as freshly built."""
         for mine, theirs in zip(self.model.variables, model.variables, strict=True):
             mine.assign(theirs)
         for var, start in zip(self.optimizer.variables, self.optimizer_start, strict=True):
-            var.assign(start)  # a fresh optimizer: step 0, zero moments
-        self.optimizer.learning_rate.assign(float(model.optimizer.learning_rate))
+            var.assign(start)
 
     def store(self, model) -> None:
+        """Copy the trained variables back into ``model``."""
         for theirs, mine in zip(model.variables, self.model.variables, strict=True):
             theirs.assign(mine)
 
 
-_TWINS: dict[tuple, _Twin] = {}
+#: Trainers by architecture, at most :data:`MAX_TRAINERS` (the oldest goes first).
+_TRAINERS: dict[str, _Trainer] = {}
+MAX_TRAINERS = 8
 
 
 def _architecture(config):
-    """A model's config without seeds and names Keras numbers per instance (the twin's key)."""
+    """A config without ``seed`` and ``name`` entries.
+
+    Seeds act only through variables a run copies in (initial weights, dropout seed state);
+    Keras numbers names per instance (``adam_1``).
+    """
     if isinstance(config, dict):
         return {k: _architecture(v) for k, v in config.items() if k not in ("seed", "name")}
     if isinstance(config, list | tuple):
@@ -265,21 +268,20 @@ def _architecture(config):
     return config
 
 
-def _twin(model) -> _Twin:
-    opt = model.optimizer
-    if opt is None or model.loss is None:
+def _trainer(model) -> _Trainer:
+    """The trainer for ``model``'s architecture, optimizer settings and loss (made once)."""
+    if not model.compiled or model.loss is None:
         raise ValueError(
             f"fast_fit: model {model.name!r} is not compiled (needs optimizer and loss)"
         )
-    opt_config = {k: v for k, v in opt.get_config().items() if k not in ("name", "learning_rate")}
-    key = json.dumps(
-        [_architecture(model.get_config()), type(opt).__name__, opt_config, repr(model.loss)],
-        sort_keys=True,
-        default=repr,
-    )
-    if key not in _TWINS:
-        _TWINS[key] = _Twin(model)
-    return _TWINS[key]
+    loss = keras.saving.serialize_keras_object(model.loss)
+    parts = [model.get_config(), model.optimizer.get_config(), loss]
+    key = json.dumps(_architecture(parts), sort_keys=True, default=repr)
+    if key not in _TRAINERS:
+        if len(_TRAINERS) >= MAX_TRAINERS:
+            del _TRAINERS[next(iter(_TRAINERS))]
+        _TRAINERS[key] = _Trainer(model)
+    return _TRAINERS[key]
 
 
 def fast_fit(
@@ -312,23 +314,22 @@ def fast_fit(
         A :class:`TrainResult` holding ``model``.
     """
     _check_inputs(x, y, x_val, y_val, sample_weight)
-    twin = _twin(model)
-    twin.load(model)
-    w = np.ones(len(x), np.float32) if sample_weight is None else np.asarray(sample_weight, "f4")
-    x, y, w = (tf.constant(a, tf.float32) for a in (x, y, w))
-    xv, yv = tf.constant(x_val, tf.float32), tf.constant(y_val, tf.float32)
-    batch = tf.constant(cfg.batch_size)
+    trainer = _trainer(model)
+    trainer.load(model)
+    w = np.ones(len(x)) if sample_weight is None else sample_weight
+    x, y, w, x_val, y_val = (tf.constant(a, tf.float32) for a in (x, y, w, x_val, y_val))
+    batch_size = tf.constant(cfg.batch_size)
 
     def run_epoch(order):
-        loss, acc = twin.epoch(x, y, w, tf.constant(order), batch)
+        loss, acc = trainer.epoch(x, y, w, tf.constant(order), batch_size)
         return float(loss), float(acc)
 
     def run_val():
-        loss, acc = twin.evaluate(xv, yv)
+        loss, acc = trainer.evaluate(x_val, y_val)
         return float(loss), float(acc)
 
-    result = _schedule(twin.model, run_epoch, run_val, int(x.shape[0]), cfg, progress)
-    twin.store(model)
+    result = _schedule(trainer.model, run_epoch, run_val, int(x.shape[0]), cfg, progress)
+    trainer.store(model)
     result.model = model
     return result
 

@@ -25,6 +25,7 @@ FLOW = [
     "train",
     "evaluate",
     "probe",
+    "beyond",
     "pipeline",
     "tables",
     "bracket",

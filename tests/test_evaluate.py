@@ -196,14 +196,45 @@ def test_repeated_cv_summary_means_and_intervals():
     ]
     assert s["repeats"] == 3 and s["n_test"] == 120
     assert s["mean"]["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in per]))
-    for key in evaluate.SCORE_KEYS:
-        lo, hi = s["ci95"][key]
-        assert lo <= hi
     lo, hi = s["ci95"]["accuracy"]
     assert lo < s["mean"]["accuracy"] < hi
-    assert 0 <= s["case_accuracy"] <= 1
     # the interval spans the spread between repeats, not just one repeat's sampling
     assert hi - lo > max(p["accuracy"] for p in per) - min(p["accuracy"] for p in per) - 0.02
+
+
+def _planted_table(repeat, wrong=()):
+    """Thirty cases, ten of each class (case number mod 3; benign cases hold one slice,
+    malignant two, normal three), called right with probability 0.9; the slices of the
+    ``wrong`` cases are called benign."""
+    case = np.repeat(np.arange(30), np.tile([1, 2, 3], 10))
+    y = case % 3
+    called = np.where(np.isin(case, wrong), 0, y)
+    probs = np.full((len(y), 3), 0.05)
+    probs[np.arange(len(y)), called] = 0.9
+    columns = {f"p_{c}": probs[:, k] for k, c in enumerate(CLASSES)}
+    return pd.DataFrame({"repeat": repeat, "y": y, "case": [f"c{c}" for c in case], **columns})
+
+
+def test_repeated_cv_summary_is_exact_on_planted_predictions():
+    perfect = pd.concat([_planted_table(0), _planted_table(1)], ignore_index=True)
+    s = evaluate.repeated_cv_summary(perfect, n_boot=200)
+    for key in evaluate.SCORE_KEYS[:-1]:  # every resample is scored right
+        assert s["mean"][key] == 1.0 and s["ci95"][key] == [1.0, 1.0], key
+    assert s["ci95"]["ece"] == pytest.approx([0.1, 0.1])  # right at confidence 0.9
+    assert s["case"]["ci95"] == {k: [1.0, 1.0] for k in evaluate.CASE_KEYS}
+    # repeat 1 calls case 2 (normal, 3 slices) and case 4 (malignant, 2 slices) benign
+    mixed = pd.concat([_planted_table(0), _planted_table(1, wrong=[2, 4])], ignore_index=True)
+    s = evaluate.repeated_cv_summary(mixed, n_boot=200)
+    assert s["n_test"] == 60 and s["mean"]["accuracy"] == pytest.approx((1 + 55 / 60) / 2)
+    assert s["mean"]["recall_normal"] == pytest.approx((1 + 27 / 30) / 2)
+    assert s["case_accuracy"] == pytest.approx((1 + 28 / 30) / 2)
+    assert s["case"]["mean"]["balanced_accuracy"] == pytest.approx((1 + (1 + 0.9 + 0.9) / 3) / 2)
+    assert s["case"]["mean"]["recall_benign"] == 1.0
+    # the perfect repeat holds the top of every interval; the other pulls the bottom below it
+    lo, hi = s["ci95"]["accuracy"]
+    assert hi == 1.0 and lo < 55 / 60
+    lo, hi = s["case_accuracy_ci95"]
+    assert hi == 1.0 and lo < 28 / 30
 
 
 def test_repeated_cv_summary_scores_cases_per_repeat():

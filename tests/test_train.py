@@ -18,10 +18,14 @@ from lungct_utils.train import (
     train_head,
 )
 
-#: Per-step results of the fast route equal Keras' to float32 rounding (TensorFlow's fused
-#: Adam kernel computes 1 - beta in float32, Keras in float64); over a few epochs that stays
-#: below this, over a whole run the rounding can move early stopping by an epoch or two.
-TOLERANCE = 1e-4
+#: The fast route runs Keras' own loss and Adam update, so its results equal Keras' to float32
+#: rounding in the order of sums (measured: weights within 1e-7, losses within 5e-7 relative,
+#: accuracies exact); early stopping therefore stops at the same epoch.
+TOLERANCE = 1e-6
+#: Features from a separate backbone call differ from those inside the end-to-end model at
+#: float32 rounding (convolutions batched differently); training carries that to the
+#: weights (measured: within 3e-6).
+END_TO_END_TOLERANCE = 1e-5
 
 
 class ScriptedModel:
@@ -49,13 +53,13 @@ def _xy(n=10):
     return np.zeros((n, 2)), one_hot(["benign"] * n)
 
 
-def _features(n=300, seed=0):
-    """Separable synthetic 1280-d features: a class mean plus noise."""
+def _features(n=300, seed=0, noise=2.0):
+    """Synthetic 1280-d features: a class mean plus noise (separable at the default noise)."""
     rng = np.random.default_rng(seed)
     labels = np.array(["benign", "malignant", "normal"])[rng.integers(0, 3, n)]
     centres = rng.normal(0, 1, (3, 1280)).astype("f4")
     x = centres[[["benign", "malignant", "normal"].index(c) for c in labels]]
-    return (x + rng.normal(0, 2, (n, 1280))).astype("f4"), labels
+    return (x + rng.normal(0, noise, (n, 1280))).astype("f4"), labels
 
 
 def test_early_stopping_follows_keras_semantics():
@@ -78,16 +82,23 @@ def test_fit_rejects_mismatched_inputs():
         fit(ScriptedModel([1]), x, y[:9], x, y, PAPER)
     with pytest.raises(ValueError, match="3 sample weights for 10 inputs"):
         fast_fit(build_head(PAPER), x, y, x, y, PAPER, False, np.ones(3))
+    uncompiled = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)], name="raw")
+    with pytest.raises(ValueError, match="'raw' is not compiled"):
+        fast_fit(uncompiled, x, y, x, y, PAPER, False)
 
 
 def test_fast_fit_equals_keras_fit_on_features():
     x, labels = _features()
     y = one_hot(labels)
     cfg = PAPER.with_overrides(epochs=4, patience=10)
+    other = cfg.with_overrides(seed=cfg.seed + 1)  # a run before: the next must start afresh
+    fast_fit(build_head(other), x[:240], y[:240], x[240:], y[240:], other, progress=False)
     setup(cfg.seed)
     slow = fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
     setup(cfg.seed)
-    fast = fast_fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
+    model = build_head(cfg)
+    fast = fast_fit(model, x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
+    assert fast.model is model  # trained in place
     for key in slow.history:
         np.testing.assert_allclose(slow.history[key], fast.history[key], rtol=0, atol=TOLERANCE)
     for a, b in zip(slow.model.get_weights(), fast.model.get_weights(), strict=True):
@@ -95,16 +106,32 @@ def test_fast_fit_equals_keras_fit_on_features():
     assert not np.allclose(fast.model.get_weights()[0], build_head(cfg).get_weights()[0])
 
 
+def test_fast_fit_stops_at_the_same_epoch_as_keras_fit():
+    x, labels = _features(noise=20.0)  # hard: validation accuracy rises, stalls and ties
+    y = one_hot(labels)
+    cfg = PAPER.with_overrides(epochs=15, patience=3)
+    slow = fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
+    fast = fast_fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
+    assert slow.epochs < cfg.epochs  # early stopping, not the cap, ended the run
+    assert (fast.epochs, fast.best_epoch) == (slow.epochs, slow.best_epoch)
+    for key in slow.history:  # losses reach 30 here: compared relative
+        np.testing.assert_allclose(slow.history[key], fast.history[key], rtol=TOLERANCE)
+    for a, b in zip(slow.model.get_weights(), fast.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
+
+
 def test_fast_fit_with_class_weights_equals_keras_fit():
     x, labels = _features(seed=1)
     y = one_hot(labels)
     weights = class_weights(labels[:240], "balanced")
     w = np.array([weights[c] for c in labels[:240]], "f4")
-    cfg = PAPER.with_overrides(epochs=3)
+    cfg = PAPER.with_overrides(epochs=3, learning_rate=3e-3)  # another optimizer setting too
     slow = fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, False, w)
     fast = fast_fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, False, w)
-    np.testing.assert_allclose(slow.history["loss"], fast.history["loss"], atol=TOLERANCE)
-    np.testing.assert_allclose(slow.history["accuracy"], fast.history["accuracy"], atol=1e-6)
+    for key in slow.history:
+        np.testing.assert_allclose(slow.history[key], fast.history[key], rtol=0, atol=TOLERANCE)
+    for a, b in zip(slow.model.get_weights(), fast.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
 
 
 def test_class_weights_balance_the_classes():
@@ -170,9 +197,13 @@ def test_head_on_features_equals_end_to_end_training(imagenet_weights, real_imag
         for a, b in zip(
             model.get_layer(name).get_weights(), head.get_layer(name).get_weights(), strict=True
         ):
-            np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(e2e.history["loss"], short.history["loss"], rtol=TOLERANCE)
-    np.testing.assert_allclose(predict_proba(model, x), predict_proba(head, feats), atol=TOLERANCE)
+            np.testing.assert_allclose(a, b, rtol=0, atol=END_TO_END_TOLERANCE)
+    np.testing.assert_allclose(
+        e2e.history["loss"], short.history["loss"], rtol=END_TO_END_TOLERANCE
+    )
+    np.testing.assert_allclose(
+        predict_proba(model, x), predict_proba(head, feats), atol=END_TO_END_TOLERANCE
+    )
 
 
 @pytest.mark.slow

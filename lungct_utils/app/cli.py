@@ -238,9 +238,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_all
 
-    paths = export_all(
-        Path(args.model), Path(args.outdir), args.protocol, calibrations=(args.calibration,)
-    )
+    paths = export_all(Path(args.model), Path(args.outdir), args.protocol)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -267,18 +265,12 @@ def _cmd_deployment(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m lungct_utils``.
+def _add_data_commands(sub) -> None:
+    """Add ``verify``, ``fetch`` and ``prepare``: get and check the release, build the set.
 
-    Returns:
-        The parser, one subcommand per command.
+    Args:
+        sub: the subparsers of :func:`build_parser` (``add_subparsers``).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m lungct_utils", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
-
     p = sub.add_parser("verify", help="check a release folder against data/manifest.csv")
     p.add_argument("data_dir", nargs="?", help="release folder (default: $LUNGCT_DATA_DIR)")
     p.add_argument("--manifest", default=str(config.MANIFEST_CSV), help="reference manifest")
@@ -296,11 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=config.PAPER.seed, help="the one seed")
     p.set_defaults(func=_cmd_prepare)
 
+
+def _add_predict_commands(sub, default_model: Path) -> None:
+    """Add ``benchmark`` (the speed of the prediction route) and ``predict``.
+
+    Args:
+        sub: the subparsers of :func:`build_parser` (``add_subparsers``).
+        default_model: the shipped model, ``--model``'s default.
+    """
     p = sub.add_parser("benchmark", help="time the fast route against plain Keras")
     p.add_argument("--output", help="Markdown table (default: reports/benchmarks.md)")
     p.set_defaults(func=_cmd_benchmark)
 
-    default_model = config.model_path(config.DEFAULT_RUN)
     p = sub.add_parser("predict", help="classify JPEG/PNG/DICOM images with a trained model")
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument(
@@ -323,17 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_predict)
 
+
+def _add_model_commands(sub, default_model: Path) -> None:
+    """Add ``export``, ``deployment`` and ``finetune``: the model's formats and a study.
+
+    Args:
+        sub: the subparsers of :func:`build_parser` (``add_subparsers``).
+        default_model: the shipped model, ``--model``'s default.
+    """
     p = sub.add_parser("export", help="write the .keras model plus TFLite float32 and int8")
     p.add_argument("--model", default=str(default_model))
     p.add_argument("--outdir", default=str(config.MODELS / "export"))
     p.add_argument(
         "--protocol", default=config.DEFAULT_PROTOCOL, help="whose training images calibrate int8"
-    )
-    p.add_argument(
-        "--calibration",
-        choices=config.INT8_CALIBRATIONS,
-        default=config.INT8_CALIBRATIONS[0],
-        help="int8 activation ranges: average (default) or global min/max",
     )
     p.set_defaults(func=_cmd_export)
 
@@ -351,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="the partial fine-tuning study (make study-finetune)")
     p.set_defaults(func=_cmd_finetune)
 
+
+def _add_report_commands(sub) -> None:
+    """Add ``report`` (run the notebooks) and ``manifest`` (maintainers).
+
+    Args:
+        sub: the subparsers of :func:`build_parser` (``add_subparsers``).
+    """
     p = sub.add_parser("report", help="run the notebooks with papermill and render reports")
     p.add_argument("notebooks", nargs="*", help="notebook file names (default: all, in order)")
     p.add_argument("--params", help="a YAML file of notebook parameters (papermill -f)")
@@ -360,6 +368,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", help="release folder")
     p.add_argument("--output", default=str(config.MANIFEST_CSV), help="CSV to write")
     p.set_defaults(func=_cmd_manifest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m lungct_utils``.
+
+    Returns:
+        The parser, one subcommand per command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m lungct_utils", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_model = config.model_path(config.DEFAULT_RUN)
+    # the order of the help's command list
+    _add_data_commands(sub)
+    _add_predict_commands(sub, default_model)
+    _add_model_commands(sub, default_model)
+    _add_report_commands(sub)
     return parser
 
 

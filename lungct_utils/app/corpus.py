@@ -540,114 +540,205 @@ def _cropped_ct(ct: np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:
 # ----------------------------------------------------------------------------- recipes
 
 
-def _recipes(ct_images: np.ndarray) -> dict[str, list[Recipe]]:
-    """Every kind's items in their fixed order (the order sets the part)."""
+def _colour_photo_recipes() -> list[Recipe]:
+    """The colour photographs: scikit-image, scikit-learn and matplotlib samples.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    colour = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
+    colour += ("immunohistochemistry", "retina", "colorwheel")
+    return [(f"skimage {n}", _static(_skimage, n)) for n in colour] + [
+        ("sklearn china.jpg", _static(_sklearn_photo, "china.jpg")),
+        ("sklearn flower.jpg", _static(_sklearn_photo, "flower.jpg")),
+        ("matplotlib grace_hopper.jpg", _static(_mpl_sample, "grace_hopper.jpg")),
+    ]
+
+
+def _grey_photo_recipes() -> list[Recipe]:
+    """The grey photographs (none is a grey copy of a colour photograph's picture).
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    grey = ("camera", "moon", "coins", "clock", "brick", "grass", "gravel")
+    return [(f"skimage {n}", _static(_skimage, n)) for n in grey] + [
+        ("skimage stereo_motorcycle left, grey", _static(_motorcycle_grey)),
+        (
+            "matplotlib Minduka_Present_Blue_Pack.png, grey",
+            _static(lambda: _grey(_mpl_sample("Minduka_Present_Blue_Pack.png"))),
+        ),
+    ]
+
+
+def _modality_recipes() -> list[Recipe]:
+    """Microscopy, MRI, phantoms, elevation maps and a sinogram: other imaging.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("skimage cell (microscopy)", _static(_skimage, "cell")),
+        ("matplotlib s1045.ima MRI head slice", _static(_mri_slice)),
+        (
+            "skimage shepp_logan_phantom (head phantom)",
+            _static(_skimage, "shepp_logan_phantom"),
+        ),
+        (
+            "matplotlib jacksboro_fault_dem elevation, grey",
+            _static(lambda: _rgb(_elevation("jacksboro_fault_dem.npz", "elevation"))),
+        ),
+        ("skimage microaneurysms (retinal angiography)", _static(_skimage, "microaneurysms")),
+        (
+            "matplotlib topobathy elevation, grey",
+            _static(lambda: _rgb(_elevation("topobathy.npz", "topo"))),
+        ),
+        ("matplotlib jacksboro_fault_dem shaded relief", _static(_hillshade)),
+        ("sinogram of the Shepp-Logan phantom", _static(_sinogram)),
+    ]
+
+
+def _digit_recipes() -> list[Recipe]:
+    """Upscaled sklearn 8x8 digits, single and as a montage.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
     nearest, bilinear = Image.Resampling.NEAREST, Image.Resampling.BILINEAR
+    return [
+        ("sklearn digit 0, nearest, white on black", _static(_digit, 0, nearest, False)),
+        ("sklearn digit 1, bilinear, white on black", _static(_digit, 1, bilinear, False)),
+        ("sklearn digit 2, nearest, black on white", _static(_digit, 2, nearest, True)),
+        ("sklearn digit 3, bilinear, black on white", _static(_digit, 3, bilinear, True)),
+        ("sklearn digit 4, nearest, white on black", _static(_digit, 4, nearest, False)),
+        ("sklearn digits 4x4 montage, bilinear", _static(_digit_montage)),
+    ]
+
+
+def _chart_recipes() -> list[Recipe]:
+    """Randomised matplotlib charts, two of them in other styles.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("matplotlib bar chart", lambda rng: _render(_bar, rng)),
+        ("matplotlib line chart", lambda rng: _render(_line, rng)),
+        ("matplotlib scatter plot", lambda rng: _render(_scatter, rng)),
+        ("matplotlib pie chart", lambda rng: _render(_pie, rng)),
+        ("matplotlib histogram", lambda rng: _render(_histogram, rng)),
+        ("matplotlib box plot", lambda rng: _render(_box, rng)),
+        ("matplotlib heatmap (magma)", lambda rng: _render(_heatmap, rng)),
+        ("matplotlib contour plot", lambda rng: _render(_contour, rng)),
+        (
+            "matplotlib dark_background chart",
+            lambda rng: _render(_bars_and_line, rng, "dark_background"),
+        ),
+        ("matplotlib grayscale chart", lambda rng: _render(_bars_and_line, rng, "grayscale")),
+    ]
+
+
+def _text_recipes() -> list[Recipe]:
+    """Pages, a terminal, code and a table drawn with Pillow, and scikit-image's text images.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("PIL page, black on white", _static(_page)),
+        ("PIL terminal, white on black", _terminal),
+        ("PIL code listing", _static(_code_listing)),
+        ("PIL table", _table),
+        ("skimage page", _static(_skimage, "page")),
+        ("skimage text", _static(_skimage, "text")),
+    ]
+
+
+def _gradient_recipes() -> list[Recipe]:
+    """Grey gradients, then colour gradients through matplotlib colormaps.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("horizontal, grey", _static(_grey_gradient, "horizontal", 320, 256)),
+        ("vertical, grey", _static(_grey_gradient, "vertical", 256, 320)),
+        ("diagonal, grey", _static(_grey_gradient, "diagonal", 384, 384)),
+        ("radial, grey", _static(_grey_gradient, "radial", 300, 300)),
+        ("inverted radial, grey", _static(_grey_gradient, "inverted radial", 256, 256)),
+        ("horizontal, viridis", _static(_colour_gradient, "horizontal", 400, 300, "viridis")),
+        ("vertical, plasma", _static(_colour_gradient, "vertical", 256, 256, "plasma")),
+        ("diagonal, rainbow", _static(_colour_gradient, "diagonal", 320, 320, "rainbow")),
+        ("radial, autumn", _static(_colour_gradient, "radial", 384, 288, "autumn")),
+        (
+            "inverted radial, cool",
+            _static(_colour_gradient, "inverted radial", 256, 256, "cool"),
+        ),
+    ]
+
+
+def _pattern_recipes() -> list[Recipe]:
+    """Checkerboards, stripes, dots, rings, blobs, noise, a disc and shapes.
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("checkerboard, 32 px squares", _static(_checkerboard, 256, 32)),
+        ("colour stripes", _static(_stripes, 360, 270, 20)),
+        ("jittered dots", _dots),
+        ("concentric rings", _static(_rings, 320, 6.0)),
+        ("skimage binary_blobs", _blobs),
+        ("skimage checkerboard", _static(_skimage, "checkerboard")),
+        ("smoothed noise", _smoothed_noise),
+        ("single bright disc", _static(_disc, 256, 0.3)),
+        ("geometric shapes", _shapes),
+    ]
+
+
+def _ct_recipes(ct_images: np.ndarray) -> tuple[list[Recipe], list[Recipe]]:
+    """The inverted and the cropped CT items, from ten distinct slices (each used once).
+
+    Args:
+        ct_images: uint8 ``(n, s, s, 3)`` CT slices, already checked.
+
+    Returns:
+        ``(inverted, cropped)``: ``(label, make)`` recipes in their fixed order.
+    """
     picks = _ct_picks(len(ct_images))
     side = ct_images.shape[1]
     boxes = [_crop_box(side, *window) for window in CROP_WINDOWS]
-    colour = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
-    colour += ("immunohistochemistry", "retina", "colorwheel")
-    grey = ("camera", "moon", "coins", "clock", "brick", "grass", "gravel")
-    return {
-        "colour photograph": [(f"skimage {n}", _static(_skimage, n)) for n in colour]
-        + [
-            ("sklearn china.jpg", _static(_sklearn_photo, "china.jpg")),
-            ("sklearn flower.jpg", _static(_sklearn_photo, "flower.jpg")),
-            ("matplotlib grace_hopper.jpg", _static(_mpl_sample, "grace_hopper.jpg")),
-        ],
-        "grey photograph": [(f"skimage {n}", _static(_skimage, n)) for n in grey]
-        + [
-            ("skimage stereo_motorcycle left, grey", _static(_motorcycle_grey)),
-            (
-                "matplotlib Minduka_Present_Blue_Pack.png, grey",
-                _static(lambda: _grey(_mpl_sample("Minduka_Present_Blue_Pack.png"))),
-            ),
-        ],
-        "microscopy/astronomy/other modality": [
-            ("skimage cell (microscopy)", _static(_skimage, "cell")),
-            ("matplotlib s1045.ima MRI head slice", _static(_mri_slice)),
-            (
-                "skimage shepp_logan_phantom (head phantom)",
-                _static(_skimage, "shepp_logan_phantom"),
-            ),
-            (
-                "matplotlib jacksboro_fault_dem elevation, grey",
-                _static(lambda: _rgb(_elevation("jacksboro_fault_dem.npz", "elevation"))),
-            ),
-            ("skimage microaneurysms (retinal angiography)", _static(_skimage, "microaneurysms")),
-            (
-                "matplotlib topobathy elevation, grey",
-                _static(lambda: _rgb(_elevation("topobathy.npz", "topo"))),
-            ),
-            ("matplotlib jacksboro_fault_dem shaded relief", _static(_hillshade)),
-            ("sinogram of the Shepp-Logan phantom", _static(_sinogram)),
-        ],
-        "digits": [
-            ("sklearn digit 0, nearest, white on black", _static(_digit, 0, nearest, False)),
-            ("sklearn digit 1, bilinear, white on black", _static(_digit, 1, bilinear, False)),
-            ("sklearn digit 2, nearest, black on white", _static(_digit, 2, nearest, True)),
-            ("sklearn digit 3, bilinear, black on white", _static(_digit, 3, bilinear, True)),
-            ("sklearn digit 4, nearest, white on black", _static(_digit, 4, nearest, False)),
-            ("sklearn digits 4x4 montage, bilinear", _static(_digit_montage)),
-        ],
-        "chart": [
-            ("matplotlib bar chart", lambda rng: _render(_bar, rng)),
-            ("matplotlib line chart", lambda rng: _render(_line, rng)),
-            ("matplotlib scatter plot", lambda rng: _render(_scatter, rng)),
-            ("matplotlib pie chart", lambda rng: _render(_pie, rng)),
-            ("matplotlib histogram", lambda rng: _render(_histogram, rng)),
-            ("matplotlib box plot", lambda rng: _render(_box, rng)),
-            ("matplotlib heatmap (magma)", lambda rng: _render(_heatmap, rng)),
-            ("matplotlib contour plot", lambda rng: _render(_contour, rng)),
-            (
-                "matplotlib dark_background chart",
-                lambda rng: _render(_bars_and_line, rng, "dark_background"),
-            ),
-            ("matplotlib grayscale chart", lambda rng: _render(_bars_and_line, rng, "grayscale")),
-        ],
-        "text": [
-            ("PIL page, black on white", _static(_page)),
-            ("PIL terminal, white on black", _terminal),
-            ("PIL code listing", _static(_code_listing)),
-            ("PIL table", _table),
-            ("skimage page", _static(_skimage, "page")),
-            ("skimage text", _static(_skimage, "text")),
-        ],
-        "gradient": [
-            ("horizontal, grey", _static(_grey_gradient, "horizontal", 320, 256)),
-            ("vertical, grey", _static(_grey_gradient, "vertical", 256, 320)),
-            ("diagonal, grey", _static(_grey_gradient, "diagonal", 384, 384)),
-            ("radial, grey", _static(_grey_gradient, "radial", 300, 300)),
-            ("inverted radial, grey", _static(_grey_gradient, "inverted radial", 256, 256)),
-            ("horizontal, viridis", _static(_colour_gradient, "horizontal", 400, 300, "viridis")),
-            ("vertical, plasma", _static(_colour_gradient, "vertical", 256, 256, "plasma")),
-            ("diagonal, rainbow", _static(_colour_gradient, "diagonal", 320, 320, "rainbow")),
-            ("radial, autumn", _static(_colour_gradient, "radial", 384, 288, "autumn")),
-            (
-                "inverted radial, cool",
-                _static(_colour_gradient, "inverted radial", 256, 256, "cool"),
-            ),
-        ],
-        "pattern": [
-            ("checkerboard, 32 px squares", _static(_checkerboard, 256, 32)),
-            ("colour stripes", _static(_stripes, 360, 270, 20)),
-            ("jittered dots", _dots),
-            ("concentric rings", _static(_rings, 320, 6.0)),
-            ("skimage binary_blobs", _blobs),
-            ("skimage checkerboard", _static(_skimage, "checkerboard")),
-            ("smoothed noise", _smoothed_noise),
-            ("single bright disc", _static(_disc, 256, 0.3)),
-            ("geometric shapes", _shapes),
-        ],
-        "inverted CT": [
-            (f"ct_images[{i}]", _static(_inverted_ct, ct_images[i])) for i in picks[0::2]
-        ],
-        "cropped CT": [
-            (f"ct_images[{i}], box {box}", _static(_cropped_ct, ct_images[i], box))
-            for i, box in zip(picks[1::2], boxes, strict=True)
-        ],
-    }
+    inverted = [(f"ct_images[{i}]", _static(_inverted_ct, ct_images[i])) for i in picks[0::2]]
+    cropped = [
+        (f"ct_images[{i}], box {box}", _static(_cropped_ct, ct_images[i], box))
+        for i, box in zip(picks[1::2], boxes, strict=True)
+    ]
+    return inverted, cropped
+
+
+def _recipes(ct_images: np.ndarray) -> dict[str, list[Recipe]]:
+    """Every kind's items in their fixed order (the order sets the part).
+
+    Args:
+        ct_images: uint8 ``(n, s, s, 3)`` CT slices, already checked.
+
+    Returns:
+        Kind -> its ``(label, make)`` recipes, kinds in :data:`KINDS` order.
+    """
+    inverted, cropped = _ct_recipes(ct_images)
+    recipes = [
+        _colour_photo_recipes(),
+        _grey_photo_recipes(),
+        _modality_recipes(),
+        _digit_recipes(),
+        _chart_recipes(),
+        _text_recipes(),
+        _gradient_recipes(),
+        _pattern_recipes(),
+        inverted,
+        cropped,
+    ]
+    return dict(zip(KINDS, recipes, strict=True))
 
 
 def _check_ct(ct_images) -> None:

@@ -2,8 +2,8 @@
 
 ``make report`` runs the short version (:func:`main`): the formats of the shipped model,
 their file sizes, test accuracy and agreement with Keras, and latency from 30 single-image
-runs. ``make deployment-study`` adds the converter's default int8 calibration, 200-run
-latencies and the int8 calibration study over several draws of the representative set
+runs. ``make deployment-study`` adds 200-run latencies, the Keras latency per thread count
+and how much the int8 file moves over several draws of its representative set
 (``reports/deployment_study.md``, committed).
 """
 
@@ -28,16 +28,73 @@ from .. import config
 from ..features import LiteRTModel
 from ..images import label_indices, scale
 from ..io_utils import provenance, write_text
-from ..pipeline import model_info
-from .export import (
-    CALIBRATIONS,
-    N_REPRESENTATIVE,
-    _calibrated_model,
-    export_all,
-    model_mode,
-    quantize_int8,
-    split_images,
-)
+from ..model import model_info
+from .export import N_REPRESENTATIVE, export_all, model_mode, quantize_int8, split_images
+
+#: The ``calibration`` of the int8 rows of :func:`calibration_study`: the TFLite converter's
+#: activation ranges, each activation's minimum and maximum over the representative images.
+INT8_CALIBRATION = "int8, min/max"
+
+
+def _float_row(scored: dict) -> dict:
+    """The reference row of :func:`calibration_study`: the float model itself.
+
+    Args:
+        scored: split -> ``(x, y, Keras probabilities)`` for ``"val"`` and ``"test"``.
+
+    Returns:
+        The row, ``calibration == "float32"`` (agreement 1, probability difference 0).
+    """
+    return {
+        "draw_seed": None,
+        "calibration": "float32",
+        "val_accuracy": float(np.mean(scored["val"][2].argmax(1) == scored["val"][1])),
+        "test_accuracy": float(np.mean(scored["test"][2].argmax(1) == scored["test"][1])),
+        "test_agreement_vs_float": 1.0,
+        "test_mean_abs_prob_diff_vs_float": 0.0,
+    }
+
+
+def _int8_row(tflite: Path, draw: int, scored: dict) -> dict:
+    """Score one int8 file on the splits and against the float model's test probabilities.
+
+    Args:
+        tflite: the int8 ``.tflite`` file.
+        draw: the seed of its representative draw.
+        scored: split -> ``(x, y, Keras probabilities)`` for ``"val"`` and ``"test"``.
+
+    Returns:
+        One row of :func:`calibration_study`.
+    """
+    run = LiteRTModel(tflite, 2)
+    row = {"draw_seed": draw, "calibration": INT8_CALIBRATION}
+    probs = {split: run(xs) for split, (xs, _, _) in scored.items()}
+    for split, (_, y, _) in scored.items():
+        row[f"{split}_accuracy"] = float(np.mean(probs[split].argmax(1) == y))
+    p, ref = probs["test"], scored["test"][2]
+    row["test_agreement_vs_float"] = float(np.mean(p.argmax(1) == ref.argmax(1)))
+    row["test_mean_abs_prob_diff_vs_float"] = float(np.abs(p - ref).mean())
+    return row
+
+
+def _draw_row(saved: str, work: Path, protocol: str, mode: str, draw: int, scored: dict) -> dict:
+    """Quantize from one representative draw and score the int8 file.
+
+    Args:
+        saved: the model as a TensorFlow SavedModel folder.
+        work: a scratch folder for the ``.tflite`` files.
+        protocol: whose training images are drawn.
+        mode: the model's pixel scaling.
+        draw: the draw's seed.
+        scored: split -> ``(x, y, Keras probabilities)`` for ``"val"`` and ``"test"``.
+
+    Returns:
+        One row of :func:`calibration_study`.
+    """
+    x = scale(split_images(protocol, ("train",), N_REPRESENTATIVE, seed=draw)[0], mode)
+    path = work / f"{draw}.tflite"
+    path.write_bytes(quantize_int8(saved, x))
+    return _int8_row(path, draw, scored)
 
 
 def calibration_study(
@@ -47,9 +104,10 @@ def calibration_study(
     seed: int = 0,
     reference: dict | None = None,
 ) -> list[dict]:
-    """Accuracy of each int8 calibration over several draws of the representative set.
+    """Accuracy of the int8 file over several draws of its representative set.
 
-    One draw of 200 training images can be lucky or unlucky for a calibration; this
+    The converter sets each activation's int8 range to its minimum and maximum over
+    200 training images; one draw of them can be lucky or unlucky, so this
     measures how much the int8 accuracy moves when the draw changes.
 
     Args:
@@ -61,45 +119,23 @@ def calibration_study(
         reference: :func:`reference_predictions` of the model, if already made.
 
     Returns:
-        One row per draw and calibration: ``{"draw_seed", "calibration", "val_accuracy",
-        "test_accuracy", "test_agreement_vs_float", "test_mean_abs_prob_diff_vs_float"}``,
-        after a first row for the float model itself (``calibration == "float32"``).
+        One row per draw: ``{"draw_seed", "calibration", "val_accuracy", "test_accuracy",
+        "test_agreement_vs_float", "test_mean_abs_prob_diff_vs_float"}`` with ``calibration ==
+        INT8_CALIBRATION``, after a first row for the float model itself (``"float32"``).
     """
-    mode = model_mode(model_path)
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws!r}")
+    mode = model_mode(model_path)
     model = keras.models.load_model(model_path, compile=False)
     if reference is None:
         reference = reference_predictions(model, protocol, mode=mode)
     scored = {split: reference[split] for split in ("val", "test")}
-    rows = [
-        {
-            "draw_seed": None,
-            "calibration": "float32",
-            "val_accuracy": float(np.mean(scored["val"][2].argmax(1) == scored["val"][1])),
-            "test_accuracy": float(np.mean(scored["test"][2].argmax(1) == scored["test"][1])),
-            "test_agreement_vs_float": 1.0,
-            "test_mean_abs_prob_diff_vs_float": 0.0,
-        }
-    ]
+    rows = [_float_row(scored)]
     with tempfile.TemporaryDirectory() as work:
         saved = str(Path(work) / "saved")
         model.export(saved, format="tf_saved_model", verbose=False)
-        for draw in tqdm(range(seed, seed + draws), desc="int8 calibration draws"):
-            x = scale(split_images(protocol, ("train",), N_REPRESENTATIVE, seed=draw)[0], mode)
-            calibrated = _calibrated_model(saved, x)
-            for calibration in CALIBRATIONS:
-                path = Path(work) / f"{draw}_{calibration}.tflite"
-                path.write_bytes(quantize_int8(saved, x, calibration, calibrated))
-                run = LiteRTModel(path, 2)
-                row = {"draw_seed": draw, "calibration": calibration}
-                probs = {split: run(xs) for split, (xs, _, _) in scored.items()}
-                for split, (_, y, _) in scored.items():
-                    row[f"{split}_accuracy"] = float(np.mean(probs[split].argmax(1) == y))
-                p, ref = probs["test"], scored["test"][2]
-                row["test_agreement_vs_float"] = float(np.mean(p.argmax(1) == ref.argmax(1)))
-                row["test_mean_abs_prob_diff_vs_float"] = float(np.abs(p - ref).mean())
-                rows.append(row)
+        for draw in tqdm(range(seed, seed + draws), desc="int8 representative draws"):
+            rows.append(_draw_row(saved, Path(work), protocol, mode, draw, scored))
     return rows
 
 
@@ -125,7 +161,7 @@ def format_calibration_study(rows: list[dict]) -> list[str]:
         test, val = 100 * g["test_accuracy"], 100 * g["val_accuracy"]
         worst = (test - 100 * ref["test_accuracy"]).min()
         lines.append(
-            f"| {name} min/max | {len(g)} | {test.mean():.2f}% ({test.min():.2f}-{test.max():.2f}) "
+            f"| {name} | {len(g)} | {test.mean():.2f}% ({test.min():.2f}-{test.max():.2f}) "
             f"| {worst:+.2f} | {100 * g['test_agreement_vs_float'].mean():.1f}% | "
             f"{val.mean():.2f}% ({val.min():.2f}-{val.max():.2f}) |"
         )
@@ -257,9 +293,124 @@ def deployment_report(
     return result
 
 
+#: Row names of the int8 files in the deployment report (other formats go by their key).
+_FORMAT_LABELS = {"tflite_int8": f"tflite_int8 (min/max over {N_REPRESENTATIVE} training images)"}
+#: The paragraph on the int8 calibration, after the table and the verdicts.
+_CALIBRATION_NOTE = [
+    "",
+    "The int8 file (`model_int8.tflite`) is the TFLite converter's full-integer post-training "
+    "quantization: weights and activations int8, inputs and outputs float32, each "
+    "activation's int8 range the minimum and maximum it takes over "
+    f"{N_REPRESENTATIVE} training images (the representative set, drawn with the paper's "
+    "seed). `make deployment-study` repeats the export with other draws of those images "
+    "([deployment_study.md](deployment_study.md)).",
+    "",
+]
+
+
 def _ms(row: dict, threads: int) -> str:
+    """A format's latency at a thread count, as table text.
+
+    Args:
+        row: one format of :func:`deployment_report` (keys int, or str once read from JSON).
+        threads: the thread count.
+
+    Returns:
+        Milliseconds with one decimal, or "-" when not measured.
+    """
     value = row["latency_ms"].get(threads, row["latency_ms"].get(str(threads)))
     return "-" if value is None else f"{float(value):.1f}"
+
+
+def _intro_lines(meta: dict, title: str) -> list[str]:
+    """The title and what was measured, on which images, how.
+
+    Args:
+        meta: ``result["_meta"]`` of :func:`deployment_report` (with ``model``).
+        title: the first heading.
+
+    Returns:
+        Markdown lines, ending with an empty one.
+    """
+    return [
+        f"# {title}",
+        "",
+        f"Model: `{meta['model']}`. Images: the {meta['test_images']} test images of the "
+        f"`{meta['protocol']}` holdout split; a model trained on all originals (the shipped "
+        "one) has seen them, so their accuracy compares the formats with each other and is no "
+        "estimate (the honest figures are the repeated and nested CV in `summary.md`). "
+        f"Latency: median of {meta['runs']} single-image runs on this machine's CPU, TFLite "
+        "through `ai_edge_litert` (XNNPACK); Keras as a compiled `tf.function`, measured in a "
+        "fresh process per thread count; with test-time augmentation `predict` runs six views.",
+        "",
+    ]
+
+
+def _format_table(result: dict) -> list[str]:
+    """The table of formats: size, latency, accuracy and agreement with Keras.
+
+    Args:
+        result: from :func:`deployment_report`.
+
+    Returns:
+        Markdown lines, one row per format, ending with an empty one.
+    """
+    lines = [
+        "| format | file size (MB) | latency 1 thread (ms) | latency 2 threads (ms) | "
+        "accuracy | same class as Keras | mean / max prob. diff. vs Keras |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in [k for k in result if not k.startswith("_")]:
+        r = result[name]
+        lines.append(
+            f"| {_FORMAT_LABELS.get(name, name)} | {r['size_mb']:.2f} | {_ms(r, 1)} | "
+            f"{_ms(r, 2)} | {100 * r['accuracy']:.2f}% | "
+            f"{100 * r['agreement_vs_keras']:.1f}% | {r['mean_abs_prob_diff_vs_keras']:.4f} / "
+            f"{r['max_abs_prob_diff_vs_keras']:.4f} |"
+        )
+    return [*lines, ""]
+
+
+def _int8_verdicts(result: dict) -> list[str]:
+    """One bullet per int8 file: its accuracy change against float32 and the 1-point goal.
+
+    Args:
+        result: from :func:`deployment_report`.
+
+    Returns:
+        Markdown bullets.
+    """
+    lines = []
+    for name in [k for k in result if k.startswith("tflite_int8")]:
+        change = 100 * (result[name]["accuracy"] - result["tflite_float32"]["accuracy"])
+        verdict = "met" if change >= -1 else "NOT met"
+        lines.append(
+            f"* {_FORMAT_LABELS.get(name, name)}: {change:+.2f} accuracy points against "
+            f"float32 (goal: at most 1 point lower; {verdict})."
+        )
+    return lines
+
+
+def _study_lines(result: dict) -> list[str]:
+    """The calibration study's section, when it ran.
+
+    Args:
+        result: from :func:`deployment_report`, with ``"_calibration_study"`` rows or without.
+
+    Returns:
+        Markdown lines ending with an empty one; none without the study.
+    """
+    if "_calibration_study" not in result:
+        return []
+    return [
+        "## How much the representative draw matters",
+        "",
+        "The same export repeated with other random draws of the representative training "
+        "images, scored on the validation and test splits:",
+        "",
+        *format_calibration_study(result["_calibration_study"]),
+        "",
+    ]
 
 
 def format_deployment(result: dict, title: str) -> str:
@@ -272,63 +423,13 @@ def format_deployment(result: dict, title: str) -> str:
     Returns:
         Markdown.
     """
-    meta = result["_meta"]
     lines = [
-        f"# {title}",
-        "",
-        f"Model: `{meta['model']}`. Images: the {meta['test_images']} test images of the "
-        f"`{meta['protocol']}` holdout split; a model trained on all originals (the shipped "
-        "one) has seen them, so their accuracy compares the formats with each other and is no "
-        "estimate (the honest figures are the repeated and nested CV in `summary.md`). "
-        f"Latency: median of {meta['runs']} single-image runs on this machine's CPU, TFLite "
-        "through `ai_edge_litert` (XNNPACK); Keras as a compiled `tf.function`, measured in a "
-        "fresh process per thread count; with test-time augmentation `predict` runs six views.",
-        "",
-        "| format | file size (MB) | latency 1 thread (ms) | latency 2 threads (ms) | "
-        "accuracy | same class as Keras | mean / max prob. diff. vs Keras |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        *_intro_lines(result["_meta"], title),
+        *_format_table(result),
+        *_int8_verdicts(result),
+        *_CALIBRATION_NOTE,
+        *_study_lines(result),
     ]
-    labels = {
-        "tflite_int8": "tflite_int8 (average min/max)",
-        "tflite_int8_global": "tflite_int8, converter default (global min/max)",
-    }
-    formats = [k for k in result if not k.startswith("_")]
-    for name in formats:
-        r = result[name]
-        lines.append(
-            f"| {labels.get(name, name)} | {r['size_mb']:.2f} | {_ms(r, 1)} | {_ms(r, 2)} | "
-            f"{100 * r['accuracy']:.2f}% | "
-            f"{100 * r['agreement_vs_keras']:.1f}% | {r['mean_abs_prob_diff_vs_keras']:.4f} / "
-            f"{r['max_abs_prob_diff_vs_keras']:.4f} |"
-        )
-    lines.append("")
-    for name in [k for k in formats if k.startswith("tflite_int8")]:
-        change = 100 * (result[name]["accuracy"] - result["tflite_float32"]["accuracy"])
-        verdict = "met" if change >= -1 else "NOT met"
-        lines.append(
-            f"* {labels.get(name, name)}: {change:+.2f} accuracy points against "
-            f"float32 (goal: at most 1 point lower; {verdict})."
-        )
-    lines += [
-        "",
-        "The int8 file (`model_int8.tflite`) sets each activation's int8 range to the mean over "
-        f"{N_REPRESENTATIVE} training images of that activation's per-image minimum and maximum "
-        "(average min/max calibration); the converter's default takes the minimum and maximum "
-        "over all of them, so the most extreme slices set every range and the rounding grows. "
-        "`make deployment-study` compares both over several draws "
-        "([deployment_study.md](deployment_study.md)).",
-        "",
-    ]
-    if "_calibration_study" in result:
-        lines += [
-            "## How much the representative draw matters",
-            "",
-            "The same export repeated with other random draws of the representative training "
-            "images, scored on the validation and test splits:",
-            "",
-            *format_calibration_study(result["_calibration_study"]),
-            "",
-        ]
     return "\n".join(lines)
 
 
@@ -369,15 +470,14 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
         model_path: the ``.keras`` model.
         outdir: export folder.
         protocol: whose holdout test split scores the formats.
-        study: the long version (``make deployment-study``): the converter's default int8 too,
-            200-run latencies and the calibration study over 5 draws, written to
+        study: the long version (``make deployment-study``): 200-run latencies, Keras per
+            thread count and the int8 file over 5 representative draws, written to
             ``deployment_study.md``; else 30-run latencies into ``deployment.md``.
 
     Returns:
         The measurements (also in ``<reports>/metrics/deployment[_study].json``).
     """
-    calibrations = tuple(CALIBRATIONS) if study else CALIBRATIONS[:1]
-    paths = export_all(model_path, outdir, protocol, calibrations=calibrations)
+    paths = export_all(model_path, outdir, protocol)
     model = keras.models.load_model(paths["keras"], compile=False)
     splits = ("val", "test") if study else ("test",)
     reference = reference_predictions(model, protocol, splits, model_mode(model_path))
@@ -398,7 +498,7 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
     result["_meta"]["export"] = {
         "representative_images": N_REPRESENTATIVE,
         "representative_seed": config.PAPER.seed,
-        "calibrations": list(calibrations),
+        "calibration": INT8_CALIBRATION,
     }
     if study:
         result["_calibration_study"] = calibration_study(

@@ -2,30 +2,27 @@
 
 ``export_all`` writes the ``.keras`` model, a float32 TFLite file (Keras' LiteRT export)
 and an int8 TFLite file (full-integer post-training quantization: weights and activations
-int8, inputs and outputs float32; representative set: 200 training images; activation
-ranges by average-min/max calibration, see :data:`CALIBRATIONS`). Their measured cost is
-in :mod:`lungct_utils.app.deployment`.
+int8, inputs and outputs float32) by the TFLite converter: each activation's int8 range is
+its minimum and maximum over a representative set of 200 training images. Their measured
+cost is in :mod:`lungct_utils.app.deployment`.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
-from tensorflow.lite.python import convert
-from tensorflow.lite.tools import flatbuffer_utils
 
 from .. import config
 from ..augment import load_images
 from ..images import scale
 from ..io_utils import DataError, atomic_path
-from ..pipeline import model_info, read_splits, read_table
+from ..model import model_info
+from ..pipeline import read_splits, read_table
 from ..splits import holdout_roles
 from .ood import path_for as ood_path_for
 
@@ -66,21 +63,21 @@ def split_images(protocol: str, roles=("test",), limit: int | None = None, seed:
     return load_images(table.iloc[idx], config.AUGMENTED_DIR, progress=False), splits.iloc[idx]
 
 
-#: Activation-range calibrations of the int8 file. ``"average"`` (default): each activation
-#: tensor's range is the mean over the representative images of its per-image minimum and
-#: maximum (the "average min/max" calibration of TensorFlow's quantizers, and the
-#: moving-average ranges that quantization-aware training learns). ``"global"``: the TFLite
-#: converter's default, the minimum and maximum over the whole representative set; a few
-#: extreme images then stretch every range and the int8 steps grow (measured in
-#: ``reports/deployment.md``).
-CALIBRATIONS = config.INT8_CALIBRATIONS
+def quantize_int8(saved_model_dir: str, x: np.ndarray) -> bytes:
+    """Full-integer post-training quantization (int8 weights and activations, float I/O).
 
+    The TFLite converter's public route: each activation's int8 range is the minimum and
+    maximum it takes over the representative inputs; inputs and outputs stay float32.
 
-def _calibrated_model(saved_model_dir: str, x: np.ndarray) -> bytes:
-    """The float TFLite model with the converter's recorded activation ranges (no rounding yet).
+    Args:
+        saved_model_dir: the model as a TensorFlow SavedModel.
+        x: representative inputs ``(n, s, s, 3)``, scaled as the model takes them.
 
-    Uses the same calibrate-then-quantize route as ``tf.lite.experimental.QuantizationDebugger``.
+    Returns:
+        The ``.tflite`` bytes.
     """
+    if len(x) == 0:
+        raise ValueError(f"quantize_int8: got 0 representative images (shape {x.shape})")
 
     def representative():
         for i in range(len(x)):
@@ -90,80 +87,30 @@ def _calibrated_model(saved_model_dir: str, x: np.ndarray) -> bytes:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.experimental_mlir_quantizer = True
-    converter._experimental_calibrate_only = True
     return converter.convert()
 
 
-def activation_ranges(calibrated: bytes, x: np.ndarray) -> dict[int, tuple[float, float]]:
-    """Average-min/max range of every calibrated activation tensor.
+def _copy_model(model_path: Path, outdir: Path) -> Path:
+    """Copy a model with its sidecar and OOD reference into ``outdir`` (atomically).
+
+    The sidecar (pixel scaling, recipe) and the OOD reference travel with the model, so
+    ``predict --model <outdir>/model.keras`` scales and flags as the original does.
 
     Args:
-        calibrated: a model from the converter's calibration step (float, with ranges).
-        x: the representative inputs ``(n, s, s, 3)``, as the model takes them.
+        model_path: the ``.keras`` file.
+        outdir: an existing folder.
 
     Returns:
-        Tensor index -> ``(mean of per-image minima, mean of per-image maxima)``, widened to
-        include 0 as TFLite's asymmetric int8 requires.
+        The copy, ``<outdir>/model.keras``.
     """
-    if len(x) == 0:
-        raise ValueError("activation_ranges: got 0 representative images")
-    tensors = flatbuffer_utils.read_model_from_bytearray(calibrated).subgraphs[0].tensors
-    ids = [
-        i
-        for i, t in enumerate(tensors)
-        if t.quantization is not None
-        and t.quantization.min is not None
-        and len(t.quantization.min) == 1
-    ]
-    with warnings.catch_warnings():  # "preserve_all_tensors is for debugging"
-        warnings.simplefilter("ignore", UserWarning)
-        interp = Interpreter(
-            model_content=bytes(calibrated), experimental_preserve_all_tensors=True
-        )
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
-    lows, highs = np.zeros((len(x), len(ids))), np.zeros((len(x), len(ids)))
-    for k in range(len(x)):
-        interp.set_tensor(inp, x[k : k + 1].astype(np.float32, copy=False))
-        interp.invoke()
-        for j, i in enumerate(ids):
-            values = interp.get_tensor(i)
-            lows[k, j], highs[k, j] = values.min(), values.max()
-    low, high = np.minimum(lows.mean(0), 0.0), np.maximum(highs.mean(0), 0.0)
-    return {i: (float(lo), float(hi)) for i, lo, hi in zip(ids, low, high, strict=True) if hi > lo}
-
-
-def quantize_int8(
-    saved_model_dir: str,
-    x: np.ndarray,
-    calibration: str = "average",
-    calibrated: bytes | None = None,
-) -> bytes:
-    """Full-integer post-training quantization (int8 weights and activations, float I/O).
-
-    Args:
-        saved_model_dir: the model as a TensorFlow SavedModel.
-        x: representative inputs, scaled as the model takes them.
-        calibration: one of :data:`CALIBRATIONS`.
-        calibrated: the converter's calibration of ``saved_model_dir`` on ``x``, if already
-            made (it is the slow step); made here otherwise.
-
-    Returns:
-        The ``.tflite`` bytes.
-    """
-    if calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-    if calibrated is None:
-        calibrated = _calibrated_model(saved_model_dir, x)
-    if calibration == "average":
-        ranges = activation_ranges(calibrated, x)
-        model = flatbuffer_utils.read_model_from_bytearray(calibrated)
-        tensors = model.subgraphs[0].tensors
-        for i, (low, high) in ranges.items():
-            tensors[i].quantization.min, tensors[i].quantization.max = [low], [high]
-        calibrated = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-    return convert.mlir_quantize(calibrated)
+    copy = outdir / "model.keras"
+    companions = [model_path.with_suffix(".json"), ood_path_for(model_path)]
+    targets = [outdir / "model.json", ood_path_for(copy)]
+    for source, target in [(model_path, copy), *zip(companions, targets, strict=True)]:
+        if source.is_file():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+    return copy
 
 
 def export_all(
@@ -171,7 +118,6 @@ def export_all(
     outdir: Path,
     protocol: str,
     representative_images: np.ndarray | None = None,
-    calibrations: tuple[str, ...] = ("average",),
 ) -> dict[str, Path]:
     """Write ``model.keras``, ``model_float32.tflite`` and ``model_int8.tflite``.
 
@@ -181,30 +127,15 @@ def export_all(
         protocol: whose training images form the int8 representative set.
         representative_images: uint8 images to use instead (default: 200 training images
             of ``protocol``).
-        calibrations: int8 files to write, from :data:`CALIBRATIONS`; the first is
-            ``model_int8.tflite`` (key ``tflite_int8``), any other ``model_int8_<name>.tflite``
-            (key ``tflite_int8_<name>``), for comparisons.
 
     Returns:
         Format name -> path.
     """
-    if not calibrations or any(c not in CALIBRATIONS for c in set(calibrations)):
-        raise ValueError(
-            f"calibrations must be a non-empty subset of {CALIBRATIONS}, got {calibrations!r}"
-        )
     model_path, outdir = Path(model_path), Path(outdir)
     if not model_path.is_file():
         raise DataError(f"{model_path}: model not found (make report trains it)")
     outdir.mkdir(parents=True, exist_ok=True)
-    out = {"keras": outdir / "model.keras"}
-    # the sidecar (pixel scaling, recipe) and the OOD reference travel with the model, so
-    # ``predict --model <outdir>/model.keras`` scales and flags as the original does
-    companions = [model_path.with_suffix(".json"), ood_path_for(model_path)]
-    targets = [outdir / "model.json", ood_path_for(out["keras"])]
-    for source, target in [(model_path, out["keras"]), *zip(companions, targets, strict=True)]:
-        if source.is_file():
-            with atomic_path(target) as tmp:
-                shutil.copyfile(source, tmp)
+    out = {"keras": _copy_model(model_path, outdir)}
     model = keras.models.load_model(model_path, compile=False)
     out["tflite_float32"] = outdir / "model_float32.tflite"
     with atomic_path(out["tflite_float32"], suffix=".tflite") as tmp:
@@ -214,12 +145,9 @@ def export_all(
             protocol, ("train",), N_REPRESENTATIVE, seed=config.PAPER.seed
         )
     x = scale(representative_images, model_mode(model_path))
+    out["tflite_int8"] = outdir / "model_int8.tflite"
     with tempfile.TemporaryDirectory() as saved:
         model.export(saved, format="tf_saved_model", verbose=False)
-        for k, calibration in enumerate(calibrations):
-            suffix = "" if k == 0 else f"_{calibration}"
-            key = f"tflite_int8{suffix}"
-            out[key] = outdir / f"model_int8{suffix}.tflite"
-            with atomic_path(out[key]) as tmp:
-                tmp.write_bytes(quantize_int8(saved, x, calibration))
+        with atomic_path(out["tflite_int8"]) as tmp:
+            tmp.write_bytes(quantize_int8(saved, x))
     return out

@@ -74,6 +74,67 @@ def split_backbone(cfg: config.PaperConfig):
     return bottom, compile_model(keras.Model(inputs, x, name="finetune_top"), cfg)
 
 
+def _frozen_activations(
+    bottom: keras.Model, images: np.ndarray, cfg: config.PaperConfig, progress: bool
+) -> np.ndarray:
+    """The frozen bottom's output (7x7x160) of every image, 64 images per call.
+
+    Args:
+        bottom: from :func:`split_backbone`.
+        images: uint8 ``(n, s, s, 3)`` images.
+        cfg: its ``preprocess`` scales the pixels.
+        progress: show a progress bar.
+
+    Returns:
+        ``(n, 7, 7, 160)`` activations.
+    """
+    chunks = tqdm(range(0, len(images), 64), desc="frozen bottom", disable=not progress)
+    return np.concatenate(
+        [bottom.predict(scale(images[i : i + 64], cfg.preprocess), verbose=0) for i in chunks]
+    )
+
+
+def _fold_predictions(
+    acts: np.ndarray,
+    table: pd.DataFrame,
+    roles: np.ndarray,
+    repeat: int,
+    cfg: config.PaperConfig,
+    progress: bool,
+) -> tuple[pd.DataFrame, float]:
+    """Train a fresh top on one fold and predict its held-out originals.
+
+    Args:
+        acts: the frozen bottom's output of every image of ``table``.
+        table: the augmented set's table (``label``, ``case``).
+        roles: each image's role in the fold (``train``, ``val``, ``test``, ...).
+        repeat: the repeat, copied into the rows.
+        cfg: training settings.
+        progress: show progress bars.
+
+    Returns:
+        ``(rows, seconds)``: ``repeat, case, y, p_<class>`` per test image, and the training
+        time.
+    """
+    y = one_hot(table["label"])
+    _, top = split_backbone(cfg)
+    tr, va, te = (np.flatnonzero(roles == r) for r in ("train", "val", "test"))
+    start = time.perf_counter()
+    fit(top, acts[tr], y[tr], acts[va], y[va], cfg, progress=progress)
+    seconds = time.perf_counter() - start
+    probs = predict_proba(top, acts[te])
+    columns = {f"p_{c}": probs[:, i] for i, c in enumerate(config.CLASSES)}
+    frame = pd.DataFrame(
+        {
+            "repeat": repeat,
+            "case": table["case"].to_numpy()[te],
+            "y": label_indices(table["label"].iloc[te]),
+            **columns,
+        }
+    )
+    return frame, seconds
+
+
 def run(repeat: int = 0, progress: bool = True) -> dict:
     """Fine-tune on each fold of one ``cases`` repeat and score the held-out originals.
 
@@ -91,33 +152,15 @@ def run(repeat: int = 0, progress: bool = True) -> dict:
     bottom, _ = split_backbone(cfg)
     images = load_images(table, config.AUGMENTED_DIR, progress=progress)
     start = time.perf_counter()
-    chunks = tqdm(range(0, len(images), 64), desc="frozen bottom", disable=not progress)
-    acts = np.concatenate(
-        [bottom.predict(scale(images[i : i + 64], cfg.preprocess), verbose=0) for i in chunks]
-    )
+    acts = _frozen_activations(bottom, images, cfg, progress)
     extract_seconds = time.perf_counter() - start
     del images
-    y = one_hot(table["label"])
     frames, seconds = [], []
     for fold in range(cfg.n_folds):
         roles = fold_roles(manifest, repeat, fold, "cases", cfg)
-        _, top = split_backbone(cfg)
-        tr, va, te = (np.flatnonzero(roles == r) for r in ("train", "val", "test"))
-        start = time.perf_counter()
-        fit(top, acts[tr], y[tr], acts[va], y[va], cfg, progress=progress)
-        seconds.append(time.perf_counter() - start)
-        probs = predict_proba(top, acts[te])
-        columns = {f"p_{c}": probs[:, i] for i, c in enumerate(config.CLASSES)}
-        frames.append(
-            pd.DataFrame(
-                {
-                    "repeat": repeat,
-                    "case": table["case"].to_numpy()[te],
-                    "y": label_indices(table["label"].iloc[te]),
-                    **columns,
-                }
-            )
-        )
+        frame, fold_seconds = _fold_predictions(acts, table, roles, repeat, cfg, progress)
+        frames.append(frame)
+        seconds.append(fold_seconds)
     summary = repeated_cv_summary(pd.concat(frames, ignore_index=True), seed=cfg.seed)
     row = {
         "name": NAME,

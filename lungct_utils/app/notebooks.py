@@ -191,6 +191,41 @@ def _bar(name: str, terminal) -> dict:
     }
 
 
+def _selected(names: list[str] | None) -> list[Path]:
+    """The notebooks to run: all, or those named, in order."""
+    paths = notebook_paths()
+    if not names:
+        return paths
+    unknown = set(names) - {p.name for p in paths}
+    if unknown:
+        raise ValueError(f"unknown notebook(s) {sorted(unknown)}")
+    return [p for p in paths if p.name in names]
+
+
+def _parameters(paths: list[Path], params_file: Path | None) -> dict[Path, dict]:
+    """Each notebook's parameters: the names of the file it declares, plus quiet progress."""
+    given = read_params(params_file)
+    wanted = {p: declared(p) for p in paths}
+    unused = set(given) - set().union(*wanted.values())
+    if unused:
+        raise LungCTError(f"{params_file}: no notebook declares {sorted(unused)}")
+    params = {"PROGRESS": False, **given}
+    return {p: {k: v for k, v in params.items() if k in wanted[p]} for p in paths}
+
+
+def _write_final_reports(params_file: Path | None) -> None:
+    """metrics.json, summary.md and the README's results; the deployment; the model card."""
+    # lazy: the deployment imports TensorFlow, whose start-up logging must land in the log,
+    # inside the caller's redirect
+    from . import deployment, model_card
+
+    write_reports(read_params(params_file))
+    deployment.main(
+        config.model_path(config.DEFAULT_RUN), config.MODELS / "export", config.DEFAULT_PROTOCOL
+    )
+    model_card.main()
+
+
 def run_all(names: list[str] | None = None, params_file: Path | None = None) -> list[Path]:
     """Run, render and copy back every notebook in order, then write the reports.
 
@@ -211,18 +246,8 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
     """
     os.environ.setdefault("IPYTHONDIR", str(config.ROOT / ".ipython"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    given = read_params(params_file)
-    params = {"PROGRESS": False, **given}
-    paths = notebook_paths()
-    if names:
-        unknown = set(names) - {p.name for p in paths}
-        if unknown:
-            raise ValueError(f"unknown notebook(s) {sorted(unknown)}")
-        paths = [p for p in paths if p.name in names]
-    wanted = {p: declared(p) for p in paths}
-    unused = set(given) - set().union(*wanted.values())
-    if unused:
-        raise LungCTError(f"{params_file}: no notebook declares {sorted(unused)}")
+    paths = _selected(names)
+    params = _parameters(paths, params_file)
     log = config.reports_dir() / "make_report.log"
     log.unlink(missing_ok=True)
     written, times = [], {}
@@ -231,27 +256,13 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
         try:
             for path in paths:
                 start = time.perf_counter()
-                nb = run_notebook(
-                    path,
-                    {k: v for k, v in params.items() if k in wanted[path]},
-                    progress=_bar(path.stem, terminal),
-                )
+                nb = run_notebook(path, params[path], progress=_bar(path.stem, terminal))
                 written.append(render_html(nb, config.reports_dir() / f"{path.stem}.html"))
                 write_text(nbformat.writes(clean(nb)) + "\n", path)
                 times[path.stem] = time.perf_counter() - start
             if not names:
-                # lazy: the deployment imports TensorFlow, whose start-up logging must land in
-                # the log, inside this redirect
-                from . import deployment, model_card
-
                 start = time.perf_counter()
-                write_reports(read_params(params_file))
-                deployment.main(
-                    config.model_path(config.DEFAULT_RUN),
-                    config.MODELS / "export",
-                    config.DEFAULT_PROTOCOL,
-                )
-                model_card.main()
+                _write_final_reports(params_file)
                 seconds = times["reports, deployment, model card"] = time.perf_counter() - start
                 print(f"{'reports, deployment':<24} {seconds:.0f} s", file=terminal)
         except Exception as exc:

@@ -38,7 +38,7 @@ from ..config import CLASSES, PAPER
 from ..evaluate import study_probabilities
 from ..images import decoded, resize_rgb, scale
 from ..io_utils import DataError, atomic_path, write_csv, write_text
-from ..pipeline import model_info
+from ..model import model_info
 from . import gradcam, ood
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -290,6 +290,38 @@ class Predictor:
         return dist.assign(reason=ood.reasons(images, dist, self.ood_ref))
 
 
+def _predicted_rows(
+    predictor: Predictor, pending: list[tuple[Path, Image.Image]], gradcam_dir: Path | None
+) -> list[dict]:
+    """Predict one batch of read images and make their rows.
+
+    Args:
+        predictor: a loaded :class:`Predictor`.
+        pending: ``(path, RGB image)`` pairs, one model call's worth.
+        gradcam_dir: write ``<stem>_gradcam.png`` overlays here when given.
+
+    Returns:
+        One row per image, in ``pending`` order (see :func:`predict_files`).
+    """
+    if not pending:
+        return []
+    probs, checks = predictor([img for _, img in pending])
+    rows = []
+    for k, (path, img) in enumerate(pending):
+        row = {"path": str(path), "prediction": CLASSES[int(probs[k].argmax())]}
+        row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
+        check = checks.iloc[k]
+        row["layout_distance"] = float(check["layout_distance"])
+        row["feature_distance"] = float(check["feature_distance"])
+        row["out_of_distribution"] = bool(check["reason"])
+        row["reason"] = check["reason"]
+        row["error"] = ""
+        if gradcam_dir is not None:
+            row["gradcam"] = str(write_gradcam(predictor, img, path, Path(gradcam_dir)))
+        rows.append(row)
+    return rows
+
+
 def predict_files(
     predictor: Predictor,
     files: list[Path],
@@ -313,25 +345,6 @@ def predict_files(
     """
     rows: list[dict] = []
     pending: list[tuple[Path, Image.Image]] = []
-
-    def flush():
-        if not pending:
-            return
-        probs, checks = predictor([img for _, img in pending])
-        for k, (path, img) in enumerate(pending):
-            row = {"path": str(path), "prediction": CLASSES[int(probs[k].argmax())]}
-            row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
-            check = checks.iloc[k]
-            row["layout_distance"] = float(check["layout_distance"])
-            row["feature_distance"] = float(check["feature_distance"])
-            row["out_of_distribution"] = bool(check["reason"])
-            row["reason"] = check["reason"]
-            row["error"] = ""
-            if gradcam_dir is not None:
-                row["gradcam"] = str(write_gradcam(predictor, img, path, Path(gradcam_dir)))
-            rows.append(row)
-        pending.clear()
-
     for path in files:
         try:
             pending.append((path, read_image(path, window)))
@@ -340,8 +353,9 @@ def predict_files(
                 {"path": str(path), "prediction": "", "error": str(exc).removeprefix(f"{path}: ")}
             )
         if len(pending) >= batch:
-            flush()
-    flush()
+            rows += _predicted_rows(predictor, pending, gradcam_dir)
+            pending = []
+    rows += _predicted_rows(predictor, pending, gradcam_dir)
     if not rows:
         return pd.DataFrame(columns=["path", "prediction", "error"])
     order = {str(p): i for i, p in enumerate(files)}
