@@ -191,7 +191,8 @@ def _epoch_function(model, optimizer, loss_fn: Callable) -> Callable:
         # Keras' loss tracker weights each batch by its size; its accuracy ignores weights
         return loss * nb, tf.reduce_sum(hits)
 
-    @tf.function
+    # one graph for every training-set size: folds differ by a few rows
+    @tf.function(reduce_retracing=True)
     def epoch(x, y, w, order, batch_size):
         n = tf.shape(order)[0]
         loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
@@ -208,7 +209,7 @@ def _epoch_function(model, optimizer, loss_fn: Callable) -> Callable:
 def _validation_function(model, loss_fn: Callable) -> Callable:
     """One compiled graph: ``(x, y) -> (mean loss, accuracy)`` in inference mode."""
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def evaluate(x, y):
         probs = model(x, training=False)
         hits = tf.cast(tf.argmax(probs, 1) == tf.argmax(y, 1), tf.float32)

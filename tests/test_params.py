@@ -131,3 +131,18 @@ def test_prepared_config_stops_on_a_setting_the_set_on_disk_was_not_made_with(
 def test_prepared_config_without_a_set_says_to_run_02(tmp_path):
     with pytest.raises(DataError, match="no augmented set yet; run notebook 02"):
         pipeline.prepared_config(tmp_path)
+
+
+def test_one_notebook_takes_its_own_names_from_the_whole_params_file(tmp_path):
+    """`report 05_cross_validation.ipynb --params ...`: names other notebooks declare are fine."""
+    from lungct_utils.app.notebooks import _parameters
+
+    five = next(p for p in NOTEBOOKS if p.stem.startswith("05"))
+    mine = tmp_path / "my.yaml"
+    mine.write_text(PARAMS.read_text() + "DROPOUT: 0.3\n")  # the later value wins in YAML
+    got = _parameters([five], mine)[five]
+    assert set(got) == declared(five) and got["DROPOUT"] == 0.3 and got["PROGRESS"] is False
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("DROPOUTS: 0.3\n")
+    with pytest.raises(LungCTError, match=r"no notebook declares \['DROPOUTS'\]"):
+        _parameters([five], unknown)

@@ -204,9 +204,10 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     named, truth = ours["prediction"].to_numpy(), labels[test_rows][order]
     np.testing.assert_array_equal(named, np.array(CLASSES)[got.argmax(1)])
     # the holdout head recalls malignant and normal slices well (0.80, 0.88 of all its test
-    # slices), benign ones poorly (0.13; most are called normal)
+    # slices; about 13.4 of these 16 expected), benign ones poorly (0.13; most are called
+    # normal): far above chance (16 / 3), with room for one unlucky draw
     right = named == truth
-    assert right[truth != "benign"].sum() >= 14 and right.sum() >= 15
+    assert right[truth != "benign"].sum() >= 11 and right.sum() >= 12
     cams = sorted((tmp_path / "cams").glob("*_gradcam.png"))
     assert len(cams) == 26
     json_out = tmp_path / "pred.json"

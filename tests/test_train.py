@@ -226,3 +226,18 @@ def test_assembled_model_saved_and_reloaded_predicts_like_the_head(
         rtol=0,
         atol=1e-4,
     )
+
+
+def test_fast_fit_traces_one_graph_for_every_training_set_size():
+    """Folds differ by a few rows: a graph per size would cost a trace (about a second) per
+    run, which the trainer cache exists to avoid."""
+    from lungct_utils.train import _trainer
+
+    x, labels = _features()
+    y = one_hot(labels)
+    cfg = PAPER.with_overrides(epochs=2, patience=10, seed=7)
+    for n in (200, 217, 240):
+        fast_fit(build_head(cfg), x[:n], y[:n], x[n:], y[n:], cfg, progress=False)
+    trainer = _trainer(build_head(cfg))
+    assert trainer.epoch.experimental_get_tracing_count() <= 2
+    assert trainer.evaluate.experimental_get_tracing_count() <= 2

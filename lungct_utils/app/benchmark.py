@@ -204,7 +204,7 @@ def _speed_rows(r: dict) -> list[tuple[str, str, str]]:
             f"{r['n_images']} images",
         ),
         (
-            "paper head, paper holdout: Keras `fit` per epoch, s",
+            "paper head, paper holdout: Keras `fit` (one call per epoch), whole run, s",
             f"{h['keras_s']:.2f}",
             f"1.00x; {h['keras_epochs']} epochs",
         ),

@@ -205,12 +205,11 @@ def _selected(names: list[str] | None) -> list[Path]:
 def _parameters(paths: list[Path], params_file: Path | None) -> dict[Path, dict]:
     """Each notebook's parameters: the names of the file it declares, plus quiet progress."""
     given = read_params(params_file)
-    wanted = {p: declared(p) for p in paths}
-    unused = set(given) - set().union(*wanted.values())
+    unused = set(given) - set().union(*(declared(p) for p in notebook_paths()))
     if unused:
         raise LungCTError(f"{params_file}: no notebook declares {sorted(unused)}")
     params = {"PROGRESS": False, **given}
-    return {p: {k: v for k, v in params.items() if k in wanted[p]} for p in paths}
+    return {p: {k: v for k, v in params.items() if k in declared(p)} for p in paths}
 
 
 def _write_final_reports(params_file: Path | None) -> None:

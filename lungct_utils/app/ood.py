@@ -23,12 +23,10 @@ threshold.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import cbook
 from PIL import Image
 
 from ..audit import centered_unit, thumbnails
@@ -370,11 +368,3 @@ def path_for(model_path: Path) -> Path:
     """Where the OOD reference of a model lives (``models/<run>.ood.npz``)."""
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + ".ood.npz")
-
-
-def mri_slice() -> Image.Image:
-    """matplotlib's sample MRI slice (256x256, 16-bit) as 8-bit RGB."""
-    path = cbook.get_sample_data("s1045.ima.gz", asfileobj=False)
-    with gzip.open(path) as handle:
-        raw = np.frombuffer(handle.read(), np.uint16).reshape(256, 256).astype(np.float64)
-    return Image.fromarray((raw / raw.max() * 255).astype(np.uint8), mode="L").convert("RGB")
