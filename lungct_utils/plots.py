@@ -274,7 +274,7 @@ def case_strip(images, numbers, runs, cases, similarity, title: str, name: str):
     """
     n, cols = len(images), 10
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.6 * rows), squeeze=False)
     palette = sns.color_palette("tab10", 10)
     colour = {c: palette[k % 10] for k, c in enumerate(dict.fromkeys(cases))}
     for k, ax in enumerate(axes.ravel()):
