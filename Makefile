@@ -14,6 +14,12 @@ SHARED := ../shared
 export KERAS_HOME ?= $(CURDIR)/.cache/keras
 export IPYTHONDIR ?= $(CURDIR)/.ipython
 export PYTHONHASHSEED ?= 0
+# Kernels picked by the CPU change float rounding (README, "Repeatable numbers"): where the
+# CPU has AVX2 and FMA, OpenBLAS runs its Haswell kernels (an AVX-512 machine then gives an
+# AVX2 machine's figures); it reads this when numpy loads. lungct_utils caps oneDNN and XLA.
+ifeq ($(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -w avx2 | grep -cw fma),1)
+export OPENBLAS_CORETYPE ?= Haswell
+endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Where `make data` and `make weights` copy from when nothing else is said.
 LUNGCT_DATA_SOURCE ?= $(wildcard $(SHARED)/data/iq-othnccd)
@@ -62,8 +68,12 @@ prepare: $(STAMP) weights ## groups of the originals, augmented set and split ma
 
 # a YAML file of notebook parameters for `make report` (papermill -f), e.g. PARAMS=my.yaml
 PARAMS ?= notebooks/params.yaml
+# `make report RECOMPUTE=1`: ignore the results cache of the fold loops (data/interim/results)
+ifdef RECOMPUTE
+export LUNGCT_RECOMPUTE := $(RECOMPUTE)
+endif
 
-report: $(STAMP) weights ## the main job: every notebook -> reports/ (html, metrics.json, summary.md, README results, deployment.md, MODEL_CARD.md); PARAMS=file.yaml
+report: $(STAMP) weights ## the main job: every notebook -> reports/ (html, metrics.json, summary.md, README results, deployment.md, MODEL_CARD.md); PARAMS=file.yaml, RECOMPUTE=1
 	@if [ -z "$$LUNGCT_DATA_DIR" ]; then $(MAKE) --no-print-directory data; fi
 	@$(BIN)/python -m lungct_utils -q verify --brief
 	@# the commit (and +dirty) before the run: the run rewrites tracked notebooks and reports

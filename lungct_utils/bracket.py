@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .groupings import FAMILY_LABELS
+from .groupings import FAMILY_LABELS, LEAK_CONTROLS
 from .tables import LABELS, with_interval
 
 #: The metrics of the bracket, headline first (balanced accuracy and macro-F1 do not depend
@@ -42,28 +42,42 @@ def compact(summary: dict) -> dict:
     return out
 
 
-def bracket(groupings: dict, central: str = "central") -> dict:
-    """Central estimate and range over the family, per model, level and metric.
+def bracket(groupings: dict, central: str = "central", leak_controls=LEAK_CONTROLS) -> dict:
+    """Central estimate and range over the readings of the patients, per model, level, metric.
+
+    The range is taken over the groupings that respect the evidence of patient boundaries,
+    the same for both models; the leak controls (equal runs that cut through patients) are
+    reported apart, for the models they were scored with.
 
     Args:
-        groupings: ``metrics["groupings"]``: name -> ``{"n_groups", "paper", "selected"}``
-            with :func:`compact` blocks.
+        groupings: ``metrics["groupings"]``: name -> ``{"n_groups", "paper"[, "selected"]}``
+            with :func:`compact` blocks (a leak control may lack ``"selected"``).
         central: the central grouping's name.
+        leak_controls: groupings left out of the range.
 
     Returns:
         model -> level -> metric -> ``{"central", "ci95", "min", "max", "min_at",
-        "max_at", "width"}``.
+        "max_at", "width", "leak_controls": {grouping: mean}}``.
     """
     if central not in groupings:
         raise ValueError(f"bracket: no central grouping {central!r} in {sorted(groupings)}")
+    readings = [g for g in groupings if g not in leak_controls]
+    missing = [(g, m) for g in readings for m in MODELS if m not in groupings[g]]
+    if missing:
+        raise ValueError(f"bracket: grouping {missing[0][0]!r} lacks model {missing[0][1]!r}")
     out = {}
     for model in MODELS:
         out[model] = {}
         for level in LEVELS:
             out[model][level] = {}
             for k in KEYS:
-                values = {g: v[model][level]["mean"][k] for g, v in groupings.items()}
+                values = {g: groupings[g][model][level]["mean"][k] for g in readings}
                 low, high = min(values, key=values.get), max(values, key=values.get)
+                controls = {
+                    g: v[model][level]["mean"][k]
+                    for g, v in groupings.items()
+                    if g in leak_controls and model in v
+                }
                 out[model][level][k] = {
                     "central": values[central],
                     "ci95": groupings[central][model][level]["ci95"][k],
@@ -72,6 +86,7 @@ def bracket(groupings: dict, central: str = "central") -> dict:
                     "min_at": low,
                     "max_at": high,
                     "width": values[high] - values[low],
+                    "leak_controls": controls,
                 }
     return out
 
@@ -85,10 +100,13 @@ def family_table(groupings: dict, model: str, level: str = "slice") -> pd.DataFr
         level: ``"slice"`` or ``"case"``.
 
     Returns:
-        DataFrame indexed by grouping: groups, then one column per metric.
+        DataFrame indexed by grouping (those scored with ``model``): groups, then one column
+        per metric.
     """
     rows = {}
     for name, g in groupings.items():
+        if model not in g:  # a leak control scored with the paper's model only
+            continue
         part = g[model][level]
         row = {"groups": str(g["n_groups"])}
         row.update({LABELS[k]: with_interval(part["mean"][k], part["ci95"][k]) for k in KEYS})
@@ -129,7 +147,7 @@ def family_frame(groupings: dict, level: str = "slice") -> pd.DataFrame:
     """
     rows = []
     for name, g in groupings.items():
-        for model in MODELS:
+        for model in (m for m in MODELS if m in g):
             part = g[model][level]
             for k in KEYS[:3]:
                 lo, hi = part["ci95"][k]

@@ -13,8 +13,11 @@
   Two models are compared on the same rows by a paired cluster bootstrap of the difference
   (:func:`paired_difference`): one draw of cases serves both models and every repeat.
 
-All metric code is vectorized NumPy (checked against scikit-learn in the tests), so a
-thousand replicates take about a second.
+All metric code is vectorized NumPy (checked against scikit-learn in the tests). A bootstrap
+scores all its replicates at once from how often each drew each unit
+(:func:`cluster_draw_counts`, :func:`cluster_intervals`): a row weighs as often as its unit was
+drawn, which gives the statistics of the resampled rows. A thousand replicates over repeated CV
+take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -288,16 +291,146 @@ def spread(values) -> dict[str, float]:
     return {"mean": float(v.mean()), "sd": sd, "min": float(v.min()), "max": float(v.max())}
 
 
+def _unit_codes(groups) -> tuple[np.ndarray, int]:
+    """Per row, the index of its unit among the distinct units (sorted as strings).
+
+    Args:
+        groups: the unit of each row.
+
+    Returns:
+        ``(codes, n_units)``: int codes in ``[0, n_units)``, and how many units there are.
+    """
+    distinct, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return codes.ravel(), len(distinct)
+
+
 def _units(groups) -> list[np.ndarray]:
-    _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    return np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
+    """Per unit (in the order of :func:`_unit_codes`), its row positions in ascending order."""
+    codes, _ = _unit_codes(groups)
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+
+
+def _cluster_picks(n_units: list[int], n_boot: int, seed: int):
+    """The draws of the cluster bootstrap, one replicate at a time.
+
+    The one source of its random numbers: each replicate draws a set, then as many of its
+    units as it holds, with replacement, from one ``np.random.default_rng(seed)``.
+
+    Args:
+        n_units: per set, its number of units.
+        n_boot: replicates.
+        seed: random seed.
+
+    Yields:
+        ``(set_index, picks)``: the set drawn and the unit indices drawn from it.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        s = int(rng.integers(len(n_units)))
+        yield s, rng.integers(0, n_units[s], n_units[s])
+
+
+def cluster_draw_counts(n_units, n_boot: int = 1000, seed: int = 0) -> tuple[np.ndarray, list]:
+    """How often each replicate of the cluster bootstrap drew each unit.
+
+    The draws are those of :func:`cluster_bootstrap` (same seed, same order), so statistics
+    computed from these counts (a row weighs as often as its unit was drawn) equal the ones of
+    the resampled rows.
+
+    Args:
+        n_units: per set, its number of units (at least one).
+        n_boot: replicates (at least one).
+        seed: random seed.
+
+    Returns:
+        ``(set_of, counts)``: the set each replicate drew, int ``(n_boot,)``, and per set ``s``
+        an int ``(m, n_units[s])`` matrix, one row per replicate that drew ``s`` (the ``m``
+        replicates with ``set_of == s``, in order) counting how often it drew each unit.
+    """
+    n_units = [int(n) for n in n_units]
+    if not n_units or min(n_units) < 1:
+        raise ValueError(f"cluster_draw_counts: every set needs a unit, got n_units={n_units!r}")
+    if n_boot < 1:
+        raise ValueError(f"cluster_draw_counts: needs n_boot >= 1, got {n_boot!r}")
+    set_of = np.empty(n_boot, np.int64)
+    rows: list[list[np.ndarray]] = [[] for _ in n_units]
+    for b, (s, picks) in enumerate(_cluster_picks(n_units, n_boot, seed)):
+        set_of[b] = s
+        rows[s].append(np.bincount(picks, minlength=n_units[s]))
+    counts = [np.array(r, np.int64).reshape(len(r), n) for r, n in zip(rows, n_units, strict=True)]
+    return set_of, counts
+
+
+def _check_bootstrap(name: str, n_boot: int, level: float) -> None:
+    """Refuse a coverage outside (0, 1) or fewer than ten replicates.
+
+    Args:
+        name: the calling function, for the message.
+        n_boot: replicates.
+        level: coverage.
+
+    Raises:
+        ValueError: quoting ``level`` and ``n_boot``.
+    """
+    if not 0 < level < 1 or n_boot < 10:
+        raise ValueError(f"{name}: bad level={level!r} or n_boot={n_boot!r}")
+
+
+def _percentile_intervals(draws: dict, level: float) -> dict[str, list[float]]:
+    """Percentile intervals of bootstrap draws, ignoring NaN draws.
+
+    Args:
+        draws: key -> the statistic of each replicate.
+        level: coverage.
+
+    Returns:
+        key -> ``[low, high]``.
+    """
+    alpha = (1 - level) / 2
+    return {
+        k: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
+        for k, v in draws.items()
+    }
+
+
+def cluster_intervals(
+    stats, n_units, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
+    """Percentile intervals of vectorised statistics over the cluster bootstrap's replicates.
+
+    The replicates and intervals of :func:`cluster_bootstrap`, with all replicates of a set
+    scored at once from their unit counts (:func:`cluster_draw_counts`).
+
+    Args:
+        stats: ``stats(set_index, counts)`` -> key -> ``(m,)`` values of the ``m``
+            replicates whose unit counts are the rows of the int ``(m, n_units[set_index])``
+            ``counts``.
+        n_units: per set (e.g. CV repeat; one for a holdout), its number of units.
+        n_boot: replicates.
+        seed: random seed.
+        level: coverage.
+
+    Returns:
+        key -> ``[low, high]``.
+    """
+    _check_bootstrap("cluster_intervals", n_boot, level)
+    set_of, counts = cluster_draw_counts(n_units, n_boot, seed)
+    draws: dict[str, np.ndarray] = {}
+    for s, c in enumerate(counts):
+        if len(c):
+            for key, values in stats(s, c).items():
+                draws.setdefault(key, np.full(n_boot, np.nan))[set_of == s] = values
+    return _percentile_intervals(draws, level)
 
 
 def cluster_bootstrap(
     stat, sets, groups_per_set, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, list[float]]:
     """Percentile intervals of a statistic, resampling whole units (and one set per replicate).
+
+    The generic form, one call per replicate; :func:`cluster_intervals` gives the same
+    intervals from vectorised statistics.
 
     Args:
         stat: ``stat(set_index, rows, units)`` -> dict of numbers, where ``rows`` are row
@@ -312,23 +445,47 @@ def cluster_bootstrap(
     Returns:
         key -> ``[low, high]``.
     """
-    if not 0 < level < 1 or n_boot < 10:
-        raise ValueError(f"cluster_bootstrap: bad level={level!r} or n_boot={n_boot!r}")
-    rng = np.random.default_rng(seed)
+    _check_bootstrap("cluster_bootstrap", n_boot, level)
     units = [_units(g) for g in groups_per_set]
+    if len(units) != sets:
+        raise ValueError(f"cluster_bootstrap: sets={sets!r} but {len(units)} sets of groups")
     draws: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        s = int(rng.integers(sets))
-        pick = rng.integers(0, len(units[s]), len(units[s]))
-        rows = np.concatenate([units[s][i] for i in pick])
-        ids = np.repeat(np.arange(len(pick)), [len(units[s][i]) for i in pick])
+    for s, picks in _cluster_picks([len(u) for u in units], n_boot, seed):
+        rows = np.concatenate([units[s][i] for i in picks])
+        ids = np.repeat(np.arange(len(picks)), [len(units[s][i]) for i in picks])
         for key, value in stat(s, rows, ids).items():
             draws.setdefault(key, []).append(value)
-    alpha = (1 - level) / 2
-    return {
-        k: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
-        for k, v in draws.items()
-    }
+    return _percentile_intervals(draws, level)
+
+
+def _rate_interval(flags, units_per_set, n_boot: int, seed: int) -> list[float]:
+    """The cluster-bootstrap interval of the flagged share (for :func:`rate_interval`).
+
+    A replicate's share is its flagged rows over its rows, each row weighing as often as its
+    unit was drawn (integer sums, so exactly the share of the resampled rows).
+
+    Args:
+        flags: per set, a boolean array, one entry per row.
+        units_per_set: per set, the unit of each row.
+        n_boot: replicates.
+        seed: random seed.
+
+    Returns:
+        ``[low, high]`` (95%).
+    """
+    flagged, sizes, n_units = [], [], []
+    for s, (f, u) in enumerate(zip(flags, units_per_set, strict=True)):
+        codes, n = _unit_codes(u)
+        if len(codes) != len(f):
+            raise ValueError(f"rate_interval: set {s} has {len(f)} flags but {len(codes)} units")
+        flagged.append(np.bincount(codes[f], minlength=n))
+        sizes.append(np.bincount(codes, minlength=n))
+        n_units.append(n)
+
+    def stats(s, counts):
+        return {"rate": (counts @ flagged[s]) / (counts @ sizes[s])}
+
+    return cluster_intervals(stats, n_units, n_boot, seed)["rate"]
 
 
 def rate_interval(
@@ -340,7 +497,7 @@ def rate_interval(
     the exact Clopper-Pearson one for the mean flagged share out of the distinct units (a
     bootstrap would collapse to a point at 0% or 100%). Otherwise (slices of one case are
     not independent) it is the percentile interval of a cluster bootstrap over the units
-    (:func:`cluster_bootstrap`, one set per replicate).
+    (:func:`cluster_intervals`, one set per replicate).
 
     Args:
         flags_per_set: per set (e.g. CV repeat) a boolean array, one entry per row.
@@ -363,14 +520,8 @@ def rate_interval(
         ci = binomtest(int(round(rate * units)), units).proportion_ci(0.95, method="exact")
         low, high, method = float(ci.low), float(ci.high), "exact"
     else:
-        draws = cluster_bootstrap(
-            lambda s, rows, _: {"rate": float(flags[s][rows].mean())},
-            len(flags),
-            units_per_set,
-            n_boot=n_boot,
-            seed=seed,
-        )
-        (low, high), method = draws["rate"], "cluster bootstrap"
+        low, high = _rate_interval(flags, units_per_set, n_boot, seed)
+        method = "cluster bootstrap"
     return {
         "rate": rate,
         "ci95": [low, high],
@@ -467,6 +618,196 @@ def case_accuracy(y_true, probs, cases) -> float:
     return case_score(y_true, probs, cases)["accuracy"]
 
 
+def _unit_sums(codes: np.ndarray, n_units: int, values: np.ndarray) -> np.ndarray:
+    """Per unit, the sum of its rows' values (added in row order).
+
+    Args:
+        codes: the unit index of each row.
+        n_units: how many units there are.
+        values: ``(n, m)`` values of the rows.
+
+    Returns:
+        ``(n_units, m)``, of the dtype of ``values``.
+    """
+    out = np.zeros((n_units, values.shape[1]), dtype=values.dtype)
+    np.add.at(out, codes, values)
+    return out
+
+
+def _unit_cells(codes: np.ndarray, n_units: int, y_true, y_pred) -> np.ndarray:
+    """Per unit, how many of its rows fall in each confusion cell.
+
+    Args:
+        codes: the unit index of each row.
+        n_units: how many units there are.
+        y_true: true class indices of the rows.
+        y_pred: predicted class indices of the rows.
+
+    Returns:
+        int ``(n_units, 9)``, cell ``true * 3 + predicted``.
+    """
+    cells = np.asarray(y_true, np.int64) * K + np.asarray(y_pred, np.int64)
+    return _unit_sums(codes, n_units, np.eye(K * K, dtype=np.int64)[cells])
+
+
+def _weighted_confusions(counts: np.ndarray, unit_cells: np.ndarray) -> np.ndarray:
+    """The confusion matrices of bootstrap replicates.
+
+    Args:
+        counts: int ``(m, n_units)``: how often each replicate drew each unit.
+        unit_cells: int ``(n_units, 9)`` from :func:`_unit_cells`.
+
+    Returns:
+        int ``(m, 3, 3)``, rows true and columns predicted.
+    """
+    return (counts @ unit_cells).reshape(-1, K, K)
+
+
+def weighted_auc_ovr(weights, y_true, probs) -> np.ndarray:
+    """One-vs-rest ROC AUC per class of weighted rows (weighted Mann-Whitney U, ties count 1/2).
+
+    With integer weights this is :func:`auc_ovr` of the rows repeated as often as their
+    weight (the same number: sums of half-integers are exact), for every row of weights.
+
+    Args:
+        weights: ``(m, n)`` non-negative weights of the ``n`` rows, one row per replicate.
+        y_true: the ``n`` true class indices.
+        probs: ``(n, 3)`` probabilities.
+
+    Returns:
+        ``(m, 3)``; NaN where a class has no weight or is alone.
+    """
+    weights = np.asarray(weights, np.float64)
+    y_true, probs = np.asarray(y_true), np.asarray(probs, np.float64)
+    if weights.ndim != 2 or probs.shape != (len(y_true), K) or weights.shape[1] != len(y_true):
+        got = f"weights {weights.shape} and probs {probs.shape}"
+        raise ValueError(f"weighted_auc_ovr: {got} for {len(y_true)} rows")
+    out = np.full((len(weights), K), np.nan)
+    for k in range(K):
+        order = np.argsort(probs[:, k], kind="stable")
+        out[:, k] = _mann_whitney(weights[:, order], y_true[order] == k, probs[order, k])
+    return out
+
+
+def _mann_whitney(weights: np.ndarray, pos: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Weighted Mann-Whitney AUC of one class, its rows sorted by score.
+
+    Each positive row adds its weight times the negative weight below it and half the negative
+    weight at its score; the sum is divided by the positive times the negative weight.
+
+    Args:
+        weights: ``(m, n)`` row weights, rows sorted by ``value``.
+        pos: ``(n,)`` whether each row is of the class.
+        value: ``(n,)`` the rows' scores for the class, ascending.
+
+    Returns:
+        ``(m,)``; NaN where the positive or the negative weight is zero.
+    """
+    neg = np.where(pos, 0.0, weights)
+    below = np.hstack([np.zeros((len(weights), 1)), np.cumsum(neg, axis=1)])
+    first = np.searchsorted(value, value[pos], side="left")  # the tie group of each positive
+    last = np.searchsorted(value, value[pos], side="right")
+    mid = 0.5 * (below[:, first] + below[:, last])  # negatives strictly below + half the ties
+    pairs = weights[:, pos].sum(axis=1) * neg.sum(axis=1)
+    u = (weights[:, pos] * mid).sum(axis=1)
+    return np.divide(u, pairs, out=np.full(len(weights), np.nan), where=pairs > 0)
+
+
+def _weighted_ece(counts, codes, y_true, probs, n_bins: int = ECE_BINS) -> np.ndarray:
+    """:func:`expected_calibration_error` of bootstrap replicates (the bins of :func:`_binned`).
+
+    Args:
+        counts: int ``(m, n_units)``: how often each replicate drew each unit.
+        codes: the unit index of each row.
+        y_true: true class indices of the rows.
+        probs: their ``(n, 3)`` probabilities.
+        n_bins: bins over [0, 1].
+
+    Returns:
+        ``(m,)``.
+    """
+    idx, conf, hit = _binned(probs, y_true, n_bins)
+    n_units, in_bin = counts.shape[1], np.eye(n_bins)[idx]
+    conf_sum = counts @ _unit_sums(codes, n_units, in_bin * conf[:, None])
+    hit_sum = counts @ _unit_sums(codes, n_units, in_bin * hit[:, None])
+    return np.abs(conf_sum - hit_sum).sum(axis=1) / (counts @ np.bincount(codes, minlength=n_units))
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """The mean of each row over its non-NaN entries, as ``np.nanmean`` but silent.
+
+    Args:
+        values: ``(m, k)``.
+
+    Returns:
+        ``(m,)``; NaN for a row of NaNs.
+    """
+    finite = ~np.isnan(values)
+    n = finite.sum(axis=1)
+    total = np.where(finite, values, 0.0).sum(axis=1)
+    return np.divide(total, n, out=np.full(len(values), np.nan), where=n > 0)
+
+
+def _score_arrays(cm: np.ndarray, auc: np.ndarray, ece: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`score` of each replicate from its confusion matrix, per-class AUC and ECE.
+
+    Args:
+        cm: int ``(m, 3, 3)`` confusion matrices.
+        auc: ``(m, 3)`` one-vs-rest AUCs (NaN for a class absent).
+        ece: ``(m,)`` expected calibration errors.
+
+    Returns:
+        :data:`SCORE_KEYS` -> ``(m,)``.
+    """
+    precision, recall, f1 = _per_class(cm)
+    metrics = confusion_metrics(cm)
+    out = {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
+    for i, c in enumerate(CLASSES):
+        out[f"precision_{c}"], out[f"recall_{c}"] = precision[:, i], recall[:, i]
+        out[f"f1_{c}"] = f1[:, i]
+    out["auc_macro"], out["ece"] = _nanmean_rows(auc), ece
+    return {k: out[k] for k in SCORE_KEYS}
+
+
+def _replicate_scores(counts, codes, y_true, probs) -> dict[str, np.ndarray]:
+    """:func:`score` and ``case_``-prefixed :func:`case_score` of each replicate of one set.
+
+    Args:
+        counts: int ``(m, n_units)``: how often each replicate drew each unit.
+        codes: the unit index of each row (:func:`_unit_codes`).
+        y_true: true class indices of the rows.
+        probs: their ``(n, 3)`` probabilities.
+
+    Returns:
+        key -> ``(m,)``. A unit drawn twice counts as two cases with its one prediction.
+    """
+    n_units = counts.shape[1]
+    cm = _weighted_confusions(counts, _unit_cells(codes, n_units, y_true, probs.argmax(axis=1)))
+    blocks = [weighted_auc_ovr(w, y_true, probs) for w in _row_weights(counts, codes)]
+    auc = np.vstack([np.empty((0, K)), *blocks])
+    out = _score_arrays(cm, auc, _weighted_ece(counts, codes, y_true, probs))
+    case_y, case_probs, _ = case_predictions(y_true, probs, codes)  # one case per unit
+    case_cells = _unit_cells(np.arange(n_units), n_units, case_y, case_probs.argmax(axis=1))
+    case = confusion_metrics(_weighted_confusions(counts, case_cells))
+    return out | {f"case_{k}": case[k] for k in CASE_KEYS}
+
+
+def _row_weights(counts: np.ndarray, codes: np.ndarray, cells: int = 1 << 20):
+    """Per-row weights (the count of the row's unit), a block of replicates at a time.
+
+    Args:
+        counts: int ``(m, n_units)``: how often each replicate drew each unit.
+        codes: the unit index of each row.
+        cells: at most this many weights per block (at least one replicate).
+
+    Yields:
+        float ``(block, n_rows)`` weights, the blocks in replicate order.
+    """
+    step = max(1, cells // max(len(codes), 1))
+    for start in range(0, len(counts), step):
+        yield counts[start : start + step][:, codes].astype(np.float64)
+
+
 def holdout_metrics(y_true, probs, groups, n_boot: int = 2000, seed: int = 0) -> dict:
     """Table III metrics of one test split, the honest metric set, and cluster intervals.
 
@@ -482,15 +823,19 @@ def holdout_metrics(y_true, probs, groups, n_boot: int = 2000, seed: int = 0) ->
         ``macro_f1_ci95`` and per-class ``recall_ci95``.
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
+    codes, n_units = _unit_codes(groups)
+    if len(codes) != len(y_true):
+        raise ValueError(f"holdout_metrics: {len(codes)} groups for {len(y_true)} rows")
     out = classification_metrics(y_true, probs.argmax(1))
     out["scores"] = score(y_true, probs)
     keys = ("accuracy", "macro_f1", *(f"recall_{c}" for c in CLASSES))
+    cells = _unit_cells(codes, n_units, y_true, probs.argmax(1))
 
-    def stat(_, rows, _units):
-        metrics = confusion_metrics(confusion(y_true[rows], probs[rows].argmax(1)))
+    def stats(_, counts):
+        metrics = confusion_metrics(_weighted_confusions(counts, cells))
         return {k: metrics[k] for k in keys}
 
-    ci = cluster_bootstrap(stat, 1, [groups], n_boot, seed)
+    ci = cluster_intervals(stats, [n_units], n_boot, seed)
     out["accuracy_ci95"], out["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
     for c in CLASSES:
         out["per_class"][c]["recall_ci95"] = ci[f"recall_{c}"]
@@ -520,13 +865,12 @@ def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
     if len(n_test) != 1:
         raise ValueError(f"repeated_cv_summary: repeats score different rows ({sorted(n_test)})")
     per_repeat = [score(y[r], p[r]) for r in range(len(parts))]
+    units = [_unit_codes(c) for c in cases]
 
-    def stat(r, rows, units):
-        out = score(y[r][rows], p[r][rows])
-        case = case_score(y[r][rows], p[r][rows], units)
-        return out | {f"case_{k}": v for k, v in case.items()}
+    def stats(r, counts):
+        return _replicate_scores(counts, units[r][0], y[r], p[r])
 
-    ci = cluster_bootstrap(stat, len(parts), cases, n_boot, seed)
+    ci = cluster_intervals(stats, [n for _, n in units], n_boot, seed)
     per_case = [case_score(y[r], p[r], cases[r]) for r in range(len(parts))]
     case_mean = {k: float(np.mean([s[k] for s in per_case])) for k in CASE_KEYS}
     return {

@@ -26,6 +26,8 @@ nested selection.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import warnings
 from dataclasses import dataclass
@@ -116,6 +118,32 @@ RECIPES = (
 )
 
 
+#: Whether this context already runs under :func:`one_thread` (then nested calls are free).
+_ONE_THREAD = contextvars.ContextVar("one_thread", default=False)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """BLAS and OpenMP limited to one thread, entered once however deeply it nests.
+
+    One thread is about three times faster for these small fits, and the thread count is
+    part of what fixes the numbers. Entering ``threadpool_limits`` costs about 5 ms, so
+    :func:`select` enters it once and the fits and predictions inside it do not again.
+
+    Yields:
+        None.
+    """
+    if _ONE_THREAD.get():
+        yield
+        return
+    token = _ONE_THREAD.set(True)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        _ONE_THREAD.reset(token)
+
+
 def case_weights(y, groups) -> np.ndarray:
     """Sample weights that give every class, and every case within a class, the same total.
 
@@ -152,7 +180,7 @@ def fit_probe(x: np.ndarray, y: np.ndarray, c: float) -> Pipeline:
     model = make_pipeline(
         StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
     )
-    with threadpool_limits(1):  # one thread is three times faster at this size
+    with one_thread():
         return model.fit(x, y)
 
 
@@ -174,7 +202,7 @@ def fit_path(x: np.ndarray, y: np.ndarray, cs, sample_weight=None) -> dict[float
     balance = "balanced" if sample_weight is None else None
     lr = LogisticRegression(class_weight=balance, max_iter=5000, warm_start=True)
     out = {}
-    with threadpool_limits(1):
+    with one_thread():
         for c in sorted(cs):  # weakest penalty last: each fit starts near its optimum
             lr.set_params(C=c).fit(z, y, sample_weight=sample_weight)
             out[c] = Pipeline(
@@ -203,7 +231,7 @@ def fit_mlp_path(x, y, alphas, sample_weight=None, seed: int = 0) -> dict[float,
     if sample_weight is None:
         sample_weight = compute_sample_weight("balanced", y)
     steps = [StandardScaler(), PCA(min(MLP_COMPONENTS, *np.shape(x)), random_state=seed)]
-    with threadpool_limits(1):
+    with one_thread():
         pre = make_pipeline(*steps).fit(x)
         z = pre.transform(x)
         out = {}
@@ -295,7 +323,7 @@ def predict(model, x: np.ndarray, views: list[np.ndarray] | None = None) -> np.n
         return mean_log_prob([predict(model, v) for v in (x, *views)])
     if views:
         x = np.mean([x, *views], axis=0)
-    with threadpool_limits(1):
+    with one_thread():
         return model.predict_proba(x)
 
 
@@ -430,8 +458,8 @@ def model_keys(setting: dict) -> list[tuple]:
     return keys
 
 
-def select(x, views, y, groups, train, seed: int = 0, recipes=RECIPES) -> dict:
-    """Nested selection inside one outer training set; refit every recipe on all of it.
+def select(x, views, y, groups, train, seed: int = 0, recipes=RECIPES, refit="all") -> dict:
+    """Nested selection inside one outer training set; refit what will be scored on all of it.
 
     Args:
         x: ``(n, d)`` features of every row.
@@ -441,24 +469,60 @@ def select(x, views, y, groups, train, seed: int = 0, recipes=RECIPES) -> dict:
         train: positions of the outer training rows (the outer test rows are never read).
         seed: inner-fold seed (and the MLP's random state).
         recipes: the candidates.
+        refit: ``"all"`` refits the heads of every recipe (to score each on the outer test
+            fold), ``"selected"`` only those of the selected recipe.
 
     Returns:
         ``{"settings": {recipe name: setting}, "models": {model key: fitted head},
         "selected": recipe name}``: the setting of each recipe chosen on inner folds, the
-        heads they use refitted on the whole outer training set (keys: :func:`model_keys`;
-        :func:`fitted` finds a recipe's), and the recipe with the best inner macro-F1.
+        refitted heads (keys: :func:`model_keys`; :func:`fitted` finds a recipe's), and the
+        recipe with the best inner macro-F1.
     """
+    if refit not in ("all", "selected"):
+        raise ValueError(f"select: refit must be 'all' or 'selected', got {refit!r}")
     train = np.asarray(train)
     xs, vs = x[train], [v[train] for v in views]
     ys, gs = np.asarray(y)[train], np.asarray(groups)[train]
-    scores = inner_scores(inner_oof(xs, vs, ys, gs, seed, recipes), ys)
-    settings = {r.name: best_setting(scores, r) for r in recipes}
-    models = {}
-    for key in {k for s in settings.values() for k in model_keys(s)}:
-        head, weighting, value = key
-        models[key] = fit_heads(xs, ys, gs, head, weighting, [value], seed)[value]
-    selected = max(recipes, key=lambda r: (settings[r.name]["inner_macro_f1"], -recipes.index(r)))
-    return {"settings": settings, "models": models, "selected": selected.name}
+    with one_thread():
+        scores = inner_scores(inner_oof(xs, vs, ys, gs, seed, recipes), ys)
+        settings = {r.name: best_setting(scores, r) for r in recipes}
+        rank = {r.name: (settings[r.name]["inner_macro_f1"], -i) for i, r in enumerate(recipes)}
+        selected = max(rank, key=rank.get)
+        refitted = settings.values() if refit == "all" else [settings[selected]]
+        models = {}
+        for key in sorted({k for s in refitted for k in model_keys(s)}, key=repr):
+            head, weighting, value = key
+            models[key] = fit_heads(xs, ys, gs, head, weighting, [value], seed)[value]
+    return {"settings": settings, "models": models, "selected": selected}
+
+
+def select_and_predict(
+    x, views, y, groups, train, test, seed: int = 0, recipes=RECIPES, scored="all"
+) -> dict:
+    """One outer fold: :func:`select` on its training rows, then its test rows' probabilities.
+
+    The answer holds no fitted model, so it is small enough to keep in the results cache.
+
+    Args:
+        x: ``(n, d)`` features of every row.
+        views: their features of each view.
+        y: class indices; only the ``train`` rows are read.
+        groups: the case of each row; only the ``train`` rows are read.
+        train: positions of the outer training rows.
+        test: positions of the outer test rows (only their features are read).
+        seed: inner-fold seed (and the MLP's random state).
+        recipes: the candidates.
+        scored: ``"all"`` predicts with every recipe, ``"selected"`` with the selected one
+            only (and refits only its heads).
+
+    Returns:
+        ``{"settings", "selected", "probs": {recipe name: (len(test), 3)}}``.
+    """
+    selection = select(x, views, y, groups, train, seed, recipes, refit=scored)
+    names = [r.name for r in recipes] if scored == "all" else [selection["selected"]]
+    with one_thread():
+        probs = {name: apply(selection, name, x, views, test) for name in names}
+    return {"settings": selection["settings"], "selected": selection["selected"], "probs": probs}
 
 
 def fitted(selection: dict, name: str):

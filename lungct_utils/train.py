@@ -23,6 +23,7 @@ strictly rises; training stops after ``patience`` epochs without one).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -397,6 +398,63 @@ def train_head(
     return fast_fit(
         model, features[train], y[train], features[val], y[val], cfg, progress, sample_weight
     )
+
+
+@dataclass
+class FoldFit:
+    """What one fold's training gives back (small and picklable: a worker process's answer).
+
+    Attributes:
+        test: positions of the fold's test rows.
+        probs: their ``(n_test, 3)`` probabilities.
+        epochs: epochs run.
+        seconds: training time in seconds.
+        weights: the trained head's weights, when asked for.
+    """
+
+    test: np.ndarray
+    probs: np.ndarray
+    epochs: int
+    seconds: float
+    weights: list | None = None
+
+
+def fit_fold(
+    features: np.ndarray,
+    labels,
+    roles,
+    cfg: PaperConfig = PAPER,
+    head: str | Callable[[PaperConfig], list] = "paper",
+    class_weight: str | None = None,
+    keep_weights: bool = False,
+) -> FoldFit:
+    """Train a fresh head on one fold's training rows and predict its test rows.
+
+    Made to run in a worker process (``joblib.Parallel``): it calls :func:`setup` first, so
+    the threads, the seed and op determinism are those of the main process, and a fold
+    trained in a worker equals the same fold trained in the notebook's own process
+    (``tests/test_train.py`` compares the weights).
+
+    Args:
+        features: float32 ``(n, d)``.
+        labels: n label strings.
+        roles: n of ``"train"``/``"val"``/``"test"``/``"unused"``.
+        cfg: the settings; ``seed`` fixes initial weights, dropout and batch order.
+        head: as in :func:`train_head`.
+        class_weight: as in :func:`train_head`.
+        keep_weights: return the trained weights too.
+
+    Returns:
+        A :class:`FoldFit`.
+    """
+    setup(cfg.seed)
+    start = time.perf_counter()
+    result = train_head(features, labels, roles, cfg, head, class_weight, progress=False)
+    seconds = time.perf_counter() - start
+    test = np.flatnonzero(np.asarray(roles) == "test")
+    probs = predict_proba(result.model, features[test])
+    weights = result.model.get_weights() if keep_weights else None
+    return FoldFit(test, probs, result.epochs, seconds, weights)
 
 
 def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -12,6 +12,7 @@ PACKAGE = config.ROOT / "lungct_utils"
 FLOW = [
     "config",
     "io_utils",
+    "cache",
     "images",
     "data",
     "fetch",

@@ -50,11 +50,29 @@ def test_bracket_gives_the_central_value_and_the_range_over_the_family():
         bracket.bracket(fam, central="middle")
 
 
+def test_leak_controls_stay_out_of_the_range_and_need_only_the_papers_model():
+    fam = _groupings({"central": (0.6, 0.7), "fine": (0.65, 0.75), "equal_2x": (0.9, 0.9)})
+    del fam["equal_2x"]["selected"]  # leak controls run the paper's model only
+    out = bracket.bracket(fam, leak_controls=("equal_2x",))
+    paper = out["paper"]["slice"]["macro_f1"]
+    assert (paper["min"], paper["max"], paper["max_at"]) == (0.6, 0.65, "fine")
+    assert paper["leak_controls"] == {"equal_2x": 0.9}
+    assert out["selected"]["slice"]["macro_f1"]["leak_controls"] == {}
+    assert "equal_2x" not in bracket.family_table(fam, "selected").index
+    assert len(bracket.family_table(fam, "paper")) == 3
+    frame = bracket.family_frame(fam)
+    assert not ((frame["grouping"] == "equal_2x") & (frame["model"] == "selected")).any()
+    assert ((frame["grouping"] == "equal_2x") & (frame["model"] == "paper")).any()
+    del fam["fine"]["selected"]  # a reading of the patients must have both models
+    with pytest.raises(ValueError, match="'fine'"):
+        bracket.bracket(fam, leak_controls=("equal_2x",))
+
+
 def test_tables_show_every_grouping_and_mark_only_real_differences():
-    fam = _groupings({"central": (0.6, 0.7), "equal_1x": (0.5, 0.9)})
+    fam = _groupings({"central": (0.6, 0.7), "runs": (0.5, 0.9)})
     table = bracket.family_table(fam, "selected", "case")
-    assert table.index.tolist() == ["central reconstruction", "equal runs, 1x stated"]
-    assert table.loc["equal runs, 1x stated", "macro-F1"] == "90.00 [85.00, 95.00]"
+    assert table.index.tolist() == ["central reconstruction", "its runs, not merged"]
+    assert table.loc["its runs, not merged", "macro-F1"] == "90.00 [85.00, 95.00]"
     assert "family 50.0-60.0" in bracket.bracket_table(bracket.bracket(fam)).iloc[0, 0]
     real = {"a": 0.7, "b": 0.6, "diff": 0.1, "diff_ci95": [0.02, 0.2], "excludes_zero": True}
     unsure = {**real, "diff_ci95": [-0.02, 0.2], "excludes_zero": False}

@@ -1,5 +1,7 @@
 """Scores, calibration and cluster intervals, checked by hand and against scikit-learn."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -370,3 +372,173 @@ def test_paired_difference_refuses_unpaired_tables():
         evaluate.paired_difference(a, b, level="patient")
     with pytest.raises(ValueError, match="bad keys \\['auc'\\]"):
         evaluate.paired_difference(a, b, keys=("auc",))
+
+
+def _reference_bootstrap(stat, groups_per_set, n_boot, seed, level=0.95):
+    """The cluster bootstrap as a plain loop (the algorithm before vectorisation).
+
+    Returns the intervals and, per key, the draw of every replicate.
+    """
+    rng = np.random.default_rng(seed)
+    units = []
+    for groups in groups_per_set:
+        _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        units.append(np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1))
+    draws = {}
+    for _ in range(n_boot):
+        s = int(rng.integers(len(groups_per_set)))
+        pick = rng.integers(0, len(units[s]), len(units[s]))
+        rows = np.concatenate([units[s][i] for i in pick])
+        ids = np.repeat(np.arange(len(pick)), [len(units[s][i]) for i in pick])
+        for key, value in stat(s, rows, ids).items():
+            draws.setdefault(key, []).append(value)
+    alpha = (1 - level) / 2
+    intervals = {
+        k: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
+        for k, v in draws.items()
+    }
+    return intervals, {k: np.asarray(v, dtype=float) for k, v in draws.items()}
+
+
+def _reference_repeated_cv(preds, n_boot, seed):
+    """Intervals of :func:`evaluate.repeated_cv_summary` by the reference loop."""
+    parts = [g for _, g in preds.groupby("repeat", sort=True)]
+    y = [g["y"].to_numpy() for g in parts]
+    p = [g[evaluate.PROB_COLUMNS].to_numpy() for g in parts]
+
+    def stat(r, rows, units):
+        out = evaluate.score(y[r][rows], p[r][rows])
+        case = evaluate.case_score(y[r][rows], p[r][rows], units)
+        return out | {f"case_{k}": v for k, v in case.items()}
+
+    with warnings.catch_warnings():  # a one-class replicate's AUCs are all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _reference_bootstrap(stat, [g["case"] for g in parts], n_boot, seed)
+
+
+def _ragged(repeats=4, n_cases=24, seed=0):
+    """Cases of 1 to 9 slices, two of them benign (so some replicates hold none),
+    probabilities on a 0.1 grid (ties), and the slices of the cases shuffled over the rows."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 10, n_cases)
+    case_y = np.r_[0, 0, rng.choice([1, 2], n_cases - 2)]
+    case = np.repeat(np.arange(n_cases), sizes)
+    order = rng.permutation(len(case))
+    y = case_y[case][order]
+    frames = []
+    for r in range(repeats):
+        logits = rng.normal(0, 1, (len(y), 3))
+        logits[np.arange(len(y)), y] += rng.normal(1, 1.5, n_cases)[case[order]]
+        probs = np.round(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 1)
+        probs[probs.sum(1) == 0] = 1 / 3
+        columns = {f"p_{c}": probs[:, k] for k, c in enumerate(CLASSES)}
+        cases = [f"case{c}" for c in case[order]]
+        frames.append(pd.DataFrame({"repeat": r, "y": y, "case": cases, **columns}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _max_gap(a: dict, b: dict) -> float:
+    """The largest difference between two key -> [lo, hi] dicts (NaN must match NaN)."""
+    assert a.keys() == b.keys()
+    x = np.array([a[k] for k in a], dtype=float)
+    z = np.array([b[k] for k in a], dtype=float)
+    np.testing.assert_array_equal(np.isnan(x), np.isnan(z))
+    return float(np.nanmax(np.abs(x - z)))
+
+
+@pytest.mark.parametrize(("n_cases", "seed"), [(24, 0), (24, 7), (3, 1)])
+def test_repeated_cv_summary_intervals_equal_the_reference_loop(n_cases, seed):
+    preds = _ragged(n_cases=n_cases, seed=seed)
+    expected, draws = _reference_repeated_cv(preds, n_boot=300, seed=seed)
+    # the data reach the awkward cases: no benign case drawn, tied probabilities and, with
+    # three cases, replicates of one class (every AUC NaN)
+    assert np.isnan(draws["case_recall_benign"]).any()
+    assert preds[evaluate.PROB_COLUMNS].duplicated().any()
+    assert np.isnan(draws["auc_macro"]).any() == (n_cases == 3)
+    s = evaluate.repeated_cv_summary(preds, n_boot=300, seed=seed)
+    got = s["ci95"] | {f"case_{k}": v for k, v in s["case"]["ci95"].items()}
+    assert _max_gap(got, expected) <= 1e-12
+    assert s["case_accuracy_ci95"] == s["case"]["ci95"]["accuracy"]
+
+
+def test_repeated_cv_summary_intervals_follow_the_seed():
+    preds = _ragged(seed=1)
+    s0 = evaluate.repeated_cv_summary(preds, n_boot=200, seed=0)
+    s1 = evaluate.repeated_cv_summary(preds, n_boot=200, seed=1)
+    assert s0["mean"] == s1["mean"] and s0["ci95"] != s1["ci95"]
+    expected, _ = _reference_repeated_cv(preds, n_boot=200, seed=1)
+    assert _max_gap(s1["ci95"], {k: expected[k] for k in evaluate.SCORE_KEYS}) <= 1e-12
+
+
+def test_holdout_metrics_intervals_equal_the_reference_loop():
+    preds = _ragged(repeats=1, n_cases=40, seed=2)
+    y, probs, cases = preds["y"].to_numpy(), preds[evaluate.PROB_COLUMNS].to_numpy(), preds["case"]
+    keys = ("accuracy", "macro_f1", *(f"recall_{c}" for c in CLASSES))
+
+    def stat(_, rows, _units):
+        metrics = evaluate.confusion_metrics(evaluate.confusion(y[rows], probs[rows].argmax(1)))
+        return {k: metrics[k] for k in keys}
+
+    expected, draws = _reference_bootstrap(stat, [cases], n_boot=500, seed=3)
+    assert np.isnan(draws["recall_benign"]).any()
+    m = evaluate.holdout_metrics(y, probs, cases, n_boot=500, seed=3)
+    got = {"accuracy": m["accuracy_ci95"], "macro_f1": m["macro_f1_ci95"]}
+    got |= {f"recall_{c}": m["per_class"][c]["recall_ci95"] for c in CLASSES}
+    assert _max_gap(got, expected) <= 1e-12
+    with pytest.raises(ValueError, match="39 groups for"):
+        evaluate.holdout_metrics(y, probs, cases[:39], n_boot=50)
+
+
+def test_rate_interval_equals_the_reference_loop():
+    preds = _ragged(repeats=3, seed=4)
+    parts = [g for _, g in preds.groupby("repeat")]
+    flags = [g["p_benign"].to_numpy() >= 0.2 for g in parts]
+    units = [g["case"].to_numpy() for g in parts]
+    expected, _ = _reference_bootstrap(
+        lambda s, rows, _: {"rate": float(flags[s][rows].mean())}, units, n_boot=400, seed=5
+    )
+    out = evaluate.rate_interval(flags, units, n_boot=400, seed=5)
+    assert abs(np.array(out["ci95"]) - expected["rate"]).max() <= 1e-12
+    with pytest.raises(ValueError, match="set 1 has"):
+        evaluate.rate_interval(flags, [units[0], units[1][:-1], units[2]], n_boot=50)
+
+
+def test_cluster_draw_counts_are_the_loops_draws():
+    n_units = [4, 7, 5]
+    set_of, counts = evaluate.cluster_draw_counts(n_units, n_boot=60, seed=11)
+    rng = np.random.default_rng(11)
+    seen = [0, 0, 0]
+    for b in range(60):
+        s = int(rng.integers(3))
+        pick = rng.integers(0, n_units[s], n_units[s])
+        assert set_of[b] == s
+        np.testing.assert_array_equal(counts[s][seen[s]], np.bincount(pick, minlength=n_units[s]))
+        seen[s] += 1
+    assert [len(c) for c in counts] == seen and all(
+        (c.sum(1) == n).all() for c, n in zip(counts, n_units, strict=True)
+    )
+    other, _ = evaluate.cluster_draw_counts(n_units, n_boot=60, seed=12)
+    assert not np.array_equal(set_of, other)
+    with pytest.raises(ValueError, match=r"n_units=\[3, 0\]"):
+        evaluate.cluster_draw_counts([3, 0], n_boot=5)
+    with pytest.raises(ValueError, match="got 0"):
+        evaluate.cluster_draw_counts([3], n_boot=0)
+    with pytest.raises(ValueError, match="level=0"):
+        evaluate.cluster_intervals(lambda s, c: {}, [3], n_boot=50, level=0)
+
+
+def test_weighted_auc_is_the_auc_of_repeated_rows():
+    rng = np.random.default_rng(5)
+    y = rng.choice(3, 40, p=[0.1, 0.45, 0.45])
+    probs = np.round(rng.dirichlet(np.ones(3), 40), 1)  # many ties
+    weights = rng.integers(0, 4, (6, 40))
+    weights[0, y == 0] = 0  # no benign row drawn: its AUC is NaN
+    weights[1] = np.where(y == 2, 1, 0)  # one class alone: all NaN
+    got = evaluate.weighted_auc_ovr(weights, y, probs)
+    for w, row in zip(weights, got, strict=True):
+        rows = np.repeat(np.arange(40), w)
+        np.testing.assert_array_equal(row, evaluate.auc_ovr(y[rows], probs[rows]))
+    assert np.isnan(got[0, 0]) and np.isnan(got[1]).all()
+    with pytest.raises(ValueError, match=r"weights \(40,\)"):
+        evaluate.weighted_auc_ovr(weights[0], y, probs)

@@ -167,22 +167,27 @@ def test_committed_metrics_have_the_bracket_paired_and_fold_choices(committed):
     assert list(committed["groupings"]) == list(groupings.FAMILY)
     for name, g in committed["groupings"].items():
         assert g["n_groups"] >= 50, name
-        for model in bracket.MODELS:
+        # a leak control is scored with the paper's model only, and so has no paired part
+        models = ("paper",) if name in groupings.LEAK_CONTROLS else bracket.MODELS
+        assert set(g) == {"n_groups", *models} | ({"paired"} if len(models) == 2 else set())
+        for model in models:
             for level in bracket.LEVELS:
                 part = g[model][level]
                 for k in bracket.KEYS:
                     lo, hi = part["ci95"][k]
                     assert lo <= part["mean"][k] <= hi, (name, model, level, k)
-        for level in bracket.LEVELS:
+        for level in bracket.LEVELS if len(models) == 2 else ():
             d = g["paired"][level]["macro_f1"]
             assert d["diff"] == pytest.approx(d["a"] - d["b"])
             assert d["excludes_zero"] == (d["diff_ci95"][0] > 0 or d["diff_ci95"][1] < 0)
+    readings = {g: v for g, v in committed["groupings"].items() if g not in groupings.LEAK_CONTROLS}
     for model in bracket.MODELS:
         for level in bracket.LEVELS:
             for k, m in committed["bracket"][model][level].items():
-                values = [g[model][level]["mean"][k] for g in committed["groupings"].values()]
+                values = [g[model][level]["mean"][k] for g in readings.values()]
                 assert m["min"] == min(values) and m["max"] == max(values), (model, level, k)
                 assert m["central"] == committed["groupings"]["central"][model][level]["mean"][k]
+                assert set(m["leak_controls"]) <= set(groupings.LEAK_CONTROLS)
     assert len(committed["fold_choices"]) == 25
     assert {"repeat", "fold", "selected", "benign prior"} <= set(committed["fold_choices"][0])
     grid = {c for row in committed["fold_choices"] for k, c in row.items() if k.startswith("C of")}

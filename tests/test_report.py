@@ -2,10 +2,12 @@
 
 import copy
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from lungct_utils import config, report, tables
 from lungct_utils.io_utils import DataError, write_json
@@ -80,11 +82,33 @@ def test_readme_block_is_replaced_in_place(metrics, tmp_path):
         report.update_readme(metrics, readme)
 
 
-def test_readme_block_quotes_the_seed_spread_and_the_machine_example(metrics):
+def test_readme_block_quotes_the_seed_spread_it_was_rendered_from(metrics):
+    """Every figure of the block's reproduction paragraph is one of the metrics it renders."""
     block = report.readme_block(metrics)
-    assert "97.97% (28 epochs) and 97.42% (36 epochs)" in block
-    cv = metrics["paper_seeds"]["cv_accuracy"]
+    seeds = metrics["paper_seeds"]
+    cv, hold = seeds["cv_accuracy"], seeds["holdout_accuracy"]
     assert f"{100 * cv['mean']:.2f} ± {100 * cv['sd']:.2f}" in block
+    assert f"**{report.reproduction_verdict(seeds)}** {report.seed_spread_sentence(seeds)}" in block
+    for seed, value in zip(seeds["seeds"], seeds["holdout_accuracy_per_seed"], strict=True):
+        assert f"{100 * value:.2f}% (seed {seed})" in block
+    assert f"{100 * hold['mean']:.2f} ± {100 * hold['sd']:.2f}% over {len(seeds['seeds'])}" in block
+    assert f"{100 * (hold['max'] - hold['min']):.2f} points from the lowest" in block
+    assert "epochs)" not in block  # no fixed figures of some other machine's run
+
+
+def test_seed_spread_sentence_is_made_of_the_planted_figures():
+    seeds = {
+        "seeds": [1, 2, 3],
+        "holdout_accuracy_per_seed": [0.9, 0.95, 0.8],
+        "holdout_accuracy": {"mean": 0.8833, "sd": 0.0764, "min": 0.8, "max": 0.95},
+    }
+    assert report.seed_spread_sentence(seeds).startswith(
+        "A single seed's figure is one draw: the paper-protocol holdout gives 90.00% (seed 1), "
+        "95.00% (seed 2), 80.00% (seed 3); 88.33 ± 7.64% over 3 seeds, 15.00 points from the "
+        "lowest to the highest."
+    )
+    with pytest.raises(ValueError, match=r"2 holdout accuracies for the seeds \[1, 2, 3\]"):
+        report.seed_spread_sentence({**seeds, "holdout_accuracy_per_seed": [0.9, 0.95]})
 
 
 def test_summary_says_how_much_survives_with_intervals(metrics):
@@ -93,7 +117,18 @@ def test_summary_says_how_much_survives_with_intervals(metrics):
     bal = tables.with_interval(c["mean"]["balanced_accuracy"], c["ci95"]["balanced_accuracy"])
     assert f"At the level of patients, balanced accuracy is {bal}%" in text
     assert tables.with_interval(c["mean"]["recall_benign"], c["ci95"]["recall_benign"]) in text
-    assert "The paper's protocol reproduces." in text
+    # the verdict's words follow the numbers it is rendered from, whichever way they fall
+    seeds = metrics["paper_seeds"]
+    cv, verdict = seeds["cv_accuracy"], report.reproduction_verdict(seeds)
+    assert f"**{verdict}**" in text
+    test = report.compare_with_paper(cv["mean"], cv["sd"], len(seeds["seeds"]))
+    assert verdict.startswith("The paper's protocol reproduces: ") == test["consistent"]
+    lo, hi = test["ci95"]
+    assert f"{100 * cv['mean']:.2f} ± {100 * cv['sd']:.2f}% over {len(seeds['seeds'])} seeds" in (
+        verdict
+    )
+    assert f"difference {100 * test['diff']:+.2f} points" in verdict
+    assert f"95% interval [{100 * lo:+.2f}, {100 * hi:+.2f}]" in verdict
 
 
 def _planted(metrics, **changes):
@@ -107,23 +142,92 @@ def _planted(metrics, **changes):
     return planted
 
 
+def _seeds(mean, sd, n):
+    """A planted ``paper_seeds`` part: CV accuracy over ``n`` seeds."""
+    return {"cv_accuracy": {"mean": mean, "sd": sd}, "seeds": list(range(42, 42 + n))}
+
+
+def test_compare_with_paper_is_welchs_t_on_both_spreads():
+    # the paper: 97.26 with a population sd of 0.66 over 5 folds, i.e. a sample sd of
+    # 0.66 * sqrt(5/4), so its squared standard error is 0.66**2 / 4
+    a = report.compare_with_paper(0.9662, 0.0062, 5)
+    assert a["diff"] == pytest.approx(-0.0064)
+    assert a["se"] == pytest.approx(math.sqrt(0.0062**2 / 5 + 0.0066**2 / 4))
+    assert a["df"] == pytest.approx(7.769, abs=1e-3)
+    assert a["ci95"] == pytest.approx([-0.016391, 0.003591], abs=1e-6)
+    assert a["consistent"] is True
+    b = report.compare_with_paper(0.9651, 0.0064, 5)
+    assert (b["diff"], b["se"]) == pytest.approx((-0.0075, 0.0043683), abs=1e-6)
+    assert b["df"] == pytest.approx(7.843, abs=1e-3)
+    assert b["ci95"] == pytest.approx([-0.017608, 0.002608], abs=1e-6)
+    assert b["consistent"] is True  # the other machine's figures: the same verdict
+    for mean, sd, n in [(0.9662, 0.0062, 5), (0.9651, 0.0064, 5), (0.95, 0.002, 20)]:
+        welch = stats.ttest_ind_from_stats(
+            mean, sd, n, 0.9726, 0.0066 * math.sqrt(5 / 4), 5, equal_var=False
+        )
+        assert report.compare_with_paper(mean, sd, n)["consistent"] == (welch.pvalue >= 0.05)
+    # at sd 0.62 over 5 seeds the half-width is 1.00 point: the verdict flips below 96.26
+    assert report.compare_with_paper(0.9627, 0.0062, 5)["consistent"] is True
+    assert report.compare_with_paper(0.9625, 0.0062, 5)["consistent"] is False
+    # planted tiny spreads on both sides: within 0.66 points, yet the interval excludes 0
+    tight = report.compare_with_paper(0.9680, 0.0005, 50, paper_sd=0.0005, paper_k=50)
+    assert tight["consistent"] is False and tight["ci95"][1] < 0
+
+
+def test_compare_with_paper_quotes_bad_input():
+    with pytest.raises(ValueError, match="at least 2 seeds .* n=1 seeds"):
+        report.compare_with_paper(0.97, 0.01, 1)
+    with pytest.raises(ValueError, match="paper_k=1 folds"):
+        report.compare_with_paper(0.97, 0.01, 5, paper_k=1)
+    with pytest.raises(ValueError, match="sd=-0.01 is not a finite sd"):
+        report.compare_with_paper(0.97, -0.01, 5)
+    with pytest.raises(ValueError, match="mean=nan is not a finite number"):
+        report.compare_with_paper(float("nan"), 0.01, 5)
+    with pytest.raises(ValueError, match="sd=0.0 and paper_sd=0.0: no spread"):
+        report.compare_with_paper(0.97, 0.0, 5, paper_sd=0.0)
+
+
 def test_reproduction_verdict_holds_only_within_the_papers_spread():
-    # paper: 97.26 +/- 0.66 (5-fold CV)
-    assert report.reproduction_verdict({"mean": 0.9661}) == "The paper's protocol reproduces."
-    assert report.reproduction_verdict({"mean": 0.9790}) == "The paper's protocol reproduces."
-    assert report.reproduction_verdict({"mean": 0.9650}) == (
-        "The paper's protocol does not reproduce: 96.50% in 5-fold CV, 0.76 points below the "
-        "paper's 97.26 ± 0.66%."
+    # paper: 97.26 +/- 0.66 (5-fold CV); the verdict is the Welch interval of the difference
+    assert report.reproduction_verdict(_seeds(0.9662, 0.0062, 5)) == (
+        "The paper's protocol reproduces: 96.62 ± 0.62% over 5 seeds, consistent with the "
+        "paper's 97.26 ± 0.66% (5 folds); difference -0.64 points, 95% interval "
+        "[-1.64, +0.36] (Welch t, both spreads)."
     )
-    assert "1.74 points above" in report.reproduction_verdict({"mean": 0.99})
+    assert report.reproduction_verdict(_seeds(0.9651, 0.0064, 5)).startswith(
+        "The paper's protocol reproduces: 96.51 ± 0.64% over 5 seeds"
+    )
+    # more than 0.66 points below, but with a large spread over seeds: consistent
+    wide = report.reproduction_verdict(_seeds(0.9600, 0.0200, 5))
+    assert wide.startswith("The paper's protocol reproduces: ") and "-1.26 points" in wide
+    # within 0.66 points, tiny spread, many seeds: the paper's own spread alone keeps the
+    # half-width at t(0.975, 4) * 0.33 = 0.92 points, so this is consistent too
+    tight = report.compare_with_paper(0.9680, 0.0001, 100)
+    assert tight["consistent"] and tight["df"] == pytest.approx(4, abs=0.01)
+    assert tight["ci95"][1] - tight["diff"] == pytest.approx(0.0033 * 2.776, abs=1e-5)
+    assert report.reproduction_verdict(_seeds(0.9500, 0.0020, 20)) == (
+        "The paper's protocol does not reproduce: 95.00 ± 0.20% over 20 seeds, below the "
+        "paper's 97.26 ± 0.66% (5 folds); difference -2.26 points, 95% interval "
+        "[-3.17, -1.35] (Welch t, both spreads)."
+    )
+    above = report.reproduction_verdict(_seeds(0.99, 0.006, 5))
+    assert "above the paper's" in above and "+1.74 points" in above
+    assert "[+0.75, +2.73]" in above
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        report.reproduction_verdict(_seeds(0.97, 0.01, 1))
+    with pytest.raises(ValueError, match=r"4 CV accuracies for the 5 seeds \[42, 43"):
+        report.reproduction_verdict({**_seeds(0.97, 0.01, 5), "cv_accuracy_per_seed": [0.97] * 4})
 
 
-def _summary_of(tmp_path, cv, cv_balanced, shortcut, goal_margin):
+def _summary_of(tmp_path, cv, cv_balanced, shortcut, goal_margin, cv_sd=0.006):
     """The summary of the committed metrics.json copied into tmp with planted numbers."""
     planted = tmp_path / "metrics.json"
     planted.write_text((config.REPORTS / "metrics.json").read_text())
     m = json.loads(planted.read_text())
-    m["paper_seeds"]["cv_accuracy"]["mean"] = cv
+    seeds = m["paper_seeds"]
+    seeds["seeds"] = [42, 43, 44, 45, 46]
+    seeds["cv_accuracy"].update(mean=cv, sd=cv_sd)
+    seeds["cv_accuracy_per_seed"] = seeds["holdout_accuracy_per_seed"] = [cv] * 5
     m["paper_seeds"]["cv_balanced_accuracy"]["mean"] = cv_balanced
     cases = m["honest_cv"]["cases"]
     cases["mean"]["balanced_accuracy"], cases["ci95"]["balanced_accuracy"] = 0.65, [0.60, 0.70]
@@ -137,11 +241,16 @@ def _summary_of(tmp_path, cv, cv_balanced, shortcut, goal_margin):
 def test_a_failing_metrics_file_flips_every_verdict_of_the_summary(tmp_path):
     passing = _summary_of(tmp_path, cv=0.9700, cv_balanced=0.97, shortcut=0.60, goal_margin=-0.1)
     failing = _summary_of(tmp_path, cv=0.8000, cv_balanced=0.66, shortcut=0.34, goal_margin=0.01)
-    assert "**The paper's protocol reproduces.**" in passing
-    assert "reproduces." not in failing
     assert (
-        "**The paper's protocol does not reproduce: 80.00% in 5-fold CV, 17.26 points below "
-        "the paper's 97.26 ± 0.66%.**"
+        "**The paper's protocol reproduces: 97.00 ± 0.60% over 5 seeds, consistent with the "
+        "paper's 97.26 ± 0.66% (5 folds); difference -0.26 points, 95% interval "
+        "[-1.25, +0.73] (Welch t, both spreads).**"
+    ) in passing
+    assert "reproduces:" not in failing
+    assert (
+        "**The paper's protocol does not reproduce: 80.00 ± 0.60% over 5 seeds, below the "
+        "paper's 97.26 ± 0.66% (5 folds); difference -17.26 points, 95% interval "
+        "[-18.25, -16.27] (Welch t, both spreads).**"
     ) in failing
     assert "**Why.**" in passing and "No gap shown" not in passing
     assert "**Why.**" not in failing
@@ -250,3 +359,28 @@ def test_study_section_renders_the_rule_with_and_without_the_check(metrics):
     assert "selected (nested): 0.87% of slices flagged, 0.0 patients with no answer" in text
     assert "69.00 [59.00, 79.00]" in text
     assert report.study_section({"beyond": {}}) == []
+
+
+def test_run_time_sentence_comes_from_the_run_and_says_cold_or_warm(tmp_path):
+    times = {
+        "notebooks": {"01_eda": 30.4, "07_patient_bracket": 200.0},
+        "total": 300.0,
+        "results_cache": {"computed": ["family_cv", "honest_cv"], "recompute": False},
+        "cpu": {"model": "Test CPU", "cores": 2},
+    }
+    cold = report.run_time_sentence(times)
+    assert (
+        "(cold: 2 fold loops computed" in cold and "took 5.0 minutes on 2 cores of Test CPU" in cold
+    )
+    assert "01_eda 30 s, 07_patient_bracket 200 s" in cold
+    times["results_cache"]["computed"] = []
+    assert "(warm: every fold loop read from the results cache)" in report.run_time_sentence(times)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.RUN_TIME_START}\nstale\n{report.RUN_TIME_END}\nrest\n")
+    report.update_run_time(times, readme)
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("\nrest\n")
+    assert report.run_time_sentence(times) in text
+    readme.write_text("no markers\n")
+    with pytest.raises(DataError, match="no generated block"):
+        report.update_run_time(times, readme)

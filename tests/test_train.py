@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from joblib import Parallel, delayed
 
 from lungct_utils.config import PAPER
 from lungct_utils.features import KerasBackbone, extract
@@ -13,6 +14,7 @@ from lungct_utils.train import (
     class_weights,
     fast_fit,
     fit,
+    fit_fold,
     predict_proba,
     setup,
     train_head,
@@ -175,6 +177,31 @@ def test_same_seed_same_history_and_predictions():
     np.testing.assert_array_equal(predict_proba(a.model, x), predict_proba(b.model, x))
     c = train_head(x, labels, roles, cfg.with_overrides(seed=cfg.seed + 1), progress=False)
     assert c.history != a.history
+
+
+def test_folds_trained_in_worker_processes_equal_the_sequential_run():
+    """The notebooks train independent folds two at a time in worker processes: each fold's
+    weights, probabilities and epochs must equal the same fold trained in this process."""
+    x, labels = _features(n=400, seed=3)
+    rng = np.random.default_rng(0)
+    folds = []
+    for k in range(3):
+        roles = np.where(np.arange(400) % 3 == k, "test", "train").astype(object)
+        roles[(roles == "train") & (rng.random(400) < 0.15)] = "val"
+        folds.append(roles)
+    cfgs = [PAPER.with_overrides(epochs=8, seed=PAPER.seed + k) for k in range(3)]
+    here = [fit_fold(x, labels, r, c, keep_weights=True) for r, c in zip(folds, cfgs, strict=True)]
+    workers = Parallel(n_jobs=2)(
+        delayed(fit_fold)(x, labels, r, c, keep_weights=True)
+        for r, c in zip(folds, cfgs, strict=True)
+    )
+    for a, b in zip(here, workers, strict=True):
+        assert a.epochs == b.epochs
+        np.testing.assert_array_equal(a.test, b.test)
+        np.testing.assert_array_equal(a.probs, b.probs)
+        for wa, wb in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(here[0].weights[0], here[1].weights[0])  # seeds differ
 
 
 @pytest.mark.slow

@@ -26,9 +26,9 @@ import papermill as pm
 import yaml
 from nbconvert import HTMLExporter
 
-from .. import config
-from ..io_utils import LungCTError, console, write_json, write_text
-from ..report import write_reports
+from .. import cache, config
+from ..io_utils import LungCTError, console, cpu_info, write_json, write_text
+from ..report import update_run_time, write_reports
 
 #: Scripts and styles of the HTML template that load from the internet (MathJax, require.js,
 #: mermaid): the reports must open offline and contact no third party, and use none of them.
@@ -250,6 +250,7 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
     log = config.reports_dir() / "make_report.log"
     log.unlink(missing_ok=True)
     written, times = [], {}
+    stored = set(cache.results_dir().rglob("*.pkl"))
     begin = time.perf_counter()
     with console(log) as terminal:
         try:
@@ -268,7 +269,16 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
             print(f"FAILED: {exc}", file=terminal)
             raise LungCTError(f"{exc} (full log: {log})") from None
     total = time.perf_counter() - begin
-    write_json({"notebooks": times, "total": total}, config.reports_dir() / "run_times.json")
+    computed = sorted(p.parent.name for p in set(cache.results_dir().rglob("*.pkl")) - stored)
+    run_times = {
+        "notebooks": times,
+        "total": total,
+        "results_cache": {"computed": computed, "recompute": cache.recompute()},
+        "cpu": cpu_info(),
+    }
+    write_json(run_times, config.reports_dir() / "run_times.json")
+    if not names and config.reports_dir() == config.REPORTS:
+        update_run_time(run_times)
     print(
         f"{len(paths)} notebook(s) in {total:.0f} s; reports in {config.reports_dir()} "
         f"(log: {log.name})"
