@@ -94,7 +94,7 @@ test: $(STAMP) weights ## ruff, every test (unit, real data, the notebooks under
 	  echo "no dataset: data tests skip (and fail under LUNGCT_REQUIRE_DATA=1)"; fi
 	@$(BIN)/ruff check -q . && $(BIN)/ruff format -q --check . && echo "ruff: lint and format OK"
 	@rm -rf "$(TEST_REPORTS)" && mkdir -p "$(TEST_REPORTS)"
-	@LUNGCT_REPORTS_DIR="$(TEST_REPORTS)" $(BIN)/python -m pytest -ra tests --ignore=tests/browser $(NOTEBOOKS) \
+	@LUNGCT_REPORTS_DIR="$(TEST_REPORTS)" $(BIN)/python -m pytest -ra --durations=15 tests --ignore=tests/browser $(NOTEBOOKS) \
 	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 test-fast: $(STAMP) ## unit tests only (no real data, no notebooks; under 2 minutes)

@@ -400,6 +400,10 @@ def train_head(
     )
 
 
+#: TensorFlow threads of a fresh worker process that trains folds (:func:`fit_fold`).
+WORKER_THREADS = 1
+
+
 @dataclass
 class FoldFit:
     """What one fold's training gives back (small and picklable: a worker process's answer).
@@ -431,9 +435,11 @@ def fit_fold(
     """Train a fresh head on one fold's training rows and predict its test rows.
 
     Made to run in a worker process (``joblib.Parallel``): it calls :func:`setup` first, so
-    the threads, the seed and op determinism are those of the main process, and a fold
-    trained in a worker equals the same fold trained in the notebook's own process
-    (``tests/test_train.py`` compares the weights).
+    the seed and op determinism are those of the main process. A fresh worker runs on one
+    thread (:data:`WORKER_THREADS`; a process that set its threads already keeps them): the
+    head's ops are too small to gain from a second thread, the other core runs the other
+    worker, and the thread count does not change the head's numbers here (measured on the
+    real folds; ``tests/test_train.py`` compares the weights of workers with this process's).
 
     Args:
         features: float32 ``(n, d)``.
@@ -447,7 +453,7 @@ def fit_fold(
     Returns:
         A :class:`FoldFit`.
     """
-    setup(cfg.seed)
+    setup(cfg.seed, WORKER_THREADS)
     start = time.perf_counter()
     result = train_head(features, labels, roles, cfg, head, class_weight, progress=False)
     seconds = time.perf_counter() - start

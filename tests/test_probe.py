@@ -257,7 +257,9 @@ def test_the_default_model_is_the_selected_one(tmp_path):
 
 @pytest.mark.weights
 @pytest.mark.data
-def test_the_committed_final_recipe_is_what_selection_on_all_originals_gives(prepared):
+def test_refitting_only_the_selected_recipe_changes_nothing_it_scores(prepared):
+    """On the real originals: refit="selected" (07 and the shipped model) makes the same
+    choice, the same settings and the same probabilities as refitting every recipe (06)."""
     from lungct_utils import pipeline
     from lungct_utils.images import label_indices
 
@@ -269,12 +271,18 @@ def test_the_committed_final_recipe_is_what_selection_on_all_originals_gives(pre
     images = pipeline.original_images(release.reset_index(), cfg, progress=False)[order]
     x, views = pipeline.view_features(images, cfg, progress=False)
     y, groups = label_indices(table["label"][scored]), table["case"].to_numpy()[scored]
-    final = probe.select(x, views, y, groups, np.arange(len(y)), seed=config.PAPER.seed)
-    committed = json.loads((config.REPORTS / "metrics.json").read_text())["beyond"]["selected"]
-    assert final["selected"] == committed["final"]["recipe"]
-    setting = final["settings"][final["selected"]]
-    keys = ("head", "weighting", "C", "alpha", "prior")
-    assert {k: setting[k] for k in keys} == {k: committed["final"][k] for k in keys}
+    train, test = (
+        np.flatnonzero(np.arange(len(y)) % 5 != 0),
+        np.flatnonzero(np.arange(len(y)) % 5 == 0),
+    )
+    every = probe.select_and_predict(x, views, y, groups, train, test, seed=config.PAPER.seed)
+    only = probe.select_and_predict(
+        x, views, y, groups, train, test, seed=config.PAPER.seed, scored="selected"
+    )
+    assert only["selected"] == every["selected"] and only["settings"] == every["settings"]
+    assert list(only["probs"]) == [every["selected"]]
+    np.testing.assert_array_equal(only["probs"][only["selected"]], every["probs"][only["selected"]])
+    assert len(every["probs"]) == len(probe.RECIPES)
 
 
 @pytest.mark.weights

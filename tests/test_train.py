@@ -3,13 +3,15 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from joblib import Parallel, delayed
 
-from lungct_utils.config import PAPER
+from lungct_utils.config import PAPER, THREADS
 from lungct_utils.features import KerasBackbone, extract
 from lungct_utils.images import one_hot, scale
 from lungct_utils.model import HEAD_LAYERS, assemble, build_head, build_model
 from lungct_utils.train import (
+    WORKER_THREADS,
     TrainResult,
     class_weights,
     fast_fit,
@@ -28,6 +30,10 @@ TOLERANCE = 1e-6
 #: float32 rounding (convolutions batched differently); training carries that to the
 #: weights (measured: within 3e-6).
 END_TO_END_TOLERANCE = 1e-5
+#: Fifteen noisy epochs (losses near 30) carry the rounding of oneDNN's and XLA's kernels
+#: further: the weights agreed within 3e-8 on an AVX2 CPU and within 1.3e-6 on an AVX-512
+#: one run with the AVX2 caps (their blocking still follows the cache sizes).
+LONG_RUN_TOLERANCE = 1e-5
 
 
 class ScriptedModel:
@@ -119,7 +125,7 @@ def test_fast_fit_stops_at_the_same_epoch_as_keras_fit():
     for key in slow.history:  # losses reach 30 here: compared relative
         np.testing.assert_allclose(slow.history[key], fast.history[key], rtol=TOLERANCE)
     for a, b in zip(slow.model.get_weights(), fast.model.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(a, b, rtol=0, atol=LONG_RUN_TOLERANCE)
 
 
 def test_fast_fit_with_class_weights_equals_keras_fit():
@@ -179,9 +185,13 @@ def test_same_seed_same_history_and_predictions():
     assert c.history != a.history
 
 
-def test_folds_trained_in_worker_processes_equal_the_sequential_run():
-    """The notebooks train independent folds two at a time in worker processes: each fold's
-    weights, probabilities and epochs must equal the same fold trained in this process."""
+def test_folds_trained_in_worker_processes_equal_the_sequential_run(tf_setup):
+    """The notebooks train independent folds two at a time in worker processes (one thread
+    each): each fold's weights, probabilities and epochs must equal the same fold trained in
+    this process (two threads)."""
+    # this process: the configured threads, or TensorFlow's default (0: every core)
+    assert tf.config.threading.get_intra_op_parallelism_threads() in (0, THREADS)
+    assert THREADS == 2 and WORKER_THREADS == 1
     x, labels = _features(n=400, seed=3)
     rng = np.random.default_rng(0)
     folds = []
