@@ -32,6 +32,7 @@ FLOW = [
     "bracket",
     "plots",
     "report",
+    "drift",
 ]
 #: What serves the usable model, after the flow, in its own order.
 APP = [

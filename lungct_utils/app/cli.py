@@ -146,6 +146,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from .. import drift
+
+    current = Path(args.current) if args.current else None
+    written = drift.write(Path(args.reference), current, tuple(args.skip))
+    print(f"wrote {written} and the README's drift paragraph")
+    return 0
+
+
 def writable_problem(path: Path, folder: bool = False) -> str:
     """Why results cannot be written to ``path`` ("" when they can), checked before any work.
 
@@ -354,7 +363,7 @@ def _add_model_commands(sub, default_model: Path) -> None:
 
 
 def _add_report_commands(sub) -> None:
-    """Add ``report`` (run the notebooks) and ``manifest`` (maintainers).
+    """Add ``report`` (run the notebooks), ``drift`` (two runs' figures) and ``manifest``.
 
     Args:
         sub: the subparsers of :func:`build_parser` (``add_subparsers``).
@@ -363,6 +372,12 @@ def _add_report_commands(sub) -> None:
     p.add_argument("notebooks", nargs="*", help="notebook file names (default: all, in order)")
     p.add_argument("--params", help="a YAML file of notebook parameters (papermill -f)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("drift", help="compare a metrics.json made elsewhere with this run's")
+    p.add_argument("reference", help="the other run's metrics.json")
+    p.add_argument("current", nargs="?", help="this run's (default: reports/metrics.json)")
+    p.add_argument("--skip", action="append", default=[], help="a part not to compare (repeatable)")
+    p.set_defaults(func=_cmd_drift)
 
     p = sub.add_parser("manifest", help="write a reference manifest (maintainers)")
     p.add_argument("data_dir", help="release folder")
