@@ -68,3 +68,9 @@ def test_write_updates_the_report_and_the_readme_block(tmp_path, monkeypatch):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(DataError, match="other.json: no figure"):
         drift.write(tmp_path / "other.json", cur)
+
+
+def test_a_gap_of_float_summation_order_is_not_drift():
+    a, b = _metrics(), _metrics(cv=0.9662 + 1e-15)
+    assert drift.compare(a, b).loc["paper_seeds", "differ"] == 0
+    assert drift.compare(a, _metrics(cv=0.9662 + 1e-9)).loc["paper_seeds", "differ"] == 1
