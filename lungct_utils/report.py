@@ -239,10 +239,11 @@ def comparison_lines(metrics: dict) -> list[str]:
     )
     controls = b["paper"]["slice"]["balanced_accuracy"]["leak_controls"]
     if controls:
-        shown = ", ".join(f"{pct(v, 1)}%" for v in controls.values())
+        shown = ", ".join(f"{pct(v, 1)}% ({g.removeprefix('equal_')})" for g, v in controls.items())
         lines.append(
-            f"* Leak controls (equal runs of file numbers, which cut through patients; not in "
-            f"the range): the paper's model's balanced accuracy per slice is {shown}, what "
+            f"* Leak controls (equal runs of file numbers at a multiple of the stated cases, which "
+            f"cut through patients; not in the range): the paper's model's balanced accuracy per "
+            f"slice is {shown}, what "
             "cutting through patients would add."
         )
     return lines

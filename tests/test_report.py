@@ -278,6 +278,14 @@ def test_summary_sentences_follow_the_numbers(metrics):
     assert "macro-F1 per slice: better (+10.0)" in text
     assert "benign recall per slice: worse (-10.0)" in text
     assert "macro-F1 per patient: not shown different (+10.0)" in text
+    controls = {"equal_0.5x": 0.5, "equal_2x": 0.9}
+    planted = _planted(metrics, **{"bracket/paper/slice/balanced_accuracy/leak_controls": controls})
+    lines = "\n".join(report.comparison_lines(planted))
+    assert "balanced accuracy per slice is 50.0% (0.5x), 90.0% (2x)" in lines
+    no_controls = {"bracket/paper/slice/balanced_accuracy/leak_controls": {}}
+    assert "Leak controls" not in "\n".join(
+        report.comparison_lines(_planted(metrics, **no_controls))
+    )
     width = metrics["bracket"]["paper"]["slice"]["macro_f1"]["width"]
     moves = "more" if width > 0.1 else "less"
     assert f"move the answer {moves} than the choice of model" in text
