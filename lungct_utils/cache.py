@@ -10,7 +10,7 @@ cell but trains nothing. Any change to a key part computes afresh; ``LUNGCT_RECO
 
 The key is built from bytes, never from timestamps: an array is hashed with its dtype and
 shape, a table through its CSV text, a file by its content, a function by its source, a
-module by its file.
+module by its file and those of the package modules it uses (:func:`package_modules`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import pickle
+import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,45 @@ def results_dir() -> Path:
     return Path(os.environ.get("LUNGCT_RESULTS_DIR", config.INTERIM / "results"))
 
 
+def module_source(name: str) -> bytes:
+    """The file bytes of an imported module.
+
+    Args:
+        name: its dotted name (``lungct_utils.evaluate``).
+
+    Returns:
+        The bytes of its ``.py`` file.
+    """
+    return Path(sys.modules[name].__file__).read_bytes()
+
+
+def package_modules(module: types.ModuleType) -> list[str]:
+    """The module and every module of its package it uses, directly or through another.
+
+    A loop's result depends on the code its modules call (``probe`` scores through
+    ``evaluate``), so a module key part stands for all of them.
+
+    Args:
+        module: a module of this package (others stand for themselves).
+
+    Returns:
+        Sorted dotted names.
+    """
+    package = __name__.split(".")[0]
+    seen, todo = set(), [module.__name__]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for value in vars(sys.modules[name]).values():
+            owner = value.__name__ if isinstance(value, types.ModuleType) else None
+            owner = owner or getattr(value, "__module__", None)
+            if isinstance(owner, str) and owner.split(".")[0] == package and owner in sys.modules:
+                todo.append(owner)
+    return sorted(seen)
+
+
 def _digest_one(value) -> bytes:
     """Bytes that stand for one key part (hashed by :func:`digest`)."""
     if isinstance(value, np.ndarray) and value.dtype == object:
@@ -71,7 +111,8 @@ def _digest_one(value) -> bytes:
             raise DataError(f"{value}: a results-cache input is missing")
         return b"file " + value.read_bytes()
     if isinstance(value, types.ModuleType):
-        return b"module " + Path(value.__file__).read_bytes()
+        names = package_modules(value)
+        return b"module " + b"".join(n.encode() + b"\n" + module_source(n) for n in names)
     if callable(value):
         return b"function " + inspect.getsource(value).encode()
     if isinstance(value, dict):

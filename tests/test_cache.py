@@ -139,3 +139,38 @@ def test_a_cached_fold_loop_scores_like_a_fresh_one(tmp_path):
     a = evaluate.repeated_cv_summary(fresh, n_boot=50)
     b = evaluate.repeated_cv_summary(stored, n_boot=50)
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_a_module_key_part_covers_the_package_modules_it_uses(monkeypatch):
+    from lungct_utils import probe
+
+    used = cache.package_modules(probe)
+    assert {"lungct_utils.probe", "lungct_utils.evaluate", "lungct_utils.splits"} <= set(used)
+    assert "lungct_utils.train" not in used  # probe does not train the paper's head
+    key = cache.digest({"code": [probe]})
+    original = cache.module_source
+
+    def edited(name):  # evaluate.py as if its scoring had changed
+        return original(name) + (b"# changed" if name == "lungct_utils.evaluate" else b"")
+
+    monkeypatch.setattr(cache, "module_source", edited)
+    assert cache.digest({"code": [probe]}) != key
+
+
+def test_the_run_counts_results_rewritten_in_place_as_computed(tmp_path, monkeypatch):
+    import os
+
+    from lungct_utils.app import notebooks
+
+    stored = cache.results_dir() / "honest_cv" / "key.pkl"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"old")
+    before = notebooks._stored_results()
+    assert notebooks._stored_results() == before  # read, not rewritten: not computed
+    stored.write_bytes(b"new")  # RECOMPUTE=1 rewrites the same key
+    os.utime(stored, ns=(before[stored] + 10**9, before[stored] + 10**9))
+    fresh = cache.results_dir() / "family_cv" / "key.pkl"
+    fresh.parent.mkdir()
+    fresh.write_bytes(b"new")
+    assert notebooks._computed(before, notebooks._stored_results()) == ["family_cv", "honest_cv"]
+    assert notebooks._computed(before, before) == []

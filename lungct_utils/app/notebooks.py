@@ -225,6 +225,17 @@ def _write_final_reports(params_file: Path | None) -> None:
     model_card.main()
 
 
+def _stored_results() -> dict[Path, int]:
+    """Every stored result of the results cache, with its modification time (ns): a result
+    computed by a run is new or rewritten (``RECOMPUTE=1`` rewrites it in place)."""
+    return {p: p.stat().st_mtime_ns for p in cache.results_dir().rglob("*.pkl")}
+
+
+def _computed(before: dict[Path, int], after: dict[Path, int]) -> list[str]:
+    """Names of the results a run stored: new files, or files rewritten since ``before``."""
+    return sorted({p.parent.name for p, stamp in after.items() if before.get(p) != stamp})
+
+
 def run_all(names: list[str] | None = None, params_file: Path | None = None) -> list[Path]:
     """Run, render and copy back every notebook in order, then write the reports.
 
@@ -250,7 +261,7 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
     log = config.reports_dir() / "make_report.log"
     log.unlink(missing_ok=True)
     written, times = [], {}
-    stored = set(cache.results_dir().rglob("*.pkl"))
+    stored = _stored_results()
     begin = time.perf_counter()
     with console(log) as terminal:
         try:
@@ -269,7 +280,7 @@ def run_all(names: list[str] | None = None, params_file: Path | None = None) -> 
             print(f"FAILED: {exc}", file=terminal)
             raise LungCTError(f"{exc} (full log: {log})") from None
     total = time.perf_counter() - begin
-    computed = sorted(p.parent.name for p in set(cache.results_dir().rglob("*.pkl")) - stored)
+    computed = _computed(stored, _stored_results())
     run_times = {
         "notebooks": times,
         "total": total,
