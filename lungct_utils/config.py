@@ -78,6 +78,27 @@ def data_dir() -> Path:
     return Path(env).expanduser().resolve() if env else DEFAULT_DATA_DIR
 
 
+#: The external test set (the Kaggle "Chest CT-Scan images" release, its ``train/`` and
+#: ``valid/`` folders), read-only, beside the repository.
+DEFAULT_EXTERNAL_DIR = ROOT.parent / "shared" / "data" / "chest-ctscan"
+#: The variable that overrides it.
+EXTERNAL_DIR_ENV = "LUNGCT_EXTERNAL_DIR"
+
+
+#: The notebook that scores the external set (skipped, with one line, when it is missing).
+EXTERNAL_NOTEBOOK = "08_external_validation.ipynb"
+
+
+def external_dir() -> Path:
+    """The external test set: ``$LUNGCT_EXTERNAL_DIR`` or ``../shared/data/chest-ctscan``.
+
+    Returns:
+        The folder path (not checked for existence).
+    """
+    env = os.environ.get(EXTERNAL_DIR_ENV)
+    return Path(env).expanduser().resolve() if env else DEFAULT_EXTERNAL_DIR
+
+
 #: Threads for TensorFlow and LiteRT: the 2-core target machine (a different count changes
 #: the float rounding, so numbers are reproducible per thread count).
 THREADS = int(os.environ.get("LUNGCT_THREADS", "2"))
@@ -142,6 +163,9 @@ def model_path(name: str) -> Path:
 #: The model ``predict``, ``export`` and the model card use by default, and the protocol whose
 #: test split scores it in ``deployment.md``.
 DEFAULT_RUN = "beyond"
+#: Notebook 06's nested-selected model, kept under its own name: notebook 08 scores it and,
+#: when its shipping rule picks a transfer recipe, replaces :data:`DEFAULT_RUN` with that.
+NESTED_RUN = "beyond_nested"
 DEFAULT_PROTOCOL = "cases"
 
 

@@ -90,6 +90,32 @@ def open_rgb(path: Path) -> Image.Image:
         return img.convert("RGB")
 
 
+def min_max_uint8(values: np.ndarray) -> np.ndarray:
+    """Values scaled from their minimum and maximum to 0-255 (all 0 when constant)."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
+    return scaled.round().astype(np.uint8)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB (16-bit min-max scaled, alpha on black).
+
+    Args:
+        img: a loaded image.
+
+    Returns:
+        RGB image.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return Image.fromarray(min_max_uint8(np.asarray(img)), mode="L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
 def resize_rgb(img: Image.Image, size: int = 224) -> np.ndarray:
     """Resize an RGB image to ``size`` x ``size`` (bilinear) as a uint8 array.
 

@@ -24,7 +24,9 @@ JSON sidecar of its settings and provenance (:func:`save_run`; :func:`load_run` 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -275,3 +277,48 @@ def load_run(name: str) -> tuple[object, dict]:
     if not path.is_file():
         raise DataError(f"{path}: not trained yet; run notebooks/03_training.ipynb (make report)")
     return keras.models.load_model(path, compile=False), model_info(config.model_path(name))
+
+
+def fingerprint(model_path: Path) -> str:
+    """SHA-256 of a saved model's weights (a ``.keras`` file's bytes change at every save).
+
+    Args:
+        model_path: the ``.keras`` file.
+
+    Returns:
+        64 hex characters over the weights' shapes, dtypes and values, in layer order.
+
+    Raises:
+        DataError: the file is missing.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise DataError(f"{path}: model not found (make report trains it)")
+    digest = hashlib.sha256()
+    for w in keras.models.load_model(path, compile=False).get_weights():
+        digest.update(f"{w.shape}{w.dtype}".encode())
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
+
+
+def copy_run(source: str, target: str) -> Path:
+    """Copy a saved run (model, head, sidecar, input check) under another name, atomically.
+
+    Args:
+        source: the run to copy.
+        target: its new name.
+
+    Returns:
+        The target's ``.keras`` path.
+    """
+    src = config.model_path(source)
+    if not src.is_file():
+        raise DataError(f"{src}: model not found (make report trains it)")
+    for suffix in (".keras", "_head.keras", ".json", ".ood.npz"):
+        origin, copy = config.MODELS / f"{source}{suffix}", config.MODELS / f"{target}{suffix}"
+        if origin.is_file():
+            with atomic_path(copy) as tmp:
+                shutil.copyfile(origin, tmp)
+        else:  # a part the source lacks must not stay paired with the copy
+            copy.unlink(missing_ok=True)
+    return config.model_path(target)

@@ -414,3 +414,54 @@ def family_plot(frame: pd.DataFrame, title: str, name: str = "07_bracket"):
     fig.tight_layout()
     save(fig, name)
     return fig
+
+
+def set_histograms(hists: dict[str, np.ndarray], name: str = "08_intensity"):
+    """Grey-level histograms of image sets (one line each), e.g. internal against external.
+
+    Args:
+        hists: set name -> 256 fractions.
+        name: figure file name.
+
+    Returns:
+        The figure.
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, h in hists.items():
+        ax.plot(np.arange(len(h)), h, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("grey level (model input, 224 x 224)")
+    ax.set_ylabel("fraction of pixels (log)")
+    ax.set_title("pixel-intensity distribution per set")
+    ax.legend(fontsize=8)
+    save(fig, name)
+    return fig
+
+
+def distance_histograms(frames: dict[str, pd.DataFrame], thresholds: dict, name: str):
+    """Histograms of the input check's distances per set, with each layer's threshold.
+
+    Args:
+        frames: set name -> DataFrame with ``layout_distance`` and ``feature_distance``.
+        thresholds: column -> the threshold line to draw.
+        name: figure file name.
+
+    Returns:
+        The figure.
+    """
+    columns = ("layout_distance", "feature_distance")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, column in zip(axes, columns, strict=True):
+        values = np.concatenate([f[column].to_numpy(float) for f in frames.values()])
+        top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+        bins = np.linspace(0, max(top * 1.02, 1e-6), 40)
+        for label, frame in frames.items():
+            ax.hist(frame[column], bins=bins, alpha=0.5, density=True, label=label)
+        if column in thresholds:
+            ax.axvline(float(thresholds[column]), color="black", ls="--", lw=1, label="threshold")
+        ax.set_xlabel(column.replace("_", " "))
+        ax.set_ylabel("density")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, name)
+    return fig

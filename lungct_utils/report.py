@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from . import bracket, config, tables
+from . import bracket, config, external_summary, tables
 from .config import PAPER_EPOCHS, PAPER_TABLE_III, PAPER_TABLE_IV
 from .groupings import LEAK_CONTROLS
 from .io_utils import DataError, write_json, write_text
@@ -89,7 +89,7 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
     Returns:
         ``{"params", "parameters_file", "seed", "git_commit", "created", "versions",
         "cpu", "dataset", "audit", "cases", "protocols", "honest_cv", "paper_seeds"}``
-        plus ``"beyond"`` when notebook 06 has run.
+        plus ``"beyond"`` when notebook 06 has run and ``"external"`` when 08 has.
     """
     folder = Path(folder or config.metrics_dir())
     parts = {name: load_part(name, folder) for name in PARTS}
@@ -114,6 +114,8 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
     }
     if (folder / "input_check.json").is_file():
         out["input_check"] = load_part("input_check", folder)
+    if (folder / "external.json").is_file():
+        out["external"] = load_part("external", folder)
     if (folder / "beyond.json").is_file():
         beyond = load_part("beyond", folder)
         out["paired"] = beyond.pop("paired")
@@ -290,6 +292,8 @@ def readme_block(metrics: dict) -> str:
         f"{tables.with_interval(cases['case_accuracy'], cases['case_accuracy_ci95'])}.",
         "",
         f"**{reproduction_verdict(seeds)}** {seed_spread_sentence(seeds)}",
+        "",
+        *external_summary.plain_lines(metrics),
         "",
         README_END,
     ]
@@ -636,6 +640,7 @@ def plain_words(metrics: dict) -> list[str]:
         _gap_bullet(metrics),
         _reconstruction_bullet(metrics),
         _shortcut_bullet(metrics),
+        *external_summary.plain_lines(metrics),
     ]
 
 
@@ -720,6 +725,7 @@ def render_summary(metrics: dict) -> str:
         *beyond_section(metrics),
         *study_section(metrics),
         *input_check_section(metrics),
+        *external_summary.section(metrics),
         *reproduction_section(metrics),
     ]
     return "\n".join(lines)
@@ -777,7 +783,7 @@ def study_section(metrics: dict) -> list[str]:
         for name, v in study["case"].items()
     }
     counts = "; ".join(
-        f"{name}: {pct(c['slices flagged'])}% of slices flagged, "
+        f"{name}: {pct(c['slices refused'])}% of slices refused, "
         f"{c['patients with no answer (mean per repeat)']:.1f} patients with no answer per repeat"
         for name, c in study["counts"].items()
     )
@@ -785,7 +791,10 @@ def study_section(metrics: dict) -> list[str]:
         "## One answer per patient: the study rule (notebook 06)",
         "",
         "Each held-out patient classified by the mean log-probability over its slices, with "
-        "every slice or only those that pass the input check (fitted per outer fold); mean "
+        "every slice or only those the input check's content and colour layers do not refuse "
+        "(fitted per outer fold; 04 runs no CT-or-not layer, notebook 08 measures it); a "
+        "patient with fewer than 3 or fewer than half of its slices passing gets no answer "
+        "from `predict` and is scored here with all its slices; mean "
         f"over repeats [95% interval over patients and repeats], percent. {counts}.",
         "",
         markdown(pd.DataFrame(rows).T, index="model: slices used"),
@@ -831,9 +840,10 @@ def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[st
     if doubt and met_ct and met_other:
         verdict += " on the estimates, though " + " and ".join(doubt)
     return [
-        "## The input check (notebook 04)",
+        "## The input check's distance layers (notebook 04)",
         "",
-        f"Nested in the `cases` CV, the check `predict` runs flags "
+        f"Nested in the `cases` CV, the content, colour, layout and feature layers of the "
+        f"check `predict` runs flag (refuse or warn about) "
         f"{tables.with_interval(other['rate'], other['ci95'])}% of the {other['units']} held-out "
         f"non-CT images (exact interval over images) and "
         f"{tables.with_interval(ct['rate'], ct['ci95'])}% of new patients' CT originals "

@@ -471,3 +471,80 @@ def rate_table(rates: dict[str, dict[str, dict]]) -> pd.DataFrame:
             for name, by_mode in rates.items()
         }
     ).T
+
+
+def signed_interval(d: dict, digits: int = 1) -> str:
+    """``"+5.2 [+1.0, +9.3]"``: a paired difference and its interval, in points.
+
+    Args:
+        d: ``{"diff", "diff_ci95": [lo, hi]}`` (fractions).
+        digits: decimals.
+
+    Returns:
+        The text.
+    """
+    lo, hi = d["diff_ci95"]
+    return f"{100 * d['diff']:+.{digits}f} [{100 * lo:+.{digits}f}, {100 * hi:+.{digits}f}]"
+
+
+#: The binary metrics of an external score, in table order.
+BINARY_COLUMNS = {
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "balanced_accuracy": "balanced accuracy",
+    "auc": "AUC",
+    "share_called_benign": "called benign",
+    "ece": "ECE",
+}
+
+
+def metric_table(rows: dict) -> pd.DataFrame:
+    """Malignant-against-normal metrics with intervals, one row per (model, set).
+
+    Args:
+        rows: row label -> a :func:`lungct_utils.app.validate.binary_metrics` result.
+
+    Returns:
+        DataFrame of ``"value [lo, hi]"`` percent cells plus ``n`` and ``clusters``.
+    """
+    out = {}
+    for label, m in rows.items():
+        cells = {"n": m["n"], "clusters": m["clusters"]}
+        for key, name in BINARY_COLUMNS.items():
+            cells[name] = (
+                "" if m.get(key) is None else with_interval(m[key]["value"], m[key]["ci95"], 1)
+            )
+        out[label] = cells
+    return pd.DataFrame(out).T
+
+
+def goal_status(goal: dict) -> str:
+    """``"met"`` (the whole interval meets the goal), ``"met on the estimate only"`` (the
+    interval crosses it) or ``"SHORTFALL"`` (the estimate misses it).
+
+    Args:
+        goal: ``{"value", "ci95", "met", "shown"}`` (``shown``: the interval meets it too).
+
+    Returns:
+        The status.
+    """
+    if not goal["met"]:
+        return "SHORTFALL"
+    return "met" if goal.get("shown", True) else "met on the estimate only"
+
+
+def goal_table(goals: dict) -> pd.DataFrame:
+    """Goals with their figure, interval and status (:func:`goal_status`).
+
+    Args:
+        goals: goal text -> ``{"value", "ci95", "met", "shown"}``.
+
+    Returns:
+        DataFrame ``figure, status``.
+    """
+    return pd.DataFrame(
+        {
+            goal: {"figure": with_interval(g["value"], g["ci95"], 1), "status": goal_status(g)}
+            for goal, g in goals.items()
+        }
+    ).T

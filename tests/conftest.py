@@ -146,7 +146,10 @@ def trained_run(prepared, tmp_path_factory):
     path = save_model(assemble(result.model, PAPER), folder / "run.keras")
     seen = np.isin(roles, ("train", "val")) & splits["scored"].to_numpy()
     labels = label_indices(table["label"][seen])
-    reference = ood.fit(feats[seen], ood.layouts(images[seen]), labels, table["case"][seen])
+    # both questions of predict's input check, as 03 fits them
+    reference = ood.fit_input_check(
+        images[seen], feats[seen], labels, table["case"][seen].to_numpy(), PAPER.preprocess
+    )
     ood.save(reference, ood.path_for(path))
     return {
         "path": path,
@@ -158,3 +161,18 @@ def trained_run(prepared, tmp_path_factory):
         "features": feats,
         "augmented_dir": prepared / "augmented",
     }
+
+
+@pytest.fixture(scope="session")
+def external_release() -> Path:
+    """The real external set ($LUNGCT_EXTERNAL_DIR or ../shared/data/chest-ctscan)."""
+    root = config.external_dir()
+    if not root.is_dir():
+        message = (
+            f"needs the external set (Kaggle 'Chest CT-Scan images' train/ and valid/) at "
+            f"{root}; set {config.EXTERNAL_DIR_ENV}"
+        )
+        if os.environ.get("LUNGCT_REQUIRE_DATA") == "1":
+            pytest.fail(f"{message} (LUNGCT_REQUIRE_DATA=1: CI must provide it)")
+        pytest.skip(message)
+    return root

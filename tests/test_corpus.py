@@ -18,6 +18,36 @@ RANDOMISED = {
     "pattern: skimage binary_blobs",
     "pattern: smoothed noise",
     "pattern: geometric shapes",
+    "grey look-alike (MRI): drawn axial head slice, T1-like",
+    "grey look-alike (MRI): drawn axial head slice, FLAIR-like",
+    "grey look-alike (microscopy): drawn fluorescence nuclei, dense",
+    "grey look-alike (radiograph): drawn frontal chest radiograph",
+    "grey look-alike (radiograph): drawn frontal chest radiograph, side marker",
+}
+#: Kinds whose images depend on their inputs only, never on the seed.
+FIXED_KINDS = ("colour photograph", "grey photograph", "inverted CT", "cropped CT")
+FIXED_KINDS += ("wide-cropped CT",)
+#: The grey look-alike and wide-cropped CT kinds: label -> part, in their fixed order.
+NEW_ITEMS = {
+    "grey look-alike (MRI)": {
+        "drawn axial head slice, T1-like": "design",
+        "matplotlib s1045.ima, contrast inverted inside the head (T2-like)": "held-out",
+        "matplotlib s1045.ima, turned 90 degrees and mirrored, gamma 0.6": "held-out",
+        "drawn axial head slice, T2-like": "design",
+        "drawn axial head slice, FLAIR-like": "held-out",
+    },
+    "grey look-alike (microscopy)": {
+        "drawn fluorescence nuclei, sparse": "design",
+        "skimage immunohistochemistry, grey": "held-out",
+        "drawn fluorescence nuclei, dense": "held-out",
+        "skimage cell, 65% off-centre window, contrast-stretched": "design",
+        "skimage immunohistochemistry, haematoxylin stain (rgb2hed)": "held-out",
+    },
+    "grey look-alike (radiograph)": {
+        "drawn frontal chest radiograph": "design",
+        "drawn frontal chest radiograph, side marker": "held-out",
+        "drawn frontal chest radiograph, gamma 1.6": "held-out",
+    },
 }
 
 
@@ -44,10 +74,18 @@ def _index(name: str) -> int:
     return int(re.search(r"ct_images\[(\d+)\]", name).group(1))
 
 
+def _box(name: str) -> tuple[int, int, int, int]:
+    return tuple(int(v) for v in re.search(r"box \((.*)\)", name).group(1).split(","))
+
+
+def _of_kind(items, kind: str) -> list[corpus.Item]:
+    return [i for i in items if i.kind == kind]
+
+
 def test_counts(items):
     parts = [item.part for item in items]
-    assert len(items) >= 60
-    assert parts.count("held-out") >= 40
+    assert len(items) >= 90
+    assert parts.count("held-out") >= 55 and parts.count("design") >= 33
     assert set(parts) == set(corpus.PARTS)
 
 
@@ -136,14 +174,32 @@ def test_a_different_seed_changes_randomised_images_only(items, ct):
     changed = {i.name for i in items if not np.array_equal(_pixels(i), other[i.name])}
     assert RANDOMISED <= changed
     for item in items:
-        if item.kind in ("colour photograph", "grey photograph", "inverted CT", "cropped CT"):
+        fixed_look_alike = item.kind.startswith("grey look-alike") and " drawn " not in item.name
+        if item.kind in FIXED_KINDS or fixed_look_alike:
             assert item.name not in changed, item.name
 
 
 def test_ct_indices_are_used_once_and_spread(items):
-    indices = [_index(i.name) for i in items if i.kind in ("inverted CT", "cropped CT")]
-    assert len(indices) == len(set(indices))
+    kinds = ("inverted CT", "cropped CT", "wide-cropped CT")
+    indices = [_index(i.name) for i in items if i.kind in kinds]
+    assert len(indices) == len(set(indices)) == corpus.MIN_CT_IMAGES == N_CT
     assert min(indices) == 0 and max(indices) == N_CT - 1
+
+
+@pytest.mark.parametrize("n", [12, 13, 20, 37, 100, 1097])
+def test_ct_picks_are_distinct_spread_and_leave_the_older_picks_alone(n):
+    picks = corpus._ct_picks(n)
+    assert picks == [k * (n - 1) // 9 for k in range(10)]  # as before the wide crops
+    wide = corpus._wide_ct_picks(n, picks)
+    every = picks + wide
+    assert len(set(every)) == len(every) == corpus.MIN_CT_IMAGES
+    assert all(0 <= i < n for i in every)
+    assert wide[0] < (n - 1) / 2 < wide[1]  # one in each half of the slices
+    assert corpus._wide_ct_picks(n, picks) == wide
+
+
+def test_wide_ct_picks_take_the_slices_left_at_twelve():
+    assert corpus._wide_ct_picks(12, corpus._ct_picks(12)) == [5, 10]
 
 
 def test_inverted_ct_items_are_255_minus_a_given_slice(items, ct):
@@ -166,8 +222,7 @@ def test_cropped_ct_items_are_heavy_off_centre_crops_of_a_given_slice(items, ct)
     cropped = [i for i in items if i.kind == "cropped CT"]
     assert cropped
     for item in cropped:
-        box = tuple(int(v) for v in re.search(r"box \((.*)\)", item.name).group(1).split(","))
-        x0, y0, x1, y1 = box
+        x0, y0, x1, y1 = box = _box(item.name)
         assert 0 <= x0 < x1 <= SIDE and 0 <= y0 < y1 <= SIDE
         assert x1 - x0 == y1 - y0 and 0.30 * SIDE - 1 <= x1 - x0 <= 0.45 * SIDE + 1
         assert np.hypot((x0 + x1) / 2 - SIDE / 2, (y0 + y1) / 2 - SIDE / 2) > 0.1 * SIDE
@@ -175,6 +230,99 @@ def test_cropped_ct_items_are_heavy_off_centre_crops_of_a_given_slice(items, ct)
         expected = source.resize((224, 224), Image.Resampling.BILINEAR)
         assert item.image.size == (224, 224)
         assert np.array_equal(_pixels(item), np.asarray(expected)), item.name
+
+
+def test_new_kinds_hold_their_items_in_order_and_part(items):
+    for kind, expected in NEW_ITEMS.items():
+        got = {i.name.removeprefix(f"{kind}: "): i.part for i in _of_kind(items, kind)}
+        assert list(got.items()) == list(expected.items()), kind
+    wide = _of_kind(items, "wide-cropped CT")
+    assert [i.part for i in wide] == ["design", "held-out"]
+    assert list(corpus.KINDS[-4:]) == [*NEW_ITEMS, "wide-cropped CT"]
+
+
+def test_each_new_kind_has_design_and_held_out_items(items):
+    for kind in [*NEW_ITEMS, "wide-cropped CT"]:
+        parts = [i.part for i in _of_kind(items, kind)]
+        assert parts.count("design") >= 1 and parts.count("held-out") >= 1, kind
+
+
+def test_grey_look_alikes_and_wide_crops_are_grey_with_sensible_sizes(items):
+    sizes = {
+        "grey look-alike (MRI)": {(256, 256)},
+        "grey look-alike (microscopy)": {(384, 384), (512, 512), (358, 429)},
+        "grey look-alike (radiograph)": {(360, 400)},
+        "wide-cropped CT": {(224, 224)},
+    }
+    for kind, allowed in sizes.items():
+        for item in _of_kind(items, kind):
+            pixels = _pixels(item)
+            assert np.array_equal(pixels[..., 0], pixels[..., 1]), item.name
+            assert np.array_equal(pixels[..., 0], pixels[..., 2]), item.name
+            assert item.image.size in allowed, (item.name, item.image.size)
+            assert pixels.std() > 10, item.name
+
+
+def test_variants_of_a_picture_stay_in_that_pictures_part(items):
+    sources = ["s1045.ima", "skimage cell", "skimage immunohistochemistry"]
+    sources += [f"ct_images[{k}]" for k in range(N_CT)]
+    for source in sources:
+        parts = {i.part for i in items if source in i.name}
+        assert len(parts) == 1, (source, parts)
+    by_name = {i.name: i.part for i in items}
+    assert by_name["microscopy/astronomy/other modality: skimage cell (microscopy)"] == "design"
+    assert by_name["colour photograph: skimage immunohistochemistry"] == "held-out"
+    mri = "microscopy/astronomy/other modality: matplotlib s1045.ima MRI head slice"
+    assert by_name[mri] == "held-out"
+
+
+def test_new_items_differ_from_every_other_item(items):
+    new = [i for i in items if i.kind in (*NEW_ITEMS, "wide-cropped CT")]
+    others = {_pixels(i).tobytes() for i in items if i not in new}
+    assert len({_pixels(i).tobytes() for i in new}) == len(new) == 15
+    assert not {_pixels(i).tobytes() for i in new} & others
+
+
+def test_wide_cropped_ct_items_are_grey_off_centre_crops_of_distinct_slices(items, ct):
+    wide = _of_kind(items, "wide-cropped CT")
+    assert len(wide) == len(corpus.WIDE_CROP_WINDOWS) == 2
+    other_ct = {_index(i.name) for i in items if i.kind in ("inverted CT", "cropped CT")}
+    indices = [_index(item.name) for item in wide]
+    assert len(set(indices)) == len(indices) and not set(indices) & other_ct
+    for item in wide:
+        x0, y0, x1, y1 = box = _box(item.name)
+        assert 0 <= x0 < x1 <= SIDE and 0 <= y0 < y1 <= SIDE
+        assert x1 - x0 == y1 - y0 and 0.60 * SIDE - 1 <= x1 - x0 <= 0.70 * SIDE + 1
+        assert np.hypot((x0 + x1) / 2 - SIDE / 2, (y0 + y1) / 2 - SIDE / 2) > 0.1 * SIDE
+        source = Image.fromarray(ct[_index(item.name)]).crop(box)
+        expected = source.resize((224, 224), Image.Resampling.BILINEAR).convert("L")
+        assert np.array_equal(_pixels(item)[..., 0], np.asarray(expected)), item.name
+
+
+def test_wide_crops_of_grey_slices_keep_their_pixels():
+    grey = np.repeat(_ct_stand_ins(side=256)[..., :1], 3, axis=3)
+    item = next(i for i in corpus.non_ct_corpus(grey) if i.kind == "wide-cropped CT")
+    source = Image.fromarray(grey[_index(item.name)]).crop(_box(item.name))
+    expected = source.resize((224, 224), Image.Resampling.BILINEAR)
+    assert np.array_equal(_pixels(item), np.asarray(expected))
+
+
+def test_drawn_radiographs_have_dark_lungs_beside_a_bright_mediastinum(items):
+    for item in _of_kind(items, "grey look-alike (radiograph)"):
+        grey = _pixels(item)[..., 0].astype(float)
+        h, w = grey.shape
+        rows = slice(int(0.3 * h), int(0.5 * h))
+        middle = grey[rows, int(0.46 * w) : int(0.54 * w)].mean()
+        for lung in (slice(int(0.2 * w), int(0.33 * w)), slice(int(0.67 * w), int(0.8 * w))):
+            assert middle > grey[rows, lung].mean() + 50, (item.name, lung)
+
+
+def test_mri_look_alikes_have_dark_air_around_the_head(items):
+    for item in _of_kind(items, "grey look-alike (MRI)"):
+        grey = _pixels(item)[..., 0]
+        corners = [grey[:20, :20], grey[:20, -20:], grey[-20:, :20], grey[-20:, -20:]]
+        assert min(c.mean() for c in corners) < 30, item.name
+        assert grey.mean() > 40, item.name
 
 
 def test_corpus_frame(items):

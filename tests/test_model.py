@@ -88,3 +88,86 @@ def test_a_saved_run_loads_back_with_its_settings(
     np.testing.assert_allclose(loaded.predict(x, verbose=0), head.predict(x, verbose=0), atol=1e-6)
     assert (info["protocol"], info["params"]["dropout"]) == ("cases", 0.3)
     assert model_info(path) == info
+
+
+def _tiny(seed: int = 0):
+    """A tiny Dense model (no ImageNet weights needed)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+
+
+def test_fingerprint_follows_the_weights_not_the_bytes(tmp_path):
+    from lungct_utils.model import fingerprint
+
+    model = _tiny()
+    first = save_model(model, tmp_path / "a.keras")
+    second = save_model(model, tmp_path / "b.keras")
+    digest = fingerprint(first)
+    assert len(digest) == 64 and int(digest, 16) >= 0
+    assert fingerprint(second) == digest
+    assert fingerprint(str(first)) == digest
+    # the same weights in a model named otherwise: other bytes, the same fingerprint
+    renamed = _tiny(seed=5)
+    renamed.name = "renamed"
+    renamed.set_weights(model.get_weights())
+    third = save_model(renamed, tmp_path / "r.keras")
+    assert third.read_bytes() != first.read_bytes()
+    assert fingerprint(third) == digest
+    kernel, bias = model.get_weights()
+    kernel[0, 0] += 1e-3
+    model.set_weights([kernel, bias])
+    assert fingerprint(save_model(model, tmp_path / "c.keras")) != digest
+    assert fingerprint(save_model(_tiny(seed=1), tmp_path / "d.keras")) != digest
+
+
+def test_fingerprint_of_a_missing_model(tmp_path):
+    from lungct_utils.model import fingerprint
+
+    with pytest.raises(DataError, match="none.keras: model not found"):
+        fingerprint(tmp_path / "none.keras")
+
+
+def test_copy_run_copies_every_part_that_exists(tmp_path, monkeypatch):
+    from lungct_utils.model import copy_run, fingerprint
+
+    monkeypatch.setattr(config, "MODELS", tmp_path)
+    save_model(_tiny(), tmp_path / "src.keras")
+    (tmp_path / "src_head.keras").write_bytes(b"head")
+    (tmp_path / "src.json").write_text('{"protocol": "cases"}')
+    (tmp_path / "src.ood.npz").write_bytes(b"reference")
+    (tmp_path / "other.json").write_text("{}")  # another run: not copied
+    path = copy_run("src", "dst")
+    assert path == config.model_path("dst") == tmp_path / "dst.keras"
+    for suffix in (".keras", "_head.keras", ".json", ".ood.npz"):
+        copied = tmp_path / f"dst{suffix}"
+        assert copied.read_bytes() == (tmp_path / f"src{suffix}").read_bytes(), suffix
+    assert fingerprint(path) == fingerprint(tmp_path / "src.keras")
+    assert model_info(path) == {"protocol": "cases"}
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {
+        f"{run}{s}"
+        for run in ("src", "dst")
+        for s in (".keras", "_head.keras", ".json", ".ood.npz")
+    } | {"other.json"}
+
+
+def test_copy_run_copies_only_the_parts_present(tmp_path, monkeypatch):
+    from lungct_utils.model import copy_run
+
+    monkeypatch.setattr(config, "MODELS", tmp_path)
+    (tmp_path / "src.keras").write_bytes(b"model")
+    (tmp_path / "src.json").write_text("{}")
+    copy_run("src", "dst")
+    assert {p.name for p in tmp_path.glob("dst*")} == {"dst.keras", "dst.json"}
+
+
+def test_copy_run_of_a_missing_model(tmp_path, monkeypatch):
+    from lungct_utils.model import copy_run
+
+    monkeypatch.setattr(config, "MODELS", tmp_path)
+    (tmp_path / "src.json").write_text("{}")  # a sidecar without its model
+    with pytest.raises(DataError, match="src.keras: model not found"):
+        copy_run("src", "dst")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.json"]

@@ -19,6 +19,7 @@ EXPECTED = [
     "05_cross_validation",
     "06_beyond_the_paper",
     "07_patient_bracket",
+    "08_external_validation",
 ]
 COMMITTED = config.REPORTS / "metrics.json"
 
@@ -213,6 +214,29 @@ def test_committed_metrics_have_the_seed_spread_and_the_paper_tables(committed):
         assert lo <= hold["accuracy"] <= hi
     cv = committed["protocols"]["paper"]["cv"]
     assert len(cv["folds"]) == 5 and _fraction(cv["mean"]["accuracy"])
+
+
+def test_committed_metrics_have_the_external_part(committed):
+    from lungct_utils import transfer
+
+    ext = committed["external"]
+    assert ext["set"]["files"] >= ext["set"]["distinct slices"] >= ext["set"]["case proxies"] > 0
+    for name, m in ext["models"].items():
+        assert m["n_distinct"] == ext["set"]["distinct slices"], name
+        assert sum(m["input_check"]["verdict"].values()) == m["n_scored"], name
+        for block in ("metrics", "metrics_per_image", "metrics_accepted"):
+            for key in ("sensitivity", "specificity", "balanced_accuracy", "auc"):
+                v = m[block][key]
+                assert v["ci95"][0] <= v["value"] <= v["ci95"][1], (name, block, key)
+        # the proxy clusters slices: never narrower than one slice per unit
+        assert m["metrics"]["clusters"] <= m["metrics_per_image"]["clusters"]
+    t = ext["transfer"]
+    # the rule as written, applied to the recorded internal differences, gives the recorded choice
+    assert transfer.ship(t["candidates"])[0] == t["chosen"]
+    assert set(t["recipes"]) == set(transfer.RECIPES)
+    for goal in ext["goals"].values():
+        assert goal["ci95"][0] <= goal["value"] <= goal["ci95"][1] and isinstance(goal["met"], bool)
+    assert ext["provenance"]["seed"] == committed["seed"]
 
 
 def test_readme_results_agree_with_the_committed_metrics(committed):

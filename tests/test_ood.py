@@ -74,7 +74,9 @@ def test_fit_calibrates_on_held_out_cases():
     # held out: never the own case; every fold holds whole cases
     assert held.groupby(groups)["fold"].nunique().max() == 1
     in_sample = ood.distances(feats, layout, ref)
-    assert in_sample.to_numpy().max() < 1e-3 < held["feature_distance"].min()
+    assert in_sample["ct_score"].isna().all()  # no ct layer without fit_ct
+    distance = in_sample[["layout_distance", "feature_distance"]].to_numpy()
+    assert distance.max() < 1e-3 < held["feature_distance"].min()
     for bad in (0, 0.5, -1):
         with pytest.raises(ValueError, match=repr(bad)):
             ood.fit(feats, layout, y, groups, layout_rate=bad)
@@ -94,6 +96,7 @@ def test_layers_fire_in_order_and_name_themselves():
     candidates = [ct, ct, photo, tiny, Image.fromarray(255 - np.asarray(ct))]
     dist = pd.DataFrame(
         {
+            "ct_score": [np.nan] * 5,
             "layout_distance": [0.0, 0.0, 9.0, 9.0, 9.0],
             "feature_distance": [0.0, 9.0, 9.0, 9.0, 0.0],
         }
@@ -103,8 +106,10 @@ def test_layers_fire_in_order_and_name_themselves():
     assert why[1].startswith("far from training slices (feature distance 9.00 >")
     assert why[2] == "blank image"  # content wins over every distance
     assert why[3] == "too small: 60x60"
-    assert why[4].startswith("not a CT layout (distance 9.00 >")
+    assert why[4].startswith("unlike the training slices' layout (distance 9.00 >")
     assert [ood.layer(w) for w in why] == ["", "features", "content", "content", "layout"]
+    verdicts = ["ok", "ct_unlike_training", "not_ct", "not_ct", "ct_unlike_training"]
+    assert [ood.verdict(w) for w in why] == verdicts
     assert ood.reasons(candidates, None, None)[:3] == ["", "", "blank image"]
 
 
@@ -157,4 +162,202 @@ def test_threshold_reflects_other_patients_not_near_copies_in_the_own_case():
     layout = np.repeat(rng.random((20, 256)), 5, axis=0)
     ref = ood.fit(x, layout, np.arange(100) % 3, np.repeat(np.arange(20), 5))
     assert ref["threshold"] > 0.5 and ref["layout_threshold"] > 0.2
-    assert ood.distances(x[:5], layout[:5], ref).to_numpy().max() < 0.01
+    near = ood.distances(x[:5], layout[:5], ref)[["layout_distance", "feature_distance"]]
+    assert near.to_numpy().max() < 0.01
+
+
+def _ct_data(seed=0, n_groups=20, per_group=3, n_items=15, views=2, dim=6):
+    """Gaussian features: CT rows (cases of three slices) around one mean, non-CT around another."""
+    rng = np.random.default_rng(seed)
+    ct = rng.normal(size=(n_groups * per_group, dim))
+    ct[:, 0] += 2.5
+    groups = np.repeat(np.arange(n_groups), per_group)
+    non_ct = rng.normal(size=(n_items * views, dim))
+    non_ct[:, 0] -= 2.5
+    return ct, groups % 3, groups, non_ct, np.tile(np.arange(n_items), views)
+
+
+def test_fit_ct_threshold_is_the_rate_quantile_of_held_out_ct_scores():
+    ct, y, groups, non_ct, items = _ct_data()
+    out = ood.fit_ct(ct, y, groups, non_ct, items, rate=0.1, seed=2)
+    held, held_non = ood.held_out_ct_scores(ct, y, groups, non_ct, items, seed=2)
+    assert out["ct_threshold"] == pytest.approx(np.quantile(held, 0.1))
+    assert out["ct_rate"] == pytest.approx(0.1)
+    assert held.shape == (len(ct),) and held_non.shape == (len(non_ct),)
+    assert ((held >= 0) & (held <= 1)).all() and ((held_non >= 0) & (held_non <= 1)).all()
+    # the classes are apart: held-out CT rows score high, non-CT rows low
+    assert np.median(held) > 0.8 > 0.2 > np.median(held_non)
+    assert np.mean(held < out["ct_threshold"]) <= 0.1 + 1 / len(held)
+    # another rate, another quantile of the same held-out scores
+    low = ood.fit_ct(ct, y, groups, non_ct, items, rate=0.02, seed=2)
+    assert low["ct_threshold"] == pytest.approx(np.quantile(held, 0.02))
+    assert low["ct_threshold"] <= out["ct_threshold"]
+
+
+def test_ct_scores_are_the_standardised_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ct, y, groups, non_ct, items = _ct_data(seed=1)
+    out = ood.fit_ct(ct, y, groups, non_ct, items)
+    x = np.vstack([ct, non_ct])
+    target = np.r_[np.ones(len(ct)), np.zeros(len(non_ct))]
+    clf = LogisticRegression(C=ood.CT_C, class_weight="balanced", max_iter=5000)
+    pipe = make_pipeline(StandardScaler(), clf).fit(x, target)
+    query = np.random.default_rng(9).normal(size=(25, ct.shape[1])) * 2
+    np.testing.assert_allclose(
+        ood.ct_scores(query, out), pipe.predict_proba(query)[:, 1], rtol=1e-6, atol=1e-9
+    )
+    # extreme logits do not overflow
+    far = ood.ct_scores(np.array([[1e6] + [0] * 5, [-1e6] + [0] * 5]), out)
+    assert far[0] == pytest.approx(1.0) and far[1] == pytest.approx(0.0)
+
+
+def test_held_out_ct_scores_come_from_a_classifier_that_never_saw_the_case():
+    from lungct_utils.splits import group_kfold
+
+    ct, y, groups, non_ct, items = _ct_data()
+    base, _ = ood.held_out_ct_scores(ct, y, groups, non_ct, items)
+    # the other slices of row 0's case change: its score does not (they are in its test fold)
+    moved = ct.copy()
+    moved[1:3] += 5.0
+    again, _ = ood.held_out_ct_scores(moved, y, groups, non_ct, items)
+    assert again[0] == pytest.approx(base[0], abs=1e-12)
+    assert not np.allclose(again[3:], base[3:])  # the other folds trained on the moved rows
+    # an odd slice (non-CT-like, with a feature no other row has) and one copy of it:
+    odd = np.zeros(ct.shape[1])
+    odd[0], odd[-1] = -2.5, 8.0
+    ct[0] = odd
+    same_case, other_case = ct.copy(), ct.copy()
+    same_case[1] = odd  # in its own case: never trained on while scoring row 0
+    fold = group_kfold(y, groups, ood.CALIBRATION_FOLDS, 0)
+    other = next(i for i in range(len(ct)) if fold[i] != fold[0])
+    other_case[other] = odd  # in another fold's case: trained on while scoring row 0
+    held_same, _ = ood.held_out_ct_scores(same_case, y, groups, non_ct, items)
+    held_other, _ = ood.held_out_ct_scores(other_case, y, groups, non_ct, items)
+    assert held_same[0] < 0.5 < held_other[0]
+
+
+def test_held_out_ct_scores_keep_the_views_of_a_non_ct_item_together():
+    ct, y, groups, non_ct, items = _ct_data()
+    _, base = ood.held_out_ct_scores(ct, y, groups, non_ct, items)
+    moved = non_ct.copy()
+    moved[items == 4] += np.r_[5.0, np.zeros(non_ct.shape[1] - 1)]
+    first = np.flatnonzero(items == 4)[0]
+    moved[first] = non_ct[first]  # one view kept: the other view of its item moved
+    _, again = ood.held_out_ct_scores(ct, y, groups, moved, items)
+    assert again[first] == pytest.approx(base[first], abs=1e-12)
+
+
+@pytest.mark.parametrize("rate", [0, 0.5, -0.1, 1.0])
+def test_fit_ct_refuses_a_bad_rate(rate):
+    ct, y, groups, non_ct, items = _ct_data()
+    with pytest.raises(ValueError, match=f"rate must be in .*{rate!r}"):
+        ood.fit_ct(ct, y, groups, non_ct, items, rate=rate)
+
+
+def test_fit_ct_refuses_mismatched_lengths():
+    ct, y, groups, non_ct, items = _ct_data()
+    with pytest.raises(ValueError, match="60 CT rows for 60 labels and 59 groups"):
+        ood.fit_ct(ct, y, groups[:-1], non_ct, items)
+    with pytest.raises(ValueError, match="60 CT rows for 59 labels and 60 groups"):
+        ood.fit_ct(ct, y[:-1], groups, non_ct, items)
+    with pytest.raises(ValueError, match="30 non-CT rows for 29 items"):
+        ood.fit_ct(ct, y, groups, non_ct, items[:-1])
+    with pytest.raises(ValueError, match="0 non-CT rows"):
+        ood.fit_ct(ct, y, groups, non_ct[:0], items[:0])
+
+
+CT_REF = {"ct_threshold": 0.5, "layout_threshold": 0.3, "threshold": 0.4}
+
+
+def _dist(rows):
+    return pd.DataFrame(rows, columns=list(ood.CHECK_COLUMNS))
+
+
+def test_each_layer_gives_its_verdict():
+    first = ["", "", "", "", "", "", "colour image (40% of pixels coloured)", "too small: 60x60"]
+    dist = _dist(
+        [
+            (0.9, 0.1, 0.1),  # passes every layer
+            (0.2, 0.1, 0.1),  # not CT
+            (0.2, 0.9, 0.9),  # not CT first, though unlike on both distances
+            (0.9, 0.9, 0.9),  # layout first
+            (0.9, 0.1, 0.9),  # features
+            (0.5, 0.3, 0.4),  # at every threshold: passes (the comparisons are strict)
+            (0.1, 0.9, 0.9),  # colour before ct
+            (0.1, 0.9, 0.9),  # content before ct
+        ]
+    )
+    why = ood.distance_reasons(first, dist, CT_REF)
+    assert why[0] == "" and why[5] == ""
+    assert why[1] == "not a CT slice (CT score 0.200 < 0.500)"
+    assert why[2].startswith("not a CT slice")
+    assert why[3] == "unlike the training slices' layout (distance 0.90 > 0.30)"
+    assert why[4] == "far from training slices (feature distance 0.90 > 0.40)"
+    assert why[6:] == first[6:]
+    layers = [ood.layer(w) for w in why]
+    assert layers == ["", "ct", "ct", "layout", "features", "", "colour", "content"]
+    verdicts = [ood.verdict(w) for w in why]
+    assert verdicts == [
+        "ok",
+        "not_ct",
+        "not_ct",
+        "ct_unlike_training",
+        "ct_unlike_training",
+        "ok",
+        "not_ct",
+        "not_ct",
+    ]
+    assert set(verdicts) <= set(ood.VERDICTS)
+    assert set(ood.NOT_CT_LAYERS) | set(ood.UNLIKE_LAYERS) == set(ood.LAYERS)
+    assert not set(ood.NOT_CT_LAYERS) & set(ood.UNLIKE_LAYERS)
+    for name in ood.LAYERS:
+        assert (name in ood.NOT_CT_LAYERS) == (name in ("content", "colour", "ct"))
+    assert ood.distance_reasons(first, None, None) == first
+
+
+def test_reasons_read_the_images_first():
+    rng = np.random.default_rng(7)
+    ct = Image.fromarray(_phantom(rng))
+    grey = _phantom(rng)[..., 0]
+    colour = Image.fromarray(np.stack([grey, grey[::-1], np.full_like(grey, 90)], axis=2))
+    dist = _dist([(0.1, 0.0, 0.0), (0.9, 0.0, 0.0), (0.1, 0.0, 0.0)])
+    why = ood.reasons([ct, ct, colour], dist, CT_REF)
+    assert why[0].startswith("not a CT slice") and why[1] == ""
+    assert ood.layer(why[2]) == "colour"
+
+
+def test_a_reference_without_the_ct_layer_never_refuses_by_it():
+    rng = np.random.default_rng(8)
+    images, feats, y, groups = _training_set(rng, n_cases=12)
+    ref = ood.fit(feats, ood.layouts(images), y, groups)
+    assert "ct_threshold" not in ref
+    dist = ood.distances(feats[:6], ood.layouts(images[:6]), ref)
+    assert list(dist.columns) == list(ood.CHECK_COLUMNS)
+    assert dist["ct_score"].isna().all()
+    why = ood.distance_reasons([""] * 6, dist, ref)
+    assert all(ood.layer(w) != "ct" for w in why)
+    planted = _dist([(np.nan, 0.0, 0.0), (np.nan, 0.9, 0.0), (0.0, 0.0, 0.0)])
+    no_ct = {k: v for k, v in CT_REF.items() if k != "ct_threshold"}
+    why = ood.distance_reasons([""] * 3, planted, no_ct)
+    assert [ood.verdict(w) for w in why] == ["ok", "ct_unlike_training", "ok"]
+
+
+def test_distances_score_the_ct_layer_of_a_merged_reference():
+    rng = np.random.default_rng(9)
+    images, feats, y, groups = _training_set(rng, n_cases=12)
+    ref = ood.fit(feats, ood.layouts(images), y, groups)
+    non_ct = rng.normal(size=(20, feats.shape[1])) + 2.0
+    ref.update(ood.fit_ct(feats, y, groups, non_ct, np.arange(20) % 10))
+    dist = ood.distances(feats[:5], ood.layouts(images[:5]), ref)
+    np.testing.assert_allclose(dist["ct_score"], ood.ct_scores(feats[:5], ref), rtol=1e-6)
+    assert dist["ct_score"].notna().all()
+
+
+def test_an_unknown_reason_is_an_error_not_a_refusal():
+    for old in ("not a CT layout (distance 0.50 > 0.30)", "something else"):
+        with pytest.raises(ValueError, match="not a reason of this input check"):
+            ood.verdict(old)
+    assert ood.layer("pure noise") == ood.layer("too small: 60x60") == "content"

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lungct_utils.app import cli, gradcam, ood
-from lungct_utils.app.predict import Predictor, read_image, window_to_uint8
+from lungct_utils.app.predict import Predictor, is_dicom, read_image, window_to_uint8
 from lungct_utils.io_utils import DataError
 
 
@@ -194,6 +194,11 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     frame = pd.read_csv(out, keep_default_na=False)
     ok = frame[frame["error"] == ""]
     assert len(ok) == 26 and len(frame) == 28
+    assert "out_of_distribution" not in frame and set(ok["verdict"]) <= set(ood.VERDICTS)
+    assert (frame.loc[frame["error"] != "", "verdict"] == "").all()
+    refused = ok["verdict"] == "not_ct"
+    assert (ok.loc[refused, "prediction"] == "").all()
+    assert (ok.loc[~refused, "prediction"] != "").all()
     # agrees with the evaluation path (head on cached features)
     expected = predict_proba(trained_run["result"].model, trained_run["features"][test_rows])
     ours = ok[ok["path"].str.contains("/images/")].sort_values("path")
@@ -202,7 +207,11 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     np.testing.assert_allclose(got, expected[order], atol=1e-3)
     assert (got.argmax(1) == expected[order].argmax(1)).all()
     named, truth = ours["prediction"].to_numpy(), labels[test_rows][order]
-    np.testing.assert_array_equal(named, np.array(CLASSES)[got.argmax(1)])
+    # test slices are CT slices: at most one refused (the ct layer refuses 0.5% of held-out
+    # patients' slices in calibration); the others are named by the highest probability
+    passed = (ours["verdict"] != "not_ct").to_numpy()
+    assert passed.sum() >= len(passed) - 1, ours.loc[~passed, ["path", "reason"]]
+    np.testing.assert_array_equal(named[passed], np.array(CLASSES)[got.argmax(1)][passed])
     # the holdout head recalls malignant and normal slices well (0.80, 0.88 of all its test
     # slices; about 13.4 of these 16 expected), benign ones poorly (0.13; most are called
     # normal): far above chance (16 / 3), with room for one unlucky draw
@@ -326,12 +335,15 @@ def test_predict_study_answers_once_per_patient(trained_run, unusual, tmp_path, 
         side = (512, 430, 384)[k % 3]  # a series of mixed sizes
         grey = np.asarray(Image.open(src).convert("L").resize((side, side)))
         dicom.mkdir(exist_ok=True)
-        _dicom(dicom / f"{k:03d}.dcm", np.round(grey / 255 * 1500 + 698), intercept=-2048.0)
+        # the first as a scanner names it, without a suffix: found by its DICOM header
+        name = f"IM{k:04d}" if k == 0 else f"{k:03d}.dcm"
+        _dicom(dicom / name, np.round(grey / 255 * 1500 + 698), intercept=-2048.0)
     Image.fromarray(skimage.data.chelsea()).save(mixed / "cat.png")
     Image.fromarray(skimage.data.camera()).save(mixed / "photo.png")
     shutil.copyfile(unusual["truncated.jpg"], mixed / "broken.jpg")
     out = tmp_path / "studies.json"
-    args = ["predict", "--study", str(plain), str(dicom), str(mixed), str(empty)]
+    # "plain/" as shell completion writes it: the same study name in slices and studies
+    args = ["predict", "--study", f"{plain}/", str(dicom), str(mixed), str(empty)]
     assert cli.main([*args, "--model", str(trained_run["path"]), "--output", str(out)]) == 1
     captured = capsys.readouterr()
     assert f"{empty}: folder holds no JPEG, PNG or DICOM files" in captured.err
@@ -340,23 +352,46 @@ def test_predict_study_answers_once_per_patient(trained_run, unusual, tmp_path, 
     data = json.loads(out.read_text())
     studies = {Path(s["study"]).name: s for s in data["studies"]}
     n = len(sources)
-    assert studies["plain"]["slices_used"] == n and studies["plain"]["slices_flagged"] == 0
-    assert studies["dicom"]["slices_used"] == n  # DICOM of mixed sizes
-    assert (studies["mixed"]["slices"], studies["mixed"]["slices_used"]) == (n + 3, n)
-    assert studies["mixed"]["slices_flagged"] == 2 and studies["mixed"]["slices_unreadable"] == 1
+    assert studies["plain"]["slices_used"] == n and studies["plain"]["slices_refused"] == 0
+    assert studies["plain"]["slices_unlike"] == 0 and studies["plain"]["verdict"] == "ok"
+    assert studies["dicom"]["slices_used"] == n  # DICOM of mixed sizes, one without suffix
+    assert studies["dicom"]["slices_refused"] == 0
     assert studies["empty"]["prediction"] == "" and studies["empty"]["slices"] == 0
-    # the study's answer: mean log-probability over the slices that passed
+    assert studies["empty"]["verdict"] == ""
+    # mixed: the cat is refused (colour), the grey photo refused by the ct layer when the
+    # reference has one, else kept with a warning; the broken file counted, not used
     slices = pd.DataFrame(data["slices"])
-    used = slices[(slices["study"] == str(plain))][["p_benign", "p_malignant", "p_normal"]]
-    expected = study_probabilities(used.to_numpy(float))
-    got = [studies["plain"][f"p_{c}"] for c in ("benign", "malignant", "normal")]
-    np.testing.assert_allclose(got, expected, atol=1e-6)
-    assert studies["mixed"]["prediction"] == studies["plain"]["prediction"]
+    mixed_slices = slices[slices["study"] == str(mixed)].set_index("path")
+    why = mixed_slices[["verdict", "reason"]].to_string()
+    assert mixed_slices.loc[str(mixed / "cat.png"), "verdict"] == "not_ct", why
+    assert mixed_slices.loc[str(mixed / "cat.png"), "prediction"] == ""  # refused: no class
+    assert mixed_slices.loc[str(mixed / "broken.jpg"), "verdict"] == ""  # not checked
+    has_ct_layer = "ct_threshold" in ood.load(ood.path_for(trained_run["path"]))
+    photo = mixed_slices.loc[str(mixed / "photo.png"), "verdict"]
+    assert photo == ("not_ct" if has_ct_layer else "ct_unlike_training"), why
+    refused = 1 + (photo == "not_ct")
+    mixed_row = studies["mixed"]
+    assert (mixed_row["slices"], mixed_row["slices_used"]) == (n + 3, n + 2 - refused), why
+    assert mixed_row["slices_refused"] == refused and mixed_row["slices_unreadable"] == 1
+    assert mixed_row["verdict"] == ("ok" if has_ct_layer else "ct_unlike_training")
+    # the study's answer: mean log-probability over the slices that passed
+    for folder in (plain, mixed):
+        rows = slices[(slices["study"] == str(folder)) & (slices["error"] == "")]
+        used = rows[rows["verdict"] != "not_ct"][["p_benign", "p_malignant", "p_normal"]]
+        expected = study_probabilities(used.to_numpy(float))
+        got = [studies[folder.name][f"p_{c}"] for c in ("benign", "malignant", "normal")]
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    if photo == "not_ct":  # the same slices as plain
+        assert mixed_row["prediction"] == studies["plain"]["prediction"]
     assert f"study {plain}: {studies['plain']['prediction']} (" in captured.out
+    used = f"{n + 2 - refused} of {n + 3} slices used, {refused} refused (not CT), 1 unreadable"
+    assert used in captured.out
+    assert "REFUSED (not a CT slice): colour image" in captured.out
     csv = tmp_path / "studies.csv"
     assert cli.main([*args[:3], "--model", str(trained_run["path"]), "--output", str(csv)]) == 0
     table = pd.read_csv(csv, keep_default_na=False)
     assert table["level"].value_counts().to_dict() == {"slice": n, "study": 1}
+    assert table["verdict"].tolist()[-1] == "ok"  # the study's, after its slices'
 
 
 def test_predict_refuses_before_any_work_when_it_cannot_write(tmp_path, capsys):
@@ -370,6 +405,221 @@ def test_predict_refuses_before_any_work_when_it_cannot_write(tmp_path, capsys):
     assert cli.main(["predict", "--study", str(blocker), "--model", str(model)]) == 2
     assert "--study takes folders" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "m.keras"]
+
+
+def test_collect_finds_dicom_by_header_not_only_by_suffix(tmp_path, monkeypatch):
+    from lungct_utils.app import predict
+
+    study = tmp_path / "study"
+    (study / "series").mkdir(parents=True)
+    pixels = np.tile(np.linspace(0, 2048, 64), (64, 1))
+    _dicom(study / "IM0001", pixels)  # no suffix, as many scanners write
+    _dicom(study / "series" / "slice.001", pixels)  # an odd suffix
+    _dicom(study / "ct.dcm", pixels)
+    Image.new("L", (8, 8)).save(study / "a.png")
+    (study / "README").write_text("not an image")
+    (study / "notes.txt").write_text("x" * 200)  # long enough to have a byte 128
+    (study / "short").write_bytes(b"DICM")  # the marker, but not at byte 128
+    _dicom(study / ".hidden", pixels)
+    _dicom(study / "DICOMDIR", pixels)  # stands in for the media's index: never an image
+    opened = []
+    monkeypatch.setattr(predict, "is_dicom", lambda p: opened.append(p.name) or is_dicom(p))
+    files, problems = predict.collect([str(study)])
+    assert [p.relative_to(study).as_posix() for p in files] == [
+        "IM0001",
+        "a.png",
+        "ct.dcm",
+        "series/slice.001",
+    ]
+    assert problems == []
+    # cheap: only files without an image or DICOM suffix are opened
+    assert sorted(opened) == ["IM0001", "README", "notes.txt", "short", "slice.001"]
+    assert read_image(study / "IM0001").mode == "RGB"
+    files, problems = predict.collect([str(tmp_path / "none"), str(study / "README")])
+    assert files == [study / "README"]  # a named file is taken as it is (read_image judges)
+    assert problems == [(tmp_path / "none", "no such file or folder")]
+
+
+def _planted(verdicts, unreadable=0, probs=None, folder="study"):
+    """Rows as :func:`predict_files` makes them: one slice per verdict, then unreadable ones.
+
+    ``probs`` gives each read slice's (benign, malignant, normal); default: a normal slice.
+    """
+    rows = []
+    for k, verdict in enumerate(verdicts):
+        p = (0.1, 0.2, 0.7) if probs is None else probs[k]
+        reason = {
+            "ok": "",
+            "ct_unlike_training": "far from training slices (feature distance 0.40 > 0.30)",
+            "not_ct": "colour image (31% of pixels coloured)",
+        }[verdict]
+        rows.append(
+            {
+                "path": f"{folder}/s{k:02d}.png",
+                "prediction": ""
+                if verdict == "not_ct"
+                else ("benign", "malignant", "normal")[int(np.argmax(p))],
+                "p_benign": p[0],
+                "p_malignant": p[1],
+                "p_normal": p[2],
+                "ct_score": 0.1 if verdict == "not_ct" else 0.9,
+                "layout_distance": 0.5,
+                "feature_distance": 0.4 if verdict == "ct_unlike_training" else 0.1,
+                "verdict": verdict,
+                "reason": reason,
+                "error": "",
+            }
+        )
+    for k in range(unreadable):
+        rows.append({"path": f"{folder}/bad{k}.jpg", "prediction": "", "error": "empty file"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "unreadable", "answered", "reason"),
+    [
+        (["ok"] * 2 + ["not_ct"] * 7, 0, False, "2 of 9 slices passed"),
+        (["ok"] * 2, 0, False, "2 of 2 slices passed"),  # too few, though all passed
+        (["ok"] * 3, 0, True, ""),
+        (["ok"] * 3 + ["not_ct"] * 3, 0, True, ""),  # exactly half
+        (["ok"] * 3 + ["not_ct"] * 4, 0, False, "3 of 7 slices passed"),
+        (["ok"] * 3 + ["not_ct"] * 2, 2, False, "3 of 7 slices passed"),  # unreadable count
+        (["ok", "ct_unlike_training", "ct_unlike_training", "not_ct"], 0, True, None),
+    ],
+)
+def test_a_study_answers_only_when_three_and_half_of_its_slices_pass(
+    verdicts, unreadable, answered, reason
+):
+    from lungct_utils.app.predict import study_row
+
+    row = study_row(_planted(verdicts, unreadable), Path("study"))
+    n = len(verdicts) + unreadable
+    used = sum(v != "not_ct" for v in verdicts)
+    assert row["slices"] == n and row["slices_used"] == used
+    assert row["slices_refused"] == verdicts.count("not_ct")
+    assert row["slices_unlike"] == verdicts.count("ct_unlike_training")
+    assert row["slices_unreadable"] == unreadable
+    assert bool(row["prediction"]) == answered
+    if answered:
+        assert row["prediction"] == "normal"
+        assert row["verdict"] == ("ct_unlike_training" if row["slices_unlike"] else "ok")
+    else:
+        assert row["verdict"] == "" and np.isnan(row["p_normal"])
+        assert row["reason"] == (
+            f"{reason} the input check (a study needs at least 3 and at least half)"
+        )
+    if reason == "":
+        assert row["reason"] == ""
+
+
+def test_a_study_answer_is_the_mean_log_probability_of_its_passing_slices():
+    from lungct_utils.app.predict import format_study, study_row
+    from lungct_utils.evaluate import study_probabilities
+
+    passing = [(0.2, 0.1, 0.7), (0.5, 0.1, 0.4), (0.3, 0.3, 0.4), (0.1, 0.1, 0.8)]
+    refused = [(0.01, 0.98, 0.01)] * 3  # malignant in the raw output: must not count
+    verdicts = ["ok", "ct_unlike_training", "ok", "ok"] + ["not_ct"] * 3
+    row = study_row(_planted(verdicts, 1, passing + refused), Path("/data/p1"))
+    expected = study_probabilities(np.array(passing))
+    got = [row[f"p_{c}"] for c in ("benign", "malignant", "normal")]
+    np.testing.assert_allclose(got, expected)
+    assert row["prediction"] == "normal" and row["verdict"] == "ct_unlike_training"
+    assert row["reason"] == "1 of 4 used slices unlike the training slices"
+    line = format_study(row)
+    assert line.startswith(f"study /data/p1: normal (benign {expected[0]:.3f}, ")
+    assert "4 of 8 slices used, 3 refused (not CT), 1 unreadable, 1 unlike the training" in line
+    assert line.endswith(
+        "WARNING (unlike the training slices): 1 of 4 used slices unlike the training slices"
+    )
+    ok = study_row(_planted(["ok"] * 4, 0, passing), Path("/data/p2"))
+    assert ok["verdict"] == "ok" and "WARNING" not in format_study(ok)
+    none = study_row(_planted(["ok"] * 2 + ["not_ct"] * 7), Path("/data/p3"))
+    assert format_study(none) == (
+        "study /data/p3: NO ANSWER (2 of 9 slices passed the input check (a study needs at "
+        "least 3 and at least half); 2 of 9 slices passed, 7 refused (not CT), 0 unreadable, "
+        "0 unlike the training slices)"
+    )
+
+
+def test_a_study_without_slices_or_readable_slices_has_no_answer():
+    from lungct_utils.app.predict import study_row
+
+    empty = study_row(pd.DataFrame(columns=["path", "prediction", "error"]), Path("empty"))
+    assert (empty["prediction"], empty["verdict"], empty["slices"]) == ("", "", 0)
+    assert empty["reason"] == "the study has no slices"
+    broken = study_row(_planted([], unreadable=4), Path("broken"))  # no verdict column at all
+    assert (broken["slices"], broken["slices_unreadable"], broken["slices_used"]) == (4, 4, 0)
+    assert broken["prediction"] == "" and broken["reason"].startswith("0 of 4 slices passed")
+
+
+def test_study_row_rejects_bad_arguments_and_old_rows():
+    from lungct_utils.app.predict import study_row
+
+    frame = _planted(["ok"] * 3)
+    with pytest.raises(ValueError, match="min_slices must be an integer >= 1, got 0"):
+        study_row(frame, Path("s"), min_slices=0)
+    with pytest.raises(ValueError, match=r"min_share must be in \(0, 1\], got 1.5"):
+        study_row(frame, Path("s"), min_share=1.5)
+    with pytest.raises(ValueError, match="lack the columns \\['verdict'\\]"):
+        study_row(frame.drop(columns="verdict").assign(out_of_distribution=False), Path("s"))
+    with pytest.raises(ValueError, match="unknown verdicts \\['flagged'\\]"):
+        study_row(frame.assign(verdict="flagged"), Path("s"))
+    assert study_row(frame, Path("s"), min_slices=4)["prediction"] == ""
+    assert study_row(_planted(["ok"] * 3 + ["not_ct"]), Path("s"), min_share=0.8)["reason"] == (
+        "3 of 4 slices passed the input check (a study needs at least 3 and at least 80%)"
+    )
+
+
+def test_the_table_refuses_non_ct_slices_and_warns_for_unlike_ones():
+    from lungct_utils.app.predict import format_table
+
+    frame = _planted(["ok", "ct_unlike_training", "not_ct"], unreadable=1)
+    lines = format_table(frame).splitlines()
+    assert lines[0].endswith("input check") and len(lines) == 5
+    assert lines[1].startswith("study/s00.png") and lines[1].endswith("0.700  ok")
+    assert " normal " in lines[2] and lines[2].endswith(
+        "0.700  WARNING (unlike the training slices): far from training slices "
+        "(feature distance 0.40 > 0.30)"
+    )
+    # no class and no probabilities for a refused slice: its p_* are not an answer
+    assert lines[3].endswith("REFUSED (not a CT slice): colour image (31% of pixels coloured)")
+    assert "normal" not in lines[3] and "0.700" not in lines[3]
+    assert lines[4].startswith("study/bad0.jpg") and lines[4].endswith("ERROR: not predicted")
+    with pytest.raises(ValueError, match="study/s00.png: unknown verdict 'odd'"):
+        format_table(frame.assign(verdict="odd"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_saved_results_carry_the_verdict_of_each_slice_and_study(tmp_path, suffix):
+    from lungct_utils.app.predict import save_results, study_row
+
+    frames = {
+        "a": _planted(["ok", "ok", "ct_unlike_training", "not_ct"], 1, folder="a"),
+        "b": _planted(["ok"] * 3, folder="b"),
+        "c": _planted(["not_ct"] * 3, folder="c"),
+    }
+    studies = pd.DataFrame([study_row(f, Path(name)) for name, f in frames.items()])
+    frame = pd.concat([f.assign(study=name) for name, f in frames.items()], ignore_index=True)
+    out = save_results(frame, tmp_path / f"out{suffix}", studies)
+    if suffix == ".csv":
+        table = pd.read_csv(out, keep_default_na=False)
+        slices, saved = table[table["level"] == "slice"], table[table["level"] == "study"]
+        study_verdicts = dict(zip(saved["path"], saved["verdict"], strict=True))
+        refused = {k: int(v) for k, v in saved.set_index("path")["slices_refused"].items()}
+        assert saved["slices"].tolist() == ["5", "3", "3"]  # integers, not "5.0"
+    else:
+        data = json.loads(out.read_text())
+        slices = pd.DataFrame(data["slices"])
+        study_verdicts = {s["study"]: s["verdict"] for s in data["studies"]}
+        refused = {s["study"]: s["slices_refused"] for s in data["studies"]}
+    assert study_verdicts == {"a": "ct_unlike_training", "b": "ok", "c": ""}
+    assert refused == {"a": 1, "b": 0, "c": 3}
+    assert slices["verdict"].tolist() == [*frame["verdict"].fillna("")]
+    assert slices["verdict"].tolist()[4] == ""  # the unreadable file: not checked
+    assert "out_of_distribution" not in slices and "slices_flagged" not in studies
+    only_broken = save_results(_planted([], 2), tmp_path / f"broken{suffix}")
+    if suffix == ".json":
+        assert [r["verdict"] for r in json.loads(only_broken.read_text())] == ["", ""]
 
 
 @pytest.mark.data

@@ -356,7 +356,7 @@ def test_study_section_renders_the_rule_with_and_without_the_check(metrics):
     study = {
         "counts": {
             "selected (nested)": {
-                "slices flagged": 0.0087,
+                "slices refused": 0.0087,
                 "patients with no answer (mean per repeat)": 0.0,
             }
         },
@@ -364,7 +364,7 @@ def test_study_section_renders_the_rule_with_and_without_the_check(metrics):
     }
     planted = {**metrics, "beyond": {**metrics.get("beyond", {}), "study": study}}
     text = "\n".join(report.study_section(planted))
-    assert "selected (nested): 0.87% of slices flagged, 0.0 patients with no answer" in text
+    assert "selected (nested): 0.87% of slices refused, 0.0 patients with no answer" in text
     assert "69.00 [59.00, 79.00]" in text
     assert report.study_section({"beyond": {}}) == []
 

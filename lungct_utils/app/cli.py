@@ -227,9 +227,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     frames, studies = [], []
     for group, (files, _) in zip(groups, found, strict=True):
         frame = predict_files(predictor, files, window, args.gradcam)
-        if args.study:
+        if args.study:  # one spelling of the folder in both levels ("a/" and "a" alike)
             studies.append(study_row(frame, Path(group[0])))
-            frame.insert(0, "study", group[0])
+            frame.insert(0, "study", str(Path(group[0])))
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     print(format_table(frame))
@@ -242,6 +242,51 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"saved {args.output}")
     no_answer = any(not row["prediction"] for row in studies)
     return 1 if problems or (frame["error"] != "").any() or no_answer else 0
+
+
+def _evaluate_usage_problem(args: argparse.Namespace, prefixes) -> str:
+    """Why ``evaluate`` cannot run ("" when it can), checked before the model loads."""
+    from ..external import find
+    from ..io_utils import DataError
+
+    try:
+        find(Path(args.root), prefixes)  # the folder exists and holds class folders
+    except DataError as exc:
+        return str(exc)
+    if Path(args.output).suffix.lower() != ".json":
+        return f"--output must end in .json, got {args.output!r}"
+    if args.seed < 0:
+        return f"--seed must be a non-negative integer, got {args.seed!r}"
+    if not Path(args.model).is_file():
+        return f"{args.model}: model not found (make report trains it)"
+    return writable_problem(Path(args.output))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..external import DEFAULT_PREFIXES, parse_classes
+    from ..io_utils import write_json
+
+    try:
+        prefixes = parse_classes(args.classes) if args.classes is not None else DEFAULT_PREFIXES
+    except ValueError as exc:
+        print(f"error: --classes: {exc}", file=sys.stderr)
+        return 2
+    problem = _evaluate_usage_problem(args, prefixes)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    with console(LOGS / "evaluate.log", python_too=False):  # TensorFlow's logging to a file
+        from .predict import Predictor
+        from .validate import evaluate_folder, format_summary
+
+        predictor = Predictor(Path(args.model))
+        report = evaluate_folder(predictor, Path(args.root), prefixes, args.seed)
+    write_json(report, Path(args.output))
+    print(format_summary(report))
+    for item in report["unreadable"]:
+        print(f"{item['path']}: {item['error']} (not scored)", file=sys.stderr)
+    print(f"saved {args.output}")
+    return 1 if report["unreadable"] else 0  # as predict: 1 when any file could not be read
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -327,7 +372,8 @@ def _add_predict_commands(sub, default_model: Path) -> None:
         "--study",
         action="store_true",
         help="each folder is one patient's study: also one answer per study (mean "
-        "log-probability over the slices that pass the input check)",
+        "log-probability over the slices the input check does not refuse; no answer when "
+        "fewer than 3 or fewer than half of its slices pass)",
     )
     p.set_defaults(func=_cmd_predict)
 
@@ -360,6 +406,32 @@ def _add_model_commands(sub, default_model: Path) -> None:
 
     p = sub.add_parser("finetune", help="the partial fine-tuning study (make study-finetune)")
     p.set_defaults(func=_cmd_finetune)
+
+
+def _add_evaluate_command(sub, default_model: Path) -> None:
+    """Add ``evaluate``: score a model on a labelled folder (an external test set).
+
+    Args:
+        sub: the subparsers of :func:`build_parser` (``add_subparsers``).
+        default_model: the shipped model, ``--model``'s default.
+    """
+    p = sub.add_parser(
+        "evaluate", help="score a model on a labelled folder of slices (malignant vs normal)"
+    )
+    p.add_argument("root", help="folder with class folders (e.g. train/normal, adenocarcinoma_*)")
+    p.add_argument(
+        "--classes",
+        help="extra or overriding folder-name prefixes, PREFIX=CLASS,... (class: benign, "
+        "malignant or normal)",
+    )
+    p.add_argument(
+        "--model",
+        default=str(default_model),
+        help=f"a .keras model (default: {default_model.relative_to(config.ROOT)})",
+    )
+    p.add_argument("--output", required=True, help="the report, a .json file")
+    p.add_argument("--seed", type=int, default=config.PAPER.seed, help="bootstrap seed")
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def _add_report_commands(sub) -> None:
@@ -400,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the order of the help's command list
     _add_data_commands(sub)
     _add_predict_commands(sub, default_model)
+    _add_evaluate_command(sub, default_model)
     _add_model_commands(sub, default_model)
     _add_report_commands(sub)
     return parser

@@ -1,34 +1,50 @@
 """A corpus of images that are not lung CT slices, to test the out-of-distribution check.
 
 The corpus is what the OOD check of ``predict`` must flag: photographs, other imaging
-modalities, digits, charts, text, gradients, patterns, and two kinds made from real CT
-slices that are still not slices as a user would give them (an inverted slice, and a heavy
-off-centre crop). It is built only from data shipped inside installed packages or drawn by
-code, so it needs no download:
+modalities, digits, charts, text, gradients, patterns, grey look-alikes of a CT slice (MRI
+slices, microscopy, chest radiographs), and three kinds made from real CT slices that are
+still not slices as a user would give them (an inverted slice, a heavy off-centre crop of
+30-45% of the side, and a wide off-centre crop of 60-70% of the side, in grey). It is built
+only from data shipped inside installed packages or drawn by code, so it needs no download
+(scikit-image images fetched on demand, such as human_mitosis, kidney, cells3d, brain or
+lily, are not used):
 
 * scikit-image (``skimage.data``): astronaut, chelsea, coffee, rocket, hubble_deep_field,
-  immunohistochemistry, retina, colorwheel, camera, moon, coins, clock, brick, grass,
-  gravel, stereo_motorcycle, cell, microaneurysms, shepp_logan_phantom (and its sinogram,
-  by ``skimage.transform.radon``), page, text, checkerboard, binary_blobs;
+  immunohistochemistry (also in grey and as its haematoxylin stain, by
+  ``skimage.color.rgb2hed``), retina, colorwheel, camera, moon, coins, clock, brick, grass,
+  gravel, stereo_motorcycle, cell (also a contrast-stretched 65% window), microaneurysms,
+  shepp_logan_phantom (and its sinogram, by ``skimage.transform.radon``), page, text,
+  checkerboard, binary_blobs;
 * scikit-learn (``sklearn.datasets``): the sample images china.jpg and flower.jpg, and the
   8x8 handwritten digits;
 * matplotlib (``cbook.get_sample_data``): grace_hopper.jpg, Minduka_Present_Blue_Pack.png,
-  the MRI slice s1045.ima.gz, the elevation maps jacksboro_fault_dem.npz and topobathy.npz;
-  and charts drawn with matplotlib's Agg canvas;
-* Pillow (``ImageDraw``, default font) and NumPy/SciPy: text pages, gradients, patterns;
-* the caller's CT slices, for the inverted and cropped items.
+  the sagittal T1 MRI slice s1045.ima.gz (its only slice; also with the contrast inverted
+  inside the head, T2-like, and turned, mirrored and gamma-windowed), the elevation maps
+  jacksboro_fault_dem.npz and topobathy.npz; and charts drawn with matplotlib's Agg canvas;
+* Pillow (``ImageDraw``, default font) and NumPy/SciPy: text pages, gradients, patterns,
+  axial MRI head slices (T1-, T2- and FLAIR-like, with Rician noise), fluorescence
+  microscopy of nuclei, and frontal chest radiographs (bright mediastinum, heart, ribs and
+  clavicles over darker lung fields);
+* the caller's CT slices, for the inverted, cropped and wide-cropped items (twelve slices,
+  spread over the array, each used by one item; the wide crops take slices the others leave,
+  so the inverted and cropped items are the same as before the wide crops were added).
 
 **Parts.** Each kind lists its items in a fixed order; the item at position ``p`` (0-based)
 is in the ``"design"`` part when ``p % 3 == 0`` and in the ``"held-out"`` part otherwise.
 Thresholds and rules may be tuned on the design part; the held-out part (about two thirds)
 is looked at only to report how well they work. A grey photograph is never a grey copy of an
-image used as a colour photograph, so the two parts share no picture.
+image used as a colour photograph, and an item made from another item's picture sits at a
+position of that item's part: the variants of the MRI slice and of immunohistochemistry are
+held-out, the window of cell is design. Each kind has items in both parts. New items are
+appended to a kind or form a new kind, so no item ever changes part.
 
-Every image is 8-bit RGB. Images with a side under 200 pixels are upscaled (bilinear) so the
-shorter side is 256, and images with a side over 700 are downscaled so the longer side is
-700: the corpus tests more than the size rule. Randomised images (charts, tables, terminal
-text, blobs, noise, shapes) draw from ``numpy.random.default_rng([seed, crc32(name)])``, so
-the corpus is identical for the same inputs and seed.
+Every image is 8-bit RGB; the grey look-alikes and the wide-cropped CT items are grey (three
+equal channels). Images with a side under 200 pixels are upscaled (bilinear) so the shorter
+side is 256, and images with a side over 700 are downscaled so the longer side is 700: the
+corpus tests more than the size rule. Randomised images (charts, tables, terminal text,
+blobs, noise, shapes, and the drawn MRI slices, nuclei and radiographs) draw from
+``numpy.random.default_rng([seed, crc32(name)])``, so the corpus is identical for the same
+inputs and seed.
 """
 
 from __future__ import annotations
@@ -48,8 +64,9 @@ from matplotlib import style as mpl_style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LightSource
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw, ImageFont
-from scipy.ndimage import gaussian_filter
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from scipy.ndimage import binary_fill_holes, binary_opening, gaussian_filter
+from skimage.color import rgb2hed
 from skimage.transform import radon, rescale
 from sklearn.datasets import load_digits, load_sample_image
 
@@ -65,10 +82,14 @@ KINDS = (
     "pattern",
     "inverted CT",
     "cropped CT",
+    "grey look-alike (MRI)",
+    "grey look-alike (microscopy)",
+    "grey look-alike (radiograph)",
+    "wide-cropped CT",
 )
 #: Within a kind, the item at position p is in the design part when p % DESIGN_EVERY == 0.
 DESIGN_EVERY = 3
-#: Fewest CT slices ``non_ct_corpus`` accepts (it uses ten, each once).
+#: Fewest CT slices ``non_ct_corpus`` accepts (it uses twelve, each once).
 MIN_CT_IMAGES = 12
 #: Smallest CT side accepted (a 30% window of it still has 19 pixels).
 MIN_CT_SIDE = 64
@@ -85,6 +106,17 @@ CROP_WINDOWS = (
     (0.45, 0.66, 0.64),
     (0.38, 0.50, 0.27),
 )
+#: Crop windows of the wide-cropped CT items (60-70% of the side, off-centre, in grey).
+WIDE_CROP_WINDOWS = (
+    (0.62, 0.30, 0.62),
+    (0.68, 0.68, 0.38),
+)
+#: Tissue levels of the drawn MRI head slices: scalp, skull, CSF, grey and white matter.
+HEAD_CONTRASTS = {
+    "T1": (0.85, 0.08, 0.12, 0.45, 0.70),
+    "T2": (0.55, 0.06, 0.95, 0.60, 0.40),
+    "FLAIR": (0.50, 0.06, 0.08, 0.62, 0.42),
+}
 
 Recipe = tuple[str, Callable[[np.random.Generator], Image.Image]]
 
@@ -168,6 +200,20 @@ def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return (x + 0.5) / width, (y + 0.5) / height
 
 
+def _span(length: int, share: float, centre: float) -> tuple[int, int]:
+    """``(start, stop)`` of ``share`` of a length centred near ``centre`` (0-1), inside it."""
+    size = max(1, round(share * length))
+    start = min(max(round(centre * length - size / 2), 0), length - size)
+    return start, start + size
+
+
+def _crop_share(img: Image.Image, share: float, cx: float, cy: float) -> Image.Image:
+    """A window of ``share`` of each side of an image, centred near ``(cx, cy)``, inside it."""
+    x0, x1 = _span(img.width, share, cx)
+    y0, y1 = _span(img.height, share, cy)
+    return img.crop((x0, y0, x1, y1))
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's default font at a size."""
     return ImageFont.load_default(size=size)
@@ -198,11 +244,15 @@ def _motorcycle_grey() -> Image.Image:
     return _grey(_rgb(left))
 
 
-def _mri_slice() -> Image.Image:
-    """matplotlib's sample MRI head slice (256x256, 16-bit raw) as 8-bit RGB."""
+def _mri_raw() -> np.ndarray:
+    """matplotlib's sample MRI head slice: a 256x256 sagittal T1 slice, 16-bit raw."""
     with gzip.open(cbook.get_sample_data("s1045.ima.gz", asfileobj=False)) as handle:
-        raw = np.frombuffer(handle.read(), np.uint16).reshape(256, 256)
-    return _rgb(raw)
+        return np.frombuffer(handle.read(), np.uint16).reshape(256, 256)
+
+
+def _mri_slice() -> Image.Image:
+    """matplotlib's sample MRI head slice as 8-bit RGB."""
+    return _rgb(_mri_raw())
 
 
 def _elevation(name: str, key: str) -> np.ndarray:
@@ -232,10 +282,243 @@ def _digit(digit: int, resample: Image.Resampling, ink_dark: bool) -> Image.Imag
 
 
 def _digit_montage() -> Image.Image:
-    """A 4x4 montage of sklearn digits (the first 16 images), upscaled bilinearly."""
-    images = load_digits().images[:16]
+    """A 4x4 montage of sklearn digits (images 16-31: none is a single-digit item's image),
+    upscaled bilinearly."""
+    images = load_digits().images[16:32]
     montage = np.block([[images[4 * r + c] for c in range(4)] for r in range(4)])
     return _rgb(255 - _to_uint8(montage)).resize((320, 320), Image.Resampling.BILINEAR)
+
+
+# ----------------------------------------------------------------------------- grey look-alikes
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation."""
+    field = gaussian_filter(rng.normal(0, 1, shape), sigma)
+    return field / field.std()
+
+
+def _ellipse(x: np.ndarray, y: np.ndarray, centre: tuple[float, float], radii) -> np.ndarray:
+    """The mask of an axis-aligned ellipse on a :func:`_grid`."""
+    return np.hypot((x - centre[0]) / radii[0], (y - centre[1]) / radii[1]) < 1
+
+
+def _soft(mask: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """A mask (or any array) blurred to soft edges, as float."""
+    return gaussian_filter(np.asarray(mask, np.float64), sigma)
+
+
+def _mri_t2_like() -> Image.Image:
+    """The sample MRI slice with its contrast inverted inside the head (a T2-like look).
+
+    The air around the head stays dark, as in a real T2 slice.
+    """
+    raw = _mri_raw().astype(np.float64)
+    level = np.clip(raw / np.percentile(raw, 99.5), 0, 1)
+    head = binary_fill_holes(binary_opening(gaussian_filter(level, 2) > 0.08, iterations=2))
+    return _rgb(_soft(head, 1.0) * (1 - level))
+
+
+def _mri_turned() -> Image.Image:
+    """The sample MRI slice turned by 90 degrees, mirrored and windowed with gamma 0.6."""
+    raw = _mri_raw().astype(np.float64)
+    level = np.clip(raw / np.percentile(raw, 99.5), 0, 1) ** 0.6
+    return _rgb(np.fliplr(np.rot90(level)))
+
+
+def _head_labels(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A drawn axial head slice as tissue labels.
+
+    Args:
+        rng: the item's random generator (head shape, gyri, sulci).
+        side: the slice's side in pixels.
+
+    Returns:
+        uint8 ``(side, side)``: 0 air, 1 scalp, 2 skull, 3 CSF, 4 grey, 5 white matter.
+    """
+    x, y = _grid(side, side)
+    cx, cy = 0.5 + rng.uniform(-0.02, 0.02, 2)
+    r = np.hypot((x - cx) / rng.uniform(0.36, 0.40), (y - cy) / rng.uniform(0.43, 0.47))
+    labels = np.select([r < 0.68, r < 0.86, r < 0.88, r < 0.93, r < 1.0], [5, 4, 3, 2, 1], 0)
+    folds = r < 0.68 + 0.1 * _smooth_noise(rng, r.shape, side / 50)
+    labels[(r < 0.86) & folds] = 5
+    sulci = (r > 0.45) & (np.abs(_smooth_noise(rng, r.shape, side / 60)) < 0.12)
+    labels[(r < 0.86) & (sulci | (np.abs(x - cx) < 0.006))] = 3
+    for s in (-1, 1):
+        u = x - cx - s * (0.05 + 0.12 * (y - cy))
+        labels[np.hypot(u / 0.03, (y - cy + 0.02) / 0.13) < 1] = 3
+    return labels.astype(np.uint8)
+
+
+def _drawn_head(rng: np.random.Generator, contrast: str, side: int = 256) -> Image.Image:
+    """A drawn axial MRI head slice with Rician noise.
+
+    Args:
+        rng: the item's random generator.
+        contrast: a key of :data:`HEAD_CONTRASTS` (``"T1"``, ``"T2"``, ``"FLAIR"``).
+        side: the slice's side in pixels.
+
+    Returns:
+        The slice, grey RGB.
+    """
+    labels = _head_labels(rng, side)
+    values = np.array((0.0, *HEAD_CONTRASTS[contrast]))[labels]
+    values = gaussian_filter(values, 0.8) * (1 + 0.05 * _smooth_noise(rng, labels.shape, 3))
+    noise = rng.normal(0, 0.03, (2, *labels.shape))
+    return _rgb(np.hypot(values + noise[0], noise[1]))
+
+
+def _cell_zoom() -> Image.Image:
+    """An off-centre 65% window of scikit-image's cell, contrast-stretched (1% cut-off)."""
+    return ImageOps.autocontrast(_crop_share(_skimage("cell"), 0.65, 0.7, 0.55), cutoff=1)
+
+
+def _haematoxylin() -> Image.Image:
+    """The haematoxylin stain of scikit-image's immunohistochemistry (``rgb2hed``), dark on
+    light."""
+    stain = rgb2hed(skimage.data.immunohistochemistry())[..., 0]
+    return _rgb(-np.clip(stain, 0, np.percentile(stain, 99.5)))
+
+
+def _nuclei(rng: np.random.Generator, count: int, side: int = 384) -> Image.Image:
+    """Drawn fluorescence microscopy: stained nuclei (a few small bright mitotic ones) on
+    black, textured, blurred and noisy.
+
+    Args:
+        rng: the item's random generator.
+        count: number of nuclei.
+        side: the image's side in pixels.
+
+    Returns:
+        The image, grey RGB.
+    """
+    canvas = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(count):
+        cx, cy = rng.uniform(0, side, 2)
+        mitotic = rng.uniform() < 0.12
+        rx, ry = rng.uniform(3, 5, 2) if mitotic else rng.uniform(7, 13, 2)
+        level = 250 if mitotic else int(rng.integers(70, 190))
+        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=level)
+    signal = np.asarray(canvas, np.float64) / 255
+    signal = gaussian_filter(signal * (1 + 0.35 * _smooth_noise(rng, signal.shape, 1.5)), 1.6)
+    return _rgb(np.clip(0.04 + signal + rng.normal(0, 0.02, signal.shape), 0, None))
+
+
+def _strokes(size: tuple[int, int], paths: list, width: int) -> np.ndarray:
+    """Polylines in 0-1 coordinates drawn white on black, as a 0-1 float array."""
+    canvas = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(canvas)
+    for path in paths:
+        draw.line([(px * size[0], py * size[1]) for px, py in path], fill=255, width=width)
+    return np.asarray(canvas, np.float64) / 255
+
+
+def _rib_paths(rng: np.random.Generator, count: int = 10) -> list:
+    """Posterior ribs: arcs from the spine that rise, then fall laterally, on both sides."""
+    t = np.linspace(0, 1, 24)
+    paths = []
+    for k in range(count):
+        y0 = 0.13 + 0.062 * k + rng.uniform(-0.005, 0.005)
+        for s in (-1, 1):
+            xs = 0.5 + s * (0.035 + (0.30 + 0.01 * k) * t)
+            ys = y0 - 0.04 * np.sin(np.pi * t * 0.9) + (0.06 + 0.012 * k) * t**2
+            paths.append(list(zip(xs, ys, strict=True)))
+    return paths
+
+
+def _vessel_paths(rng: np.random.Generator) -> list:
+    """Lung vessels: slightly bent lines fanning out from both hila."""
+    t = np.linspace(0, 1, 12)
+    paths = []
+    for s in (-1, 1):
+        for angle in np.linspace(-1.2, 1.3, 9) + rng.uniform(-0.08, 0.08, 9):
+            length, bend = rng.uniform(0.12, 0.22), rng.uniform(-0.15, 0.15)
+            xs = 0.5 + s * (0.09 + length * t * np.cos(angle + bend * t))
+            ys = 0.5 - 1.3 * length * t * np.sin(angle + bend * t)
+            paths.append(list(zip(xs, ys, strict=True)))
+    return paths
+
+
+def _lung_fields(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The two lung fields of a frontal chest view: apex to diaphragm dome, beside the
+    mediastinum (the left dome a little lower)."""
+    lungs = np.zeros(x.shape, bool)
+    width, base = rng.uniform(0.25, 0.31), rng.uniform(0.66, 0.74)
+    for s in (-1, 1):
+        lateral = 0.11 + width * np.sqrt(np.clip((y - 0.08) / 0.45, 0, 1))
+        medial = 0.07 + 0.03 * np.clip((y - 0.45) / 0.2, 0, 1)
+        dome = base + (0.0 if s < 0 else 0.03) + 0.10 * (np.abs(x - 0.5) / 0.38) ** 3
+        across = s * (x - 0.5)
+        lungs |= (across > medial) & (across < lateral) & (y > 0.1) & (y < dome)
+    return lungs
+
+
+def _chest_attenuation(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """How much a drawn frontal chest absorbs: brighter where more tissue or bone.
+
+    Args:
+        rng: the item's random generator (lung, heart and rib shapes, vessels).
+        width: image width in pixels.
+        height: image height in pixels.
+
+    Returns:
+        Non-negative float ``(height, width)``.
+    """
+    x, y = _grid(width, height)
+    torso = np.abs((x - 0.5) / 0.47) ** 4 + np.abs((y - 0.62) / 0.68) ** 4 < 1
+    body = _soft(torso | ((np.abs(x - 0.5) < 0.1) & (y < 0.2)), 4)
+    thickness = body * (0.6 + 0.4 * np.sqrt(np.clip(1 - ((x - 0.5) / 0.47) ** 2, 0, 1)))
+    lungs = _soft(_lung_fields(x, y, rng), 4)
+    heart_centre = (0.54 + rng.uniform(-0.01, 0.02), rng.uniform(0.58, 0.63))
+    heart = _ellipse(x, y, heart_centre, (rng.uniform(0.15, 0.21), rng.uniform(0.12, 0.15)))
+    mediastinum = (np.abs(x - 0.5) < 0.06) & (y < 0.62)
+    vessels = _soft(_strokes((width, height), _vessel_paths(rng), 3), 2.0)
+    ribs = _strokes((width, height), _rib_paths(rng), 7)
+    clavicles = [
+        [(0.47, 0.17), (0.3, 0.13), (0.14, 0.15)],
+        [(0.53, 0.17), (0.7, 0.13), (0.86, 0.15)],
+    ]
+    bones = 0.13 * _soft(ribs, 1.5) + 0.2 * _soft(_strokes((width, height), clavicles, 11), 1.5)
+    att = (
+        0.6 * thickness
+        - 0.4 * lungs
+        + (bones + 0.05 * _soft(np.abs(x - 0.5) < 0.03, 2)) * thickness
+    )
+    att += lungs * (0.08 * vessels + 0.015 * _smooth_noise(rng, x.shape, 4))
+    att += 0.3 * _soft(heart | mediastinum, 4) * lungs + 0.12 * _soft(mediastinum)
+    att -= 0.08 * _soft((np.abs(x - 0.5) < 0.018) & (y < 0.4), 2)  # the trachea's air
+    return np.clip(att, 0, None)
+
+
+def _pose(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """An image turned by up to 4 degrees and zoomed to a random 82-100% window, same size."""
+    turned = img.rotate(rng.uniform(-4, 4), Image.Resampling.BILINEAR)
+    cx, cy = 0.5 + rng.uniform(-0.05, 0.05, 2)
+    window = _crop_share(turned, rng.uniform(0.82, 1.0), cx, cy)
+    return window.resize(img.size, Image.Resampling.BILINEAR)
+
+
+def _chest_radiograph(
+    rng: np.random.Generator, gamma: float = 1.0, marker: str = ""
+) -> Image.Image:
+    """A drawn frontal chest radiograph (360x400): bright mediastinum, heart and bones, dark
+    lung fields, smooth.
+
+    Args:
+        rng: the item's random generator (anatomy, pose, noise).
+        gamma: exposure curve applied to the attenuation (above 1: harder contrast).
+        marker: a side marker letter drawn top left (none when empty).
+
+    Returns:
+        The radiograph, grey RGB.
+    """
+    att = _chest_attenuation(rng, 360, 400) ** gamma
+    att = gaussian_filter(att, 0.8) + rng.normal(0, 0.008, att.shape)
+    img = _pose(Image.fromarray(_to_uint8(np.clip(att, 0, None)), mode="L"), rng)
+    if marker:
+        ImageDraw.Draw(img).text((22, 16), marker, fill=245, font=_font(28))
+    return img.convert("RGB")
 
 
 # ----------------------------------------------------------------------------- charts
@@ -513,8 +796,31 @@ def _shapes(rng: np.random.Generator) -> Image.Image:
 
 
 def _ct_picks(n: int) -> list[int]:
-    """Ten distinct indices spread over ``n >= 10`` CT slices."""
+    """Ten distinct indices spread over ``n >= 10`` CT slices, first and last included."""
     return [k * (n - 1) // 9 for k in range(10)]
+
+
+def _wide_ct_picks(n: int, taken: Sequence[int]) -> list[int]:
+    """One index per wide crop window, each not in ``taken`` and not picked before.
+
+    Window ``k`` of ``m`` takes the free index nearest to ``(k + 0.5) / m`` of the way
+    through the slices (the lower one on a tie), so the ten picks of :func:`_ct_picks` and
+    the items made from them stay as they were.
+
+    Args:
+        n: number of CT slices, at least ``len(taken) + len(WIDE_CROP_WINDOWS)``.
+        taken: indices already used.
+
+    Returns:
+        Distinct indices, in window order.
+    """
+    free = sorted(set(range(n)) - set(taken))
+    picks = []
+    for k in range(len(WIDE_CROP_WINDOWS)):
+        target = (k + 0.5) / len(WIDE_CROP_WINDOWS) * (n - 1)
+        picks.append(min(free, key=lambda i, t=target: (abs(i - t), i)))
+        free.remove(picks[-1])
+    return picks
 
 
 def _inverted_ct(ct: np.ndarray) -> Image.Image:
@@ -525,16 +831,19 @@ def _inverted_ct(ct: np.ndarray) -> Image.Image:
 
 def _crop_box(side: int, share: float, cx: float, cy: float) -> tuple[int, int, int, int]:
     """A square window of ``share`` of the side centred near ``(cx, cy)``, inside the image."""
-    w = max(1, round(share * side))
-    x0 = min(max(round(cx * side - w / 2), 0), side - w)
-    y0 = min(max(round(cy * side - w / 2), 0), side - w)
-    return x0, y0, x0 + w, y0 + w
+    (x0, x1), (y0, y1) = _span(side, share, cx), _span(side, share, cy)
+    return x0, y0, x1, y1
 
 
 def _cropped_ct(ct: np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:
     """A window of a CT slice resized to :data:`CT_SIDE` (bilinear)."""
     img = Image.fromarray(ct, mode="RGB").crop(box)
     return img.resize((CT_SIDE, CT_SIDE), Image.Resampling.BILINEAR)
+
+
+def _wide_cropped_ct(ct: np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:
+    """The grey version of a window of a CT slice, resized to :data:`CT_SIDE` (bilinear)."""
+    return _grey(_cropped_ct(ct, box))
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -696,24 +1005,107 @@ def _pattern_recipes() -> list[Recipe]:
     ]
 
 
-def _ct_recipes(ct_images: np.ndarray) -> tuple[list[Recipe], list[Recipe]]:
-    """The inverted and the cropped CT items, from ten distinct slices (each used once).
+def _mri_recipes() -> list[Recipe]:
+    """MRI look-alikes: drawn axial head slices at design positions, and the sample slice's
+    variants at held-out ones (the sample slice itself is a held-out other modality).
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("drawn axial head slice, T1-like", lambda rng: _drawn_head(rng, "T1")),
+        (
+            "matplotlib s1045.ima, contrast inverted inside the head (T2-like)",
+            _static(_mri_t2_like),
+        ),
+        ("matplotlib s1045.ima, turned 90 degrees and mirrored, gamma 0.6", _static(_mri_turned)),
+        ("drawn axial head slice, T2-like", lambda rng: _drawn_head(rng, "T2")),
+        ("drawn axial head slice, FLAIR-like", lambda rng: _drawn_head(rng, "FLAIR")),
+    ]
+
+
+def _microscopy_recipes() -> list[Recipe]:
+    """Grey microscopy: drawn fluorescence nuclei, a zoom of ``cell`` (a design item, so at a
+    design position) and grey versions of ``immunohistochemistry`` (a held-out colour
+    photograph, so at held-out positions).
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("drawn fluorescence nuclei, sparse", lambda rng: _nuclei(rng, 70)),
+        (
+            "skimage immunohistochemistry, grey",
+            _static(lambda: _grey(_skimage("immunohistochemistry"))),
+        ),
+        ("drawn fluorescence nuclei, dense", lambda rng: _nuclei(rng, 160)),
+        ("skimage cell, 65% off-centre window, contrast-stretched", _static(_cell_zoom)),
+        ("skimage immunohistochemistry, haematoxylin stain (rgb2hed)", _static(_haematoxylin)),
+    ]
+
+
+def _radiograph_recipes() -> list[Recipe]:
+    """Drawn frontal chest radiographs (each a new drawing).
+
+    Returns:
+        ``(label, make)`` recipes in their fixed order.
+    """
+    return [
+        ("drawn frontal chest radiograph", _chest_radiograph),
+        (
+            "drawn frontal chest radiograph, side marker",
+            lambda rng: _chest_radiograph(rng, marker="R"),
+        ),
+        ("drawn frontal chest radiograph, gamma 1.6", lambda rng: _chest_radiograph(rng, 1.6)),
+    ]
+
+
+def _crop_recipes(
+    ct_images: np.ndarray, indices: Sequence[int], windows: Sequence[tuple], make: Callable
+) -> list[Recipe]:
+    """Crop recipes: slice ``indices[k]`` through window ``windows[k]``.
+
+    Args:
+        ct_images: uint8 ``(n, s, s, 3)`` CT slices, already checked.
+        indices: one slice index per window.
+        windows: ``(share, cx, cy)`` crop windows (see :func:`_crop_box`).
+        make: ``make(slice, box)`` builds the item (:func:`_cropped_ct` or
+            :func:`_wide_cropped_ct`).
+
+    Returns:
+        ``(label, make)`` recipes in window order.
+    """
+    boxes = [_crop_box(ct_images.shape[1], *window) for window in windows]
+    return [
+        (f"ct_images[{i}], box {box}", _static(make, ct_images[i], box))
+        for i, box in zip(indices, boxes, strict=True)
+    ]
+
+
+def _ct_recipes(ct_images: np.ndarray) -> dict[str, list[Recipe]]:
+    """The inverted, cropped and wide-cropped CT items, each from its own slice.
+
+    Ten picks spread over the slices alternate between an inverted and a cropped item; the
+    wide crops take two other slices (:func:`_wide_ct_picks`).
 
     Args:
         ct_images: uint8 ``(n, s, s, 3)`` CT slices, already checked.
 
     Returns:
-        ``(inverted, cropped)``: ``(label, make)`` recipes in their fixed order.
+        Kind (``"inverted CT"``, ``"cropped CT"``, ``"wide-cropped CT"``) -> its
+        ``(label, make)`` recipes in their fixed order.
     """
     picks = _ct_picks(len(ct_images))
-    side = ct_images.shape[1]
-    boxes = [_crop_box(side, *window) for window in CROP_WINDOWS]
-    inverted = [(f"ct_images[{i}]", _static(_inverted_ct, ct_images[i])) for i in picks[0::2]]
-    cropped = [
-        (f"ct_images[{i}], box {box}", _static(_cropped_ct, ct_images[i], box))
-        for i, box in zip(picks[1::2], boxes, strict=True)
-    ]
-    return inverted, cropped
+    wide_picks = _wide_ct_picks(len(ct_images), picks)
+    return {
+        "inverted CT": [
+            (f"ct_images[{i}]", _static(_inverted_ct, ct_images[i])) for i in picks[0::2]
+        ],
+        "cropped CT": _crop_recipes(ct_images, picks[1::2], CROP_WINDOWS, _cropped_ct),
+        "wide-cropped CT": _crop_recipes(
+            ct_images, wide_picks, WIDE_CROP_WINDOWS, _wide_cropped_ct
+        ),
+    }
 
 
 def _recipes(ct_images: np.ndarray) -> dict[str, list[Recipe]]:
@@ -725,20 +1117,22 @@ def _recipes(ct_images: np.ndarray) -> dict[str, list[Recipe]]:
     Returns:
         Kind -> its ``(label, make)`` recipes, kinds in :data:`KINDS` order.
     """
-    inverted, cropped = _ct_recipes(ct_images)
-    recipes = [
-        _colour_photo_recipes(),
-        _grey_photo_recipes(),
-        _modality_recipes(),
-        _digit_recipes(),
-        _chart_recipes(),
-        _text_recipes(),
-        _gradient_recipes(),
-        _pattern_recipes(),
-        inverted,
-        cropped,
-    ]
-    return dict(zip(KINDS, recipes, strict=True))
+    ct = _ct_recipes(ct_images)
+    recipes = {
+        "colour photograph": _colour_photo_recipes(),
+        "grey photograph": _grey_photo_recipes(),
+        "microscopy/astronomy/other modality": _modality_recipes(),
+        "digits": _digit_recipes(),
+        "chart": _chart_recipes(),
+        "text": _text_recipes(),
+        "gradient": _gradient_recipes(),
+        "pattern": _pattern_recipes(),
+        "grey look-alike (MRI)": _mri_recipes(),
+        "grey look-alike (microscopy)": _microscopy_recipes(),
+        "grey look-alike (radiograph)": _radiograph_recipes(),
+        **ct,
+    }
+    return {kind: recipes[kind] for kind in KINDS}
 
 
 def _check_ct(ct_images) -> None:
@@ -775,9 +1169,9 @@ def non_ct_corpus(ct_images: np.ndarray, seed: int = 0) -> list[Item]:
     """Build the non-CT corpus.
 
     Args:
-        ct_images: uint8 ``(n, s, s, 3)`` real CT slices, ``n >= 12`` and ``s >= 64``; ten of
-            them, spread over the array and each used once, become the inverted and cropped
-            CT items.
+        ct_images: uint8 ``(n, s, s, 3)`` real CT slices, ``n >= 12`` and ``s >= 64``; twelve
+            of them, spread over the array and each used once, become the inverted, cropped
+            and wide-cropped CT items.
         seed: non-negative seed of the randomised images (charts, text, patterns).
 
     Returns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config, tables
+from .. import config, external_summary, tables
 from ..io_utils import DataError, write_text
 from ..report import results_table
 from ..tables import markdown, pct
@@ -56,6 +56,13 @@ def _model_lines(metrics: dict) -> list[str]:
         Markdown lines, ending with an empty one.
     """
     final = metrics["beyond"]["selected"]["final"]
+    shipped = metrics.get("external", {}).get("shipped", {})
+    transfer = ""
+    if shipped.get("selection", "").endswith("(08)"):
+        transfer = (
+            f" Notebook 08's shipping rule (written before the external set was scored) then "
+            f"replaced it with **{shipped['recipe']}**, trained on {shipped['trained_on']}."
+        )
     tta = "; its prediction averages the image's views (mirror, rotations by 4 and 8 degrees)"
     return [
         "# Model card: frozen MobileNetV2 features + a small head for IQ-OTH/NCCD lung CT slices",
@@ -66,33 +73,90 @@ def _model_lines(metrics: dict) -> list[str]:
         "## Model",
         "",
         f"* `models/{config.DEFAULT_RUN}.keras`, the default of `predict` and `export`: the "
-        f"recipe **{final['recipe']}**, chosen by nested cross-validation over reconstructed "
-        f"patients (notebook 06) and trained on {final['trained_on']}.",
+        f"recipe **{final['recipe']}** was chosen by nested cross-validation over reconstructed "
+        f"patients (notebook 06) and trained on {final['trained_on']} "
+        f"(`models/{config.NESTED_RUN}.keras`).{transfer}",
         "* Frozen ImageNet MobileNetV2 (alpha 1.0, 224x224, MobileNetV2's own [-1, 1] input "
         f"scaling), global average pooling, then {head_text(final)} on the standardized "
         f"1280-d feature, with a benign prior factor of {final['prior']} on the decision"
         f"{tta if final['tta'] else ''}.",
         "* Input: one axial chest CT slice, any size, RGB. Output: probabilities for benign, "
-        "malignant, normal, plus the layered input check of `predict` (content, colour, a "
-        "contrast-normalised CT layout, the backbone feature's distance; thresholds calibrated "
-        "on held-out patients; notebook 04 measures it). `predict --study` gives one answer per "
-        "patient: the mean log-probability over the slices that pass.",
+        "malignant, normal, plus the input check's verdict with its reason: `not_ct` (not a CT "
+        "slice at all: refused, no class; content, colour and a CT-or-not classifier trained on "
+        "IQ-OTH/NCCD slices, simulated-scanner transforms of them and non-CT images), "
+        "`ct_unlike_training` (a CT slice unlike the training hospital's: the class is kept, "
+        "with a warning; layout and feature distances) or `ok`. Thresholds are calibrated on "
+        "held-out patients (notebooks 04 and 08 measure them). `predict --study` gives one "
+        "answer per patient: the mean log-probability over the slices not refused, and none "
+        "when fewer than 3 or fewer than half of them pass.",
         "* The paper's model (Table II head on /255 inputs) is kept for comparison: "
         "`models/<protocol>_holdout.keras`.",
         "",
     ]
 
 
-#: The ``## Intended use`` section: the same for every run.
-_INTENDED_USE = [
-    "## Intended use",
-    "",
-    "Research and teaching: reproducing and stress-testing a published result, studying "
-    "leakage, shortcuts and calibration on a small public dataset. **Not a medical device.** "
-    "It must not be used to diagnose, triage or reassure any patient. It has not been "
-    "validated on any data outside one hospital's 2019 scans.",
-    "",
-]
+def _intended_use(metrics: dict) -> list[str]:
+    """The ``## Intended use`` section.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        Markdown lines, ending with an empty one.
+    """
+    outside = (
+        "Outside one hospital's 2019 scans it has been scored on one public set only (below)."
+        if "external" in metrics
+        else "It has not been validated on any data outside one hospital's 2019 scans."
+    )
+    return [
+        "## Intended use",
+        "",
+        "Research and teaching: reproducing and stress-testing a published result, studying "
+        "leakage, shortcuts and calibration on a small public dataset. **Not a medical "
+        f"device.** It must not be used to diagnose, triage or reassure any patient. {outside}",
+        "",
+    ]
+
+
+def _external_lines(metrics: dict) -> list[str]:
+    """The ``## At another hospital`` section (none before notebook 08 has run).
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        Markdown lines, ending with an empty one.
+    """
+    if "external" not in metrics:
+        return []
+    part = metrics["external"]
+    shipped = part["models"]["shipped model"]
+    inside = dict((key, where) for key, _, where in external_summary.model_names(part))
+    rows = {
+        inside["shipped model"].removeprefix("on "): part["internal"]["shipped model"],
+        "external, every distinct slice": shipped["metrics"],
+        "external, slices the check accepts": shipped["metrics_accepted"],
+    }
+    return [
+        "## At another hospital (percent)",
+        "",
+        external_summary.model_sentence(
+            "shipped model",
+            part["internal"]["shipped model"],
+            shipped["metrics"],
+            inside["shipped model"],
+        )
+        + " "
+        + external_summary.check_sentence(part),
+        "",
+        markdown(tables.metric_table(rows), index="set"),
+        "",
+        "Malignant against normal (the external set has no benign class; a benign call is "
+        "counted wrong); 95% intervals over patients inside, over case proxies outside "
+        "(notebook 08). Scored once: no choice was made on the external set.",
+        "",
+    ]
 
 
 def _data_lines(metrics: dict) -> list[str]:
@@ -132,10 +196,19 @@ def _performance_lines(metrics: dict) -> list[str]:
         Markdown lines, ending with an empty one.
     """
     sel, honest = metrics["beyond"]["selected"], metrics["honest_cv"]["cases"]
+    shipped = metrics.get("external", {}).get("shipped", {})
+    which = (
+        f"These are the figures of the recipe notebook 06 selected "
+        f"(`models/{config.NESTED_RUN}.keras`); the shipped **{shipped['recipe']}** has only "
+        "08's recipe CV behind it (not nested; next section). "
+        if shipped.get("selection", "").endswith("(08)")
+        else ""
+    )
     return [
         "## Honest performance (percent)",
         "",
-        f"On new patients (outer folds of the nested CV, `cases` protocol, {honest['folds']} "
+        which
+        + f"On new patients (outer folds of the nested CV, `cases` protocol, {honest['folds']} "
         f"folds x {honest['repeats']} repeats, {honest['n_test']:,} distinct originals): "
         f"macro-F1 {_ci(sel, 'macro_f1')}, balanced accuracy {_ci(sel, 'balanced_accuracy')}, "
         f"benign recall {_ci(sel, 'recall_benign')} "
@@ -199,8 +272,9 @@ def _failure_lines(metrics: dict) -> list[str]:
         "all malignant, so stretched images carry a shape cue.",
         "* **Other scanners, windows and centres**: the model has seen one centre's JPEGs "
         "windowed at width 350-1200 HU; DICOM input is windowed with a lung window by default, "
-        "which looks different; the input check may fire, and predictions are "
-        "then unreliable.",
+        "which looks different. On other hospitals' slices expect the input check to refuse "
+        "(`not_ct`) or warn (`ct_unlike_training`), and take any answer as unreliable (notebook "
+        "08 measures how often, and how wrong).",
         "* **Trained on slices**: it classifies single slices (a normal-looking slice of a "
         "cancer patient is labelled malignant in the data); the per-patient answer of "
         "`--study` pools them and is scored per patient in notebook 06.",
@@ -220,9 +294,10 @@ def render(metrics: dict, deployment: dict | None) -> str:
     """
     lines = [
         *_model_lines(metrics),
-        *_INTENDED_USE,
+        *_intended_use(metrics),
         *_data_lines(metrics),
         *_performance_lines(metrics),
+        *_external_lines(metrics),
         *_deployment_lines(deployment),
         *_failure_lines(metrics),
     ]

@@ -191,15 +191,30 @@ def _bar(name: str, terminal) -> dict:
     }
 
 
-def _selected(names: list[str] | None) -> list[Path]:
-    """The notebooks to run: all, or those named, in order."""
-    paths = notebook_paths()
-    if not names:
+def _without_external(paths: list[Path]) -> list[Path]:
+    """``paths`` without notebook 08 when the external set is missing (one line), or an
+    error under ``LUNGCT_REQUIRE_DATA=1`` naming the missing folder."""
+    external = config.external_dir()
+    if external.is_dir() or config.EXTERNAL_NOTEBOOK not in {p.name for p in paths}:
         return paths
-    unknown = set(names) - {p.name for p in paths}
+    if os.environ.get("LUNGCT_REQUIRE_DATA") == "1":
+        raise LungCTError(
+            f"{external}: no external set (LUNGCT_REQUIRE_DATA=1; set {config.EXTERNAL_DIR_ENV})"
+        )
+    print(
+        f"{config.EXTERNAL_NOTEBOOK} skipped: no external set at {external} "
+        f"(set {config.EXTERNAL_DIR_ENV})"
+    )
+    return [p for p in paths if p.name != config.EXTERNAL_NOTEBOOK]
+
+
+def _selected(names: list[str] | None) -> list[Path]:
+    """The notebooks to run: all, or those named, in order (:func:`_without_external`)."""
+    paths = notebook_paths()
+    unknown = set(names or ()) - {p.name for p in paths}
     if unknown:
         raise ValueError(f"unknown notebook(s) {sorted(unknown)}")
-    return [p for p in paths if p.name in names]
+    return _without_external([p for p in paths if not names or p.name in names])
 
 
 def _parameters(paths: list[Path], params_file: Path | None) -> dict[Path, dict]:

@@ -1,24 +1,33 @@
-"""Input check: is an image a chest CT slice like the ones the model was trained on?
+"""Input check: two questions, not one.
 
-Four layers, cheapest first; the first that fires gives the reason (""  when none does):
+1. **Is this a CT slice at all?** If not, the image is refused (verdict ``not_ct``) and
+   gets no class. Three layers answer it, cheapest first:
 
-1. **content**: too small, blank, pure noise (fixed rules from the release's ranges);
-2. **colour**: a CT slice is grey, its three channels equal; a picture with coloured
-   pixels is not a CT slice (every one of the release's 1,097 files is single-channel);
-3. **layout**: a CT slice shows a dark surround, a bright body and dark lungs; the image's
-   *contrast-normalised* 16x16 grey thumbnail (:func:`layouts`) is compared with the
-   training slices' (root-mean-square distance to the nearest one). Normalising the
-   contrast keeps CT slices shown through another window (a DICOM file, a 16-bit PNG) in,
-   while photographs, charts, text, gradients, inverted and cropped slices land far away;
-4. **features**: one minus the largest centred cosine similarity of the image's pooled
-   backbone feature to a training feature.
+   * **content**: too small, blank, pure noise (fixed rules from the release's ranges);
+   * **colour**: a CT slice is grey, its three channels equal;
+   * **ct**: a logistic regression on the pooled backbone feature (:func:`fit_ct`), CT
+     slices against images that are not. Its CT side is the training slices *and*
+     transforms of them that simulate other scanners and hospitals (:mod:`lungct_utils.shift`:
+     window and level, contrast, gamma, noise, blur, scale, shift, framing); its other side
+     is the design part of the non-CT corpus (:mod:`lungct_utils.app.corpus`). The
+     threshold refuses :data:`CT_RATE` of **held-out patients'** slices and their
+     transforms (grouped folds). No image of an external set takes part.
 
-Layers 3 and 4 are calibrated where they will be used: on **held-out patients**
-(:func:`fit`). The training slices are cut into grouped folds of whole reconstructed cases;
-each slice's distance to the *other* folds is the distance a new patient's slice has, and
-the threshold is the quantile of those distances that flags a stated share of them
-(:data:`LAYOUT_RATE`, :data:`FEATURE_RATE`). No image that is not CT takes part in any
-threshold.
+2. **Is it like the training hospital's slices?** If not, the class and probabilities are
+   kept with a warning (verdict ``ct_unlike_training``). Two layers:
+
+   * **layout**: the image's *contrast-normalised* 16x16 grey thumbnail (:func:`layouts`)
+     against the training slices' (root-mean-square distance to the nearest one);
+   * **features**: one minus the largest centred cosine similarity of the image's pooled
+     backbone feature to a training feature.
+
+   Both are calibrated on **held-out patients** (:func:`fit`): the training slices are cut
+   into grouped folds of whole reconstructed cases; each slice's distance to the *other*
+   folds is the distance a new patient's slice has, and the threshold is the quantile of
+   those distances that flags a stated share of them (:data:`LAYOUT_RATE`,
+   :data:`FEATURE_RATE`).
+
+The first layer that fires gives the reason ("" when none does) and so the verdict.
 """
 
 from __future__ import annotations
@@ -28,10 +37,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
+from .. import shift
 from ..audit import centered_unit, thumbnails
+from ..features import cached_features
+from ..images import resize_rgb
 from ..io_utils import atomic_path
 from ..splits import group_kfold
+from . import corpus
 
 #: Images smaller than this on either side are too small to be a CT slice (the release's
 #: smallest side is 331 pixels).
@@ -54,8 +69,21 @@ LAYOUT_RATE = 0.002
 FEATURE_RATE = 0.001
 #: Grouped folds of the calibration.
 CALIBRATION_FOLDS = 5
-#: The reasons, by layer.
-LAYERS = ("content", "colour", "layout", "features")
+#: Share of held-out patients' CT slices (and their simulated-scanner transforms) the ct
+#: layer may refuse in calibration (goal: at most 1% of new patients' slices refused).
+CT_RATE = 0.005
+#: Inverse regularisation of the ct layer's logistic regression (a rule fixed before any
+#: external image was seen: scikit-learn's default).
+CT_C = 1.0
+#: The reasons, by layer, in the order they are tried.
+LAYERS = ("content", "colour", "ct", "layout", "features")
+#: The layers of question 1 (refuse) and of question 2 (warn).
+NOT_CT_LAYERS = ("content", "colour", "ct")
+UNLIKE_LAYERS = ("layout", "features")
+#: The verdicts of the input check.
+VERDICTS = ("ok", "ct_unlike_training", "not_ct")
+#: The numbers behind the verdict, one column each in ``predict``'s rows.
+CHECK_COLUMNS = ("ct_score", "layout_distance", "feature_distance")
 
 
 def content_reason(img: Image.Image) -> str:
@@ -188,10 +216,13 @@ def distances(features: np.ndarray, layout: np.ndarray, ref: dict) -> pd.DataFra
         ref: from :func:`reference` or :func:`fit`.
 
     Returns:
-        DataFrame ``layout_distance, feature_distance``.
+        DataFrame ``ct_score, layout_distance, feature_distance`` (``ct_score`` NaN when
+        the reference has no ct layer).
     """
+    scores = ct_scores(features, ref) if "ct_coef" in ref else np.full(len(features), np.nan)
     return pd.DataFrame(
         {
+            "ct_score": scores.astype(np.float32),
             "layout_distance": layout_distance(layout, ref["layout_reference"]),
             "feature_distance": feature_distance(features, ref["mean"], ref["reference"]),
         }
@@ -218,7 +249,8 @@ def held_out_distances(
     out = pd.DataFrame(index=range(len(fold)), columns=["layout_distance", "feature_distance"])
     for k in range(n_folds):
         test, train = fold == k, fold != k
-        part = distances(features[test], layout[test], reference(features[train], layout[train]))
+        ref = reference(features[train], layout[train])
+        part = distances(features[test], layout[test], ref)[out.columns]
         out.loc[test, part.columns] = part.to_numpy()
     return out.astype(np.float32).assign(fold=fold)
 
@@ -261,6 +293,167 @@ def fit(
     return ref
 
 
+def ct_scores(features: np.ndarray, ref: dict) -> np.ndarray:
+    """The ct layer's probability that each image is a CT slice.
+
+    Args:
+        features: ``(n, d)`` pooled backbone features.
+        ref: a reference holding the ct layer (:func:`fit_ct`).
+
+    Returns:
+        float64 ``(n,)`` in [0, 1].
+    """
+    z = (np.asarray(features, np.float64) - ref["ct_mean"]) / ref["ct_scale"]
+    logit = z @ np.asarray(ref["ct_coef"], np.float64) + float(ref["ct_intercept"])
+    return 1.0 / (1.0 + np.exp(-np.clip(logit, -500, 500)))
+
+
+def _ct_classifier(ct: np.ndarray, non_ct: np.ndarray) -> dict:
+    """Fit the ct layer's logistic regression (standardised features, balanced classes).
+
+    Args:
+        ct: ``(n, d)`` features of CT slices.
+        non_ct: ``(m, d)`` features of images that are not CT slices.
+
+    Returns:
+        ``ct_mean, ct_scale, ct_coef, ct_intercept``.
+    """
+    x = np.vstack([ct, non_ct]).astype(np.float64)
+    target = np.r_[np.ones(len(ct)), np.zeros(len(non_ct))]
+    scaler = StandardScaler().fit(x)
+    clf = LogisticRegression(C=CT_C, class_weight="balanced", max_iter=5000)
+    clf.fit(scaler.transform(x), target)
+    return {
+        "ct_mean": scaler.mean_,
+        "ct_scale": scaler.scale_,
+        "ct_coef": clf.coef_[0],
+        "ct_intercept": np.float64(clf.intercept_[0]),
+    }
+
+
+def held_out_ct_scores(
+    ct, ct_y, ct_groups, non_ct, non_ct_items, n_folds: int = CALIBRATION_FOLDS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's ct score from a classifier that never saw its patient or its item.
+
+    Args:
+        ct: ``(n, d)`` features of CT slices (originals and their simulated-shift views).
+        ct_y: their class indices (the folds keep the class mix).
+        ct_groups: their case; a view shares its original's case.
+        non_ct: ``(m, d)`` features of non-CT images (with their views).
+        non_ct_items: the item of each non-CT row; views of an item share a fold.
+        n_folds: grouped folds.
+        seed: fold seed.
+
+    Returns:
+        ``(ct_scores (n,), non_ct_scores (m,))``.
+    """
+    ct_fold = group_kfold(ct_y, ct_groups, n_folds, seed)
+    items = np.unique(non_ct_items)
+    order = np.random.default_rng(seed).permutation(len(items))
+    item_fold = dict(zip(items[order], np.arange(len(items)) % n_folds, strict=True))
+    non_fold = np.array([item_fold[i] for i in non_ct_items])
+    ct_out, non_out = np.zeros(len(ct)), np.zeros(len(non_ct))
+    for k in range(n_folds):
+        part = _ct_classifier(ct[ct_fold != k], non_ct[non_fold != k])
+        ct_out[ct_fold == k] = ct_scores(ct[ct_fold == k], part)
+        non_out[non_fold == k] = ct_scores(non_ct[non_fold == k], part)
+    return ct_out, non_out
+
+
+def fit_ct(
+    ct,
+    ct_y,
+    ct_groups,
+    non_ct,
+    non_ct_items,
+    rate: float = CT_RATE,
+    n_folds: int = CALIBRATION_FOLDS,
+    seed: int = 0,
+) -> dict:
+    """The ct layer: a CT-or-not classifier, its threshold set on held-out patients.
+
+    Args:
+        ct: ``(n, d)`` features of the training CT slices and of their simulated-shift
+            views (:func:`lungct_utils.shift.simulate`).
+        ct_y: their class indices.
+        ct_groups: their case (a view shares its original's case).
+        non_ct: ``(m, d)`` features of the design part of the non-CT corpus (with views).
+        non_ct_items: the item of each non-CT row.
+        rate: share of held-out CT rows the threshold refuses.
+        n_folds: grouped folds of the calibration.
+        seed: fold seed.
+
+    Returns:
+        ``ct_mean, ct_scale, ct_coef, ct_intercept`` (fitted on everything), ``ct_threshold``
+        and ``ct_rate``; merge it into a :func:`fit` reference.
+    """
+    if not 0 < rate < 0.5:
+        raise ValueError(f"ood.fit_ct: rate must be in (0, 0.5), got {rate!r}")
+    ct, non_ct = np.asarray(ct, np.float64), np.asarray(non_ct, np.float64)
+    if (
+        not len(ct) == len(ct_y) == len(ct_groups)
+        or len(non_ct) != len(non_ct_items)
+        or not len(non_ct)
+    ):
+        raise ValueError(
+            f"ood.fit_ct: got {len(ct)} CT rows for {len(ct_y)} labels and "
+            f"{len(ct_groups)} groups, "
+            f"{len(non_ct)} non-CT rows for {len(non_ct_items)} items (needs >= 1)"
+        )
+    held, _ = held_out_ct_scores(ct, ct_y, ct_groups, non_ct, non_ct_items, n_folds, seed)
+    out = _ct_classifier(ct, non_ct)
+    out["ct_threshold"] = np.float64(np.quantile(held, rate))
+    out["ct_rate"] = np.float64(rate)
+    return out
+
+
+def non_ct_design(
+    ct_images: np.ndarray, seed: int, size: int = 224
+) -> tuple[np.ndarray, np.ndarray]:
+    """The design part of the non-CT corpus with its views, as model inputs.
+
+    Each design item gives itself, its mirror image and one simulated-shift view
+    (:func:`lungct_utils.shift.simulate`); the held-out part is never used.
+
+    Args:
+        ct_images: uint8 ``(n, s, s, 3)`` CT slices (the corpus's CT-derived items).
+        seed: the corpus's and the views' seed.
+        size: model input side.
+
+    Returns:
+        ``(images uint8 (m, size, size, 3), item index of each row)``.
+    """
+    items = [i for i in corpus.non_ct_corpus(ct_images, seed) if i.part == "design"]
+    base = np.stack([resize_rgb(i.image, size) for i in items])
+    rows = np.concatenate([base, base[:, :, ::-1], shift.simulate(base, seed)])
+    return rows, np.tile(np.arange(len(items)), 3)
+
+
+def fit_input_check(images, features, y, groups, mode: str, seed: int = 0) -> dict:
+    """Both questions of the input check, fitted on a model's training slices.
+
+    Args:
+        images: uint8 ``(n, s, s, 3)`` the model's training slices (as model inputs).
+        features: their pooled features under the model's pixel scaling ``mode``.
+        y: their class indices.
+        groups: their case.
+        mode: the model's preprocessing mode (features of views and corpus use it too).
+        seed: the seed of folds, views and corpus.
+
+    Returns:
+        The :func:`fit` reference with the ct layer (:func:`fit_ct`) merged in.
+    """
+    ref = fit(features, layouts(images), y, groups, seed=seed)
+    views = cached_features(shift.simulate(images, seed), mode, progress=False)
+    non_ct, items = non_ct_design(np.asarray(images), seed, images.shape[1])
+    non_ct_feats = cached_features(non_ct, mode, progress=False)
+    y, groups = np.asarray(y), np.asarray(groups)
+    ct = np.vstack([features, views])
+    ref.update(fit_ct(ct, np.r_[y, y], np.r_[groups, groups], non_ct_feats, items, seed=seed))
+    return ref
+
+
 def image_reasons(images: list[Image.Image]) -> list[str]:
     """The content and colour layers of each image ("" when neither fires).
 
@@ -288,13 +481,16 @@ def distance_reasons(first: list[str], dist: pd.DataFrame | None, ref: dict | No
     if dist is None:
         return out
     layout_t, feature_t = float(ref["layout_threshold"]), float(ref["threshold"])
-    for k, (layout_d, feature_d) in enumerate(
-        dist[["layout_distance", "feature_distance"]].to_numpy()
-    ):
+    ct_t = float(ref["ct_threshold"]) if "ct_threshold" in ref else -np.inf
+    for k, (ct, layout_d, feature_d) in enumerate(dist[list(CHECK_COLUMNS)].to_numpy()):
         if out[k]:
             continue
-        if layout_d > layout_t:
-            out[k] = f"not a CT layout (distance {layout_d:.2f} > {layout_t:.2f})"
+        if ct < ct_t:
+            out[k] = f"not a CT slice (CT score {ct:.3f} < {ct_t:.3f})"
+        elif layout_d > layout_t:
+            out[k] = (
+                f"unlike the training slices' layout (distance {layout_d:.2f} > {layout_t:.2f})"
+            )
         elif feature_d > feature_t:
             out[k] = (
                 f"far from training slices (feature distance {feature_d:.2f} > {feature_t:.2f})"
@@ -324,16 +520,38 @@ def layer(reason: str) -> str:
 
     Returns:
         One of :data:`LAYERS`, or ``""``.
+
+    Raises:
+        ValueError: a reason no layer of this check gives (e.g. an older version's text).
     """
     if not reason:
         return ""
     if reason.startswith("colour"):
         return "colour"
-    if reason.startswith("not a CT layout"):
+    if reason.startswith("not a CT slice"):
+        return "ct"
+    if reason.startswith("unlike the training slices' layout"):
         return "layout"
     if reason.startswith("far from"):
         return "features"
-    return "content"
+    if reason.startswith("too small") or reason in ("blank image", "pure noise"):
+        return "content"
+    raise ValueError(f"ood.layer: not a reason of this input check: {reason!r}")
+
+
+def verdict(reason: str) -> str:
+    """The verdict a reason gives: ``ok``, ``ct_unlike_training`` or ``not_ct``.
+
+    Args:
+        reason: from :func:`reasons`.
+
+    Returns:
+        One of :data:`VERDICTS`.
+    """
+    which = layer(reason)
+    if not which:
+        return "ok"
+    return "not_ct" if which in NOT_CT_LAYERS else "ct_unlike_training"
 
 
 def save(ref: dict, path: Path) -> Path:

@@ -13,11 +13,14 @@ check says so.) 16-bit PNGs are scaled from their own minimum and maximum to 0-2
 composited on black.
 
 Every image then goes through the paper's preprocessing (RGB, 224x224 bilinear, /255 or the
-model's own scaling), the model gives three probabilities, and the layered input check
-(:mod:`lungct_utils.app.ood`) says whether it is a CT slice like the training ones; only
-then is its answer an answer. With ``--study``, each folder is one patient's study and gets
-one answer from the slices that pass (:func:`study_row`). An unreadable file gets one line
-naming it and why; the others go on.
+model's own scaling), the model gives three probabilities, and the input check
+(:mod:`lungct_utils.app.ood`) asks two questions: is it a CT slice at all (if not: verdict
+``not_ct``, refused, no class), and is it like the training hospital's slices (if not:
+``ct_unlike_training``, the class is kept with a warning). With ``--study``, each folder is
+one patient's study (DICOM files found by their header, whatever their name) and gets one
+answer from the slices that are not refused, or none when fewer than 3 or fewer than half of
+them pass (:func:`study_row`). An unreadable file gets one line naming it and why; the
+others go on.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ import pydicom
 from PIL import Image
 from pydicom.errors import InvalidDicomError
 
+from .. import shift
 from ..audit import views
 from ..config import CLASSES, PAPER
 from ..evaluate import study_probabilities
-from ..images import decoded, resize_rgb, scale
+from ..images import decoded, min_max_uint8, resize_rgb, scale, to_rgb
 from ..io_utils import DataError, atomic_path, write_csv, write_text
 from ..model import model_info
 from . import gradcam, ood
@@ -44,6 +48,9 @@ from . import gradcam, ood
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 LUNG_WINDOW = (-600.0, 1500.0)
+#: What a model's inputs are (its sidecar's ``input``): resized slices, or resized then
+#: standardised (:func:`lungct_utils.shift.standardised`).
+INPUTS = ("resized", "standardised")
 
 
 def is_dicom(path: Path) -> bool:
@@ -89,14 +96,6 @@ def hounsfield_like(hu: np.ndarray, window: tuple[float, float] = LUNG_WINDOW) -
     return float(hu.min()) < -500 and float(np.ptp(hu)) >= window[1] / 2
 
 
-def min_max_uint8(values: np.ndarray) -> np.ndarray:
-    """Values scaled from their minimum and maximum to 0-255 (all 0 when constant)."""
-    values = np.asarray(values, dtype=np.float64)
-    lo, hi = float(values.min()), float(values.max())
-    scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
-    return scaled.round().astype(np.uint8)
-
-
 def read_dicom(path: Path, window: tuple[float, float] | None = None) -> Image.Image:
     """A DICOM CT slice as an 8-bit RGB image (HU, then the window).
 
@@ -136,24 +135,6 @@ def read_dicom(path: Path, window: tuple[float, float] | None = None) -> Image.I
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow image as 8-bit RGB (16-bit min-max scaled, alpha on black).
-
-    Args:
-        img: a loaded image.
-
-    Returns:
-        RGB image.
-    """
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return Image.fromarray(min_max_uint8(np.asarray(img)), mode="L").convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
 def read_image(path: Path, window: tuple[float, float] | None = None) -> Image.Image:
     """Read any supported file as an RGB image.
 
@@ -182,13 +163,20 @@ def read_image(path: Path, window: tuple[float, float] | None = None) -> Image.I
 def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Expand files and folders (recursively) into the files to predict.
 
+    A folder's DICOM files are found by their header too (``DICM`` at byte 128, as
+    :func:`is_dicom`): scanners often write ``IM0001`` or ``slice.001``. Only files whose
+    suffix is not an image or DICOM suffix are opened, and only their first 132 bytes read.
+    A ``DICOMDIR`` (the index of DICOM media: no image) is left out.
+
     Args:
         paths: command-line paths.
 
     Returns:
-        ``(files, problems)``: folders contribute their JPEG, PNG and DICOM files (sorted);
-        a missing path is a problem.
+        ``(files, problems)``: folders contribute their JPEG, PNG and DICOM files (sorted;
+        hidden files and other files are left out); a named file is taken as it is; a
+        missing path is a problem.
     """
+    known = IMAGE_SUFFIXES | DICOM_SUFFIXES
     files, problems = [], []
     for raw in paths:
         path = Path(raw)
@@ -197,8 +185,9 @@ def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
                 p
                 for p in path.rglob("*")
                 if p.is_file()
-                and not p.name.startswith(".")
-                and (p.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and p.name.upper() != "DICOMDIR"
+                and (p.suffix.lower() in known or is_dicom(p))
             )
             if not found:
                 problems.append((path, "folder holds no JPEG, PNG or DICOM files"))
@@ -243,6 +232,12 @@ class Predictor:
         # the pixel scaling it was trained with, and whether it averages over views (TTA)
         self.mode = info.get("params", {}).get("preprocess", PAPER.preprocess)
         self.tta = bool(info.get("tta", False))
+        # "standardised": framed to the body, stretched inside it (shift.standardise, 08)
+        self.input = info.get("input", "resized")
+        if self.input not in INPUTS:
+            raise DataError(
+                f"{path}: unknown input {self.input!r} in its sidecar (one of {INPUTS})"
+            )
 
     def __call__(self, images: list[Image.Image]) -> tuple[np.ndarray, pd.DataFrame]:
         """Probabilities and input checks of RGB images.
@@ -255,11 +250,12 @@ class Predictor:
             images: RGB Pillow images.
 
         Returns:
-            ``(probs (n, 3), checks)``: ``checks`` has ``layout_distance``,
-            ``feature_distance`` (NaN without a reference) and ``reason``, "" for an
-            ordinary CT slice (:func:`~lungct_utils.app.ood.reasons`).
+            ``(probs (n, 3), checks)``: ``checks`` has ``ct_score``, ``layout_distance``,
+            ``feature_distance`` (NaN without a reference), ``verdict`` (``ok``,
+            ``ct_unlike_training``, ``not_ct``) and ``reason``, "" for an ordinary CT slice
+            (:func:`~lungct_utils.app.ood.reasons`).
         """
-        resized = np.stack([resize_rgb(img, self.image_size) for img in images])
+        resized = self.inputs(images)
         probs, feats = self._both.predict(scale(resized, self.mode), batch_size=32, verbose=0)
         if self.tta:
             logs = [np.log(np.clip(probs, 1e-12, None))]
@@ -270,6 +266,18 @@ class Predictor:
             probs = mean / mean.sum(axis=1, keepdims=True)
         return probs, self.check(images, resized, feats)
 
+    def inputs(self, images: list[Image.Image]) -> np.ndarray:
+        """The model inputs of RGB images: resized, or standardised when it was trained so.
+
+        Args:
+            images: RGB Pillow images at their own size.
+
+        Returns:
+            uint8 ``(n, s, s, 3)``.
+        """
+        resized = np.stack([resize_rgb(img, self.image_size) for img in images])
+        return shift.standardised(resized) if self.input == "standardised" else resized
+
     def check(self, images: list[Image.Image], resized: np.ndarray, feats: np.ndarray):
         """The layered input check (:mod:`~lungct_utils.app.ood`) of images.
 
@@ -279,15 +287,15 @@ class Predictor:
             feats: their pooled backbone features.
 
         Returns:
-            DataFrame ``layout_distance, feature_distance, reason``.
+            DataFrame ``ct_score, layout_distance, feature_distance, verdict, reason``.
         """
         if self.ood_ref is None:
-            dist = pd.DataFrame(
-                np.nan, index=range(len(images)), columns=["layout_distance", "feature_distance"]
-            )
-            return dist.assign(reason=ood.reasons(images, None, None))
-        dist = ood.distances(feats, ood.layouts(resized), self.ood_ref)
-        return dist.assign(reason=ood.reasons(images, dist, self.ood_ref))
+            dist = pd.DataFrame(np.nan, index=range(len(images)), columns=list(ood.CHECK_COLUMNS))
+            why = ood.reasons(images, None, None)
+        else:
+            dist = ood.distances(feats, ood.layouts(resized), self.ood_ref)
+            why = ood.reasons(images, dist, self.ood_ref)
+        return dist.assign(verdict=[ood.verdict(r) for r in why], reason=why)
 
 
 def _predicted_rows(
@@ -308,12 +316,14 @@ def _predicted_rows(
     probs, checks = predictor([img for _, img in pending])
     rows = []
     for k, (path, img) in enumerate(pending):
-        row = {"path": str(path), "prediction": CLASSES[int(probs[k].argmax())]}
-        row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
         check = checks.iloc[k]
-        row["layout_distance"] = float(check["layout_distance"])
-        row["feature_distance"] = float(check["feature_distance"])
-        row["out_of_distribution"] = bool(check["reason"])
+        # a slice that is not CT gets no class; p_* stay as the network's raw output (audit)
+        refused = check["verdict"] == "not_ct"
+        row = {"path": str(path), "prediction": "" if refused else CLASSES[int(probs[k].argmax())]}
+        row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
+        for name in ood.CHECK_COLUMNS:
+            row[name] = float(check[name])
+        row["verdict"] = check["verdict"]
         row["reason"] = check["reason"]
         row["error"] = ""
         if gradcam_dir is not None:
@@ -339,9 +349,11 @@ def predict_files(
         batch: images per model call.
 
     Returns:
-        DataFrame ``path, prediction, p_benign, p_malignant, p_normal, layout_distance,
-        feature_distance, out_of_distribution, reason, error`` (``out_of_distribution``: the
-        input check fired, ``reason`` says which layer and why).
+        DataFrame ``path, prediction, p_benign, p_malignant, p_normal, ct_score,
+        layout_distance, feature_distance, verdict, reason, error``: ``verdict`` is the
+        input check's (``ok``, ``ct_unlike_training``, ``not_ct``), ``reason`` says which
+        layer and why; a ``not_ct`` slice has no ``prediction`` (its ``p_*`` are the
+        network's raw output, kept for audit).
     """
     rows: list[dict] = []
     pending: list[tuple[Path, Image.Image]] = []
@@ -365,58 +377,106 @@ def predict_files(
     )
 
 
-def study_row(frame: pd.DataFrame, study: Path) -> dict:
+def study_row(
+    frame: pd.DataFrame, study: Path, min_slices: int = 3, min_share: float = 0.5
+) -> dict:
     """One patient's answer from its slices' rows (one study = one folder).
 
-    The class and probabilities come from the mean log-probability over the slices that
-    were read and passed the input check; flagged and unreadable slices are counted, not used.
+    A slice *passes* when it was read and its verdict is not ``not_ct``; slices unlike the
+    training ones (``ct_unlike_training``) pass with a warning. The study gets an answer
+    only when at least ``min_slices`` slices and at least ``min_share`` of all its slices
+    pass; the class and probabilities are then the mean log-probability over the passing
+    slices (:func:`~lungct_utils.evaluate.study_probabilities`). Refused and unreadable
+    slices are counted, never used.
 
     Args:
         frame: :func:`predict_files` rows of the study's slices.
         study: the study's folder.
+        min_slices: the fewest passing slices that give an answer (>= 1).
+        min_share: the smallest share of the study's slices (unreadable ones included)
+            that must pass, in (0, 1].
 
     Returns:
         ``study, prediction, p_benign, p_malignant, p_normal, slices, slices_used,
-        slices_flagged, slices_unreadable, reason`` (no prediction and a reason when no
-        slice could be used).
+        slices_refused, slices_unlike, slices_unreadable, verdict, reason``:
+        ``slices_used`` are the passing slices, ``slices_refused`` the ``not_ct`` ones,
+        ``slices_unlike`` the ``ct_unlike_training`` ones among the used. Without an
+        answer, ``prediction`` and ``verdict`` are "", the p_* NaN and ``reason`` says why;
+        with one, ``verdict`` is ``ct_unlike_training`` when any used slice is unlike the
+        training slices (``reason`` says how many), else ``ok`` (``reason`` "").
+
+    Raises:
+        ValueError: bad ``min_slices`` or ``min_share``; read slices' rows without a
+            ``verdict`` or p_* column, or with an unknown verdict.
     """
-    read = frame[frame["error"] == ""] if len(frame) else frame
-    flagged = read["out_of_distribution"].astype(bool) if len(read) else pd.Series([], dtype=bool)
-    used = read[~flagged]
+    if isinstance(min_slices, bool) or not isinstance(min_slices, int) or min_slices < 1:
+        raise ValueError(f"min_slices must be an integer >= 1, got {min_slices!r}")
+    if not 0 < min_share <= 1:
+        raise ValueError(f"min_share must be in (0, 1], got {min_share!r}")
+    if len(frame) and "error" not in frame:
+        raise ValueError(f"frame needs an 'error' column, got columns {list(frame.columns)!r}")
+    read = frame[frame["error"] == ""] if len(frame) else frame.iloc[0:0]
+    missing = [c for c in ("verdict", *(f"p_{c}" for c in CLASSES)) if c not in read]
+    if len(read) and missing:
+        raise ValueError(f"the read slices' rows lack the columns {missing!r}")
+    verdicts = read["verdict"] if len(read) else pd.Series([], dtype=object)
+    unknown = sorted(set(map(str, verdicts)) - set(ood.VERDICTS))
+    if unknown:
+        raise ValueError(f"unknown verdicts {unknown!r} (expected one of {ood.VERDICTS!r})")
+    used = read[(verdicts != "not_ct").to_numpy(bool)]
+    unlike = int((verdicts == "ct_unlike_training").sum())
     row = {"study": str(study), "prediction": "", **{f"p_{c}": np.nan for c in CLASSES}}
     row.update(
         slices=len(frame),
         slices_used=len(used),
-        slices_flagged=int(flagged.sum()),
+        slices_refused=len(read) - len(used),
+        slices_unlike=unlike,
         slices_unreadable=len(frame) - len(read),
+        verdict="",
         reason="",
     )
-    if len(used):
-        probs = study_probabilities(used[[f"p_{c}" for c in CLASSES]].to_numpy(float))
-        row.update({f"p_{c}": float(probs[i]) for i, c in enumerate(CLASSES)})
-        row["prediction"] = CLASSES[int(probs.argmax())]
-    else:
-        row["reason"] = "no slice passed the input check" if len(read) else "no readable slice"
+    if not len(frame):
+        row["reason"] = "the study has no slices"
+        return row
+    if len(used) < min_slices or len(used) < min_share * len(frame):
+        share = "half" if min_share == 0.5 else f"{min_share:.0%}"
+        row["reason"] = (
+            f"{len(used)} of {len(frame)} slices passed the input check "
+            f"(a study needs at least {min_slices} and at least {share})"
+        )
+        return row
+    probs = study_probabilities(used[[f"p_{c}" for c in CLASSES]].to_numpy(float))
+    row.update({f"p_{c}": float(probs[i]) for i, c in enumerate(CLASSES)})
+    row["prediction"] = CLASSES[int(probs.argmax())]
+    row["verdict"] = "ct_unlike_training" if unlike else "ok"
+    if unlike:
+        row["reason"] = f"{unlike} of {len(used)} used slices unlike the training slices"
     return row
 
 
 def format_study(row: dict) -> str:
-    """The on-screen line of a study.
+    """The on-screen line of a study: its answer (or why none) and its slice counts.
 
     Args:
         row: from :func:`study_row`.
 
     Returns:
-        Text.
+        Text; a study whose used slices include some unlike the training slices ends with
+        a warning.
     """
+    used = "used" if row["prediction"] else "passed"
     counts = (
-        f"{row['slices_used']} of {row['slices']} slices used, {row['slices_flagged']} flagged, "
-        f"{row['slices_unreadable']} unreadable"
+        f"{row['slices_used']} of {row['slices']} slices {used}, {row['slices_refused']} "
+        f"refused (not CT), {row['slices_unreadable']} unreadable, {row['slices_unlike']} "
+        "unlike the training slices"
     )
     if not row["prediction"]:
         return f"study {row['study']}: NO ANSWER ({row['reason']}; {counts})"
     probs = ", ".join(f"{c} {row[f'p_{c}']:.3f}" for c in CLASSES)
-    return f"study {row['study']}: {row['prediction']} ({probs}; {counts})"
+    line = f"study {row['study']}: {row['prediction']} ({probs}; {counts})"
+    if row["verdict"] == "ct_unlike_training":
+        line += f"  WARNING (unlike the training slices): {row['reason']}"
+    return line
 
 
 def write_gradcam(predictor: Predictor, img: Image.Image, path: Path, out_dir: Path) -> Path:
@@ -433,7 +493,7 @@ def write_gradcam(predictor: Predictor, img: Image.Image, path: Path, out_dir: P
     """
     if not hasattr(predictor, "_grad"):
         predictor._grad = gradcam.grad_model(predictor.model)
-    x = scale(resize_rgb(img, predictor.image_size), predictor.mode)
+    x = scale(predictor.inputs([img])[0], predictor.mode)
     cam = gradcam.heatmap(predictor._grad, x)
     target = Path(out_dir) / f"{path.stem}_gradcam.png"
     with atomic_path(target) as tmp:
@@ -442,21 +502,37 @@ def write_gradcam(predictor: Predictor, img: Image.Image, path: Path, out_dir: P
 
 
 def format_table(frame: pd.DataFrame) -> str:
-    """The on-screen table: path, class, probabilities, OOD flag, or the error.
+    """The on-screen table: path, class, probabilities and the input check, or the error.
+
+    A ``not_ct`` slice shows no class or probabilities, only ``REFUSED (not a CT slice)``
+    and its reason; a ``ct_unlike_training`` slice its class and probabilities with
+    ``WARNING (unlike the training slices)`` and its reason; an ``ok`` slice ``ok``.
 
     Args:
         frame: from :func:`predict_files`.
 
     Returns:
         Text.
+
+    Raises:
+        ValueError: a read slice's verdict is not one of :data:`~lungct_utils.app.ood.VERDICTS`.
     """
-    lines = [f"{'path':<50} {'class':<10} {'benign':>7} {'malig.':>7} {'normal':>7}  ood"]
+    lines = [f"{'path':<50} {'class':<10} {'benign':>7} {'malig.':>7} {'normal':>7}  input check"]
     for r in frame.itertuples():
         name = r.path if len(r.path) <= 50 else "..." + r.path[-47:]
         if r.error:  # the message itself goes to stderr, once
             lines.append(f"{name:<50} ERROR: not predicted")
             continue
-        flag = f"OUT-OF-DISTRIBUTION: {r.reason}" if r.out_of_distribution else "ok"
+        verdict = getattr(r, "verdict", None)
+        if verdict not in ood.VERDICTS:
+            raise ValueError(
+                f"{r.path}: unknown verdict {verdict!r} (expected one of {ood.VERDICTS!r})"
+            )
+        if verdict == "not_ct":  # the p_* are the network's raw output, not an answer
+            blank = f"{'-':<10} {'-':>7} {'-':>7} {'-':>7}"
+            lines.append(f"{name:<50} {blank}  REFUSED (not a CT slice): {r.reason}")
+            continue
+        flag = "ok" if verdict == "ok" else f"WARNING (unlike the training slices): {r.reason}"
         probs = f"{r.p_benign:7.3f} {r.p_malignant:7.3f} {r.p_normal:7.3f}"
         lines.append(f"{name:<50} {r.prediction:<10} {probs}  {flag}")
     return "\n".join(lines)
@@ -467,6 +543,9 @@ def save_results(frame: pd.DataFrame, output: Path, studies: pd.DataFrame | None
 
     Without studies, one record per slice. With studies, JSON holds ``{"studies": [...],
     "slices": [...]}`` and CSV one row per slice and per study, told apart by ``level``.
+    Every record carries its ``verdict``: a slice's input check (``ok``,
+    ``ct_unlike_training``, ``not_ct``; "" for an unreadable file) and a study's
+    (:func:`study_row`; "" without an answer).
 
     Args:
         frame: from :func:`predict_files` (with a ``study`` column for studies).
@@ -475,19 +554,30 @@ def save_results(frame: pd.DataFrame, output: Path, studies: pd.DataFrame | None
 
     Returns:
         ``output``.
+
+    Raises:
+        ValueError: ``output`` is neither ``.csv`` nor ``.json``.
     """
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ValueError(f"--output must end in .csv or .json, got {str(output)!r}")
+    # unreadable files have no verdict (and a frame of only those no column)
+    verdict = frame["verdict"].fillna("") if "verdict" in frame else ""
+    frame = frame.assign(verdict=verdict)
+    if studies is not None:
+        verdict = studies["verdict"].fillna("") if "verdict" in studies else ""
+        studies = studies.assign(verdict=verdict)
     if suffix == ".csv":
         if studies is not None:
+            # counts stay integers ("6", not "6.0") beside the slice rows that have none
+            counts = {c: "Int64" for c in studies.columns if c.startswith("slices")}
             frame = pd.concat(
                 [
                     frame.assign(level="slice"),
-                    studies.rename(columns={"study": "path"}).assign(
-                        level="study", study=studies["study"]
-                    ),
+                    studies.astype(counts)
+                    .rename(columns={"study": "path"})
+                    .assign(level="study", study=studies["study"]),
                 ],
                 ignore_index=True,
             )
@@ -537,3 +627,21 @@ def gradcam_examples(
             )
         )
     return out
+
+
+def gradcam_overlays(predictor: Predictor, images: list[Image.Image]) -> list[Image.Image]:
+    """Grad-CAM overlays of images for the class the model calls.
+
+    Args:
+        predictor: a loaded model.
+        images: RGB Pillow images.
+
+    Returns:
+        One overlay per image, at its own size.
+    """
+    grad = gradcam.grad_model(predictor.model)
+    inputs = predictor.inputs(images)
+    return [
+        gradcam.overlay(img, gradcam.heatmap(grad, scale(x, predictor.mode)))
+        for img, x in zip(images, inputs, strict=True)
+    ]

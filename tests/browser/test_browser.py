@@ -42,6 +42,7 @@ WITH_TABLES = {
     "05_cross_validation.html",
     "06_beyond_the_paper.html",
     "07_patient_bracket.html",
+    "08_external_validation.html",
 }
 
 
@@ -97,7 +98,7 @@ def _watch(page) -> dict:
 
 
 def test_there_are_reports():
-    assert [p.name for p in REPORTS][:7] == [
+    assert [p.name for p in REPORTS][:8] == [
         "01_eda.html",
         "02_preprocessing.html",
         "03_training.html",
@@ -105,6 +106,7 @@ def test_there_are_reports():
         "05_cross_validation.html",
         "06_beyond_the_paper.html",
         "07_patient_bracket.html",
+        "08_external_validation.html",
     ]
 
 
