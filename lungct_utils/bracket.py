@@ -2,16 +2,18 @@
 
 Patient boundaries are unknown (:mod:`lungct_utils.groupings`), so the honest CV runs under
 each grouping of the family; the answer is the central grouping's estimate together with
-the range over the family, for both the paper's model and the shipped recipe, at slice level
-(each distinct original) and at patient level (each group, scored on its slices' mean
-log-probability). Every builder here turns the ``metrics.json`` blocks into plain dicts or
-DataFrames; no number is computed twice.
+the range over the readings of the patients, for both the paper's model and the shipped
+recipe, at slice level (each distinct original) and at patient level (each group, scored on
+its slices' mean log-probability). The leak controls are shown apart, per slice only: their
+groups are not patients. Every builder here turns the ``metrics.json`` blocks into plain
+dicts or DataFrames; no number is computed twice.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from .comparisons import verdict
 from .groupings import FAMILY_LABELS, LEAK_CONTROLS
 from .tables import LABELS, with_interval
 
@@ -47,7 +49,7 @@ def bracket(groupings: dict, central: str = "central", leak_controls=LEAK_CONTRO
 
     The range is taken over the groupings that respect the evidence of patient boundaries,
     the same for both models; the leak controls (equal runs that cut through patients) are
-    reported apart, for the models they were scored with.
+    reported apart, per slice only, for the models they were scored with.
 
     Args:
         groupings: ``metrics["groupings"]``: name -> ``{"n_groups", "paper"[, "selected"]}``
@@ -57,7 +59,8 @@ def bracket(groupings: dict, central: str = "central", leak_controls=LEAK_CONTRO
 
     Returns:
         model -> level -> metric -> ``{"central", "ci95", "min", "max", "min_at",
-        "max_at", "width", "leak_controls": {grouping: mean}}``.
+        "max_at", "width", "readings", "leak_controls": {grouping: mean}}`` (no leak
+        control per patient: its groups are not patients).
     """
     if central not in groupings:
         raise ValueError(f"bracket: no central grouping {central!r} in {sorted(groupings)}")
@@ -76,7 +79,7 @@ def bracket(groupings: dict, central: str = "central", leak_controls=LEAK_CONTRO
                 controls = {
                     g: v[model][level]["mean"][k]
                     for g, v in groupings.items()
-                    if g in leak_controls and model in v
+                    if g in leak_controls and model in v and level == "slice"
                 }
                 out[model][level][k] = {
                     "central": values[central],
@@ -86,6 +89,7 @@ def bracket(groupings: dict, central: str = "central", leak_controls=LEAK_CONTRO
                     "min_at": low,
                     "max_at": high,
                     "width": values[high] - values[low],
+                    "readings": len(values),
                     "leak_controls": controls,
                 }
     return out
@@ -100,12 +104,12 @@ def family_table(groupings: dict, model: str, level: str = "slice") -> pd.DataFr
         level: ``"slice"`` or ``"case"``.
 
     Returns:
-        DataFrame indexed by grouping (those scored with ``model``): groups, then one column
-        per metric.
+        DataFrame indexed by grouping (those scored with ``model``; per patient, the readings
+        of the patients only): groups, then one column per metric.
     """
     rows = {}
     for name, g in groupings.items():
-        if model not in g:  # a leak control scored with the paper's model only
+        if model not in g or (level == "case" and name in LEAK_CONTROLS):
             continue
         part = g[model][level]
         row = {"groups": str(g["n_groups"])}
@@ -123,7 +127,7 @@ def bracket_table(result: dict) -> pd.DataFrame:
     Returns:
         DataFrame indexed by ``"<model>, <level>"``, one column per metric.
     """
-    names = {"paper": "paper's model", "selected": "shipped recipe"}
+    names = {"paper": "paper's model", "selected": "06's nested selection"}
     rows = {}
     for model, levels in result.items():
         for level, metrics in levels.items():
@@ -143,10 +147,13 @@ def family_frame(groupings: dict, level: str = "slice") -> pd.DataFrame:
         level: ``"slice"`` or ``"case"``.
 
     Returns:
-        DataFrame ``grouping, model, metric, value, lo, hi``.
+        DataFrame ``grouping, model, metric, value, lo, hi`` (per patient, the readings of
+        the patients only).
     """
     rows = []
     for name, g in groupings.items():
+        if level == "case" and name in LEAK_CONTROLS:
+            continue
         for model in (m for m in MODELS if m in g):
             part = g[model][level]
             for k in KEYS[:3]:
@@ -156,25 +163,69 @@ def family_frame(groupings: dict, level: str = "slice") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_table(paired: dict) -> pd.DataFrame:
-    """Differences from the paper's model: mean over repeats [95% cluster interval], percent.
+def _difference(d: dict, interval: list[float], mark: bool) -> str:
+    """``+1.23 [-0.45, +2.67]`` in points, with `` *`` when ``mark``."""
+    lo, hi = interval
+    return f"{100 * d['diff']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" + (" *" if mark else "")
+
+
+def paired_table(paired: dict, exploratory: bool = False) -> pd.DataFrame:
+    """Differences from the paper's model: mean over repeats [interval], percent points.
 
     Args:
         paired: variant -> level -> metric -> from
-            :func:`lungct_utils.evaluate.paired_difference`.
+            :func:`lungct_utils.evaluate.paired_difference`, with ``"holm"`` when the
+            comparisons were adjusted (:func:`lungct_utils.comparisons.holm_family`).
+        exploratory: show plain 95% intervals and mark none (no verdict is drawn).
 
     Returns:
-        DataFrame indexed by ``"<variant>, <level>"``; a cell ends with ``*`` when the interval
-        excludes 0 (then, and only then, the difference is called real).
+        DataFrame indexed by ``"<variant>, <level>"``. Adjusted comparisons show the Holm
+        interval and end with ``*`` when Holm calls them different (then, and only then, a
+        difference is called real); plain ones show the 95% interval, ``*`` when it excludes
+        0, unless exploratory.
     """
     rows = {}
     for variant, levels in paired.items():
         for level, metrics in levels.items():
-            rows[f"{variant}, {'per slice' if level == 'slice' else 'per patient'}"] = {
-                LABELS[k]: f"{100 * d['diff']:+.2f} [{100 * d['diff_ci95'][0]:+.2f}, "
-                f"{100 * d['diff_ci95'][1]:+.2f}]" + (" *" if d["excludes_zero"] else "")
-                for k, d in metrics.items()
-            }
+            cells = {}
+            for k, d in metrics.items():
+                if "holm" in d and not exploratory:
+                    cells[LABELS[k]] = _difference(d, d["holm"]["ci"], d["holm"]["rejected"])
+                else:
+                    mark = d["excludes_zero"] and not exploratory
+                    cells[LABELS[k]] = _difference(d, d["diff_ci95"], mark)
+            rows[f"{variant}, {'per slice' if level == 'slice' else 'per patient'}"] = cells
+    return pd.DataFrame(rows).T
+
+
+def comparison_table(block: dict) -> pd.DataFrame:
+    """The primary comparison and its secondary family, one row each, percent points.
+
+    Args:
+        block: from :func:`lungct_utils.comparisons.primary_and_secondary`.
+
+    Returns:
+        DataFrame indexed by ``"<metric>, <level>"``: role, difference, interval (its
+        coverage), verdict and the smallest difference detectable.
+    """
+
+    def row(role, d, interval, coverage):
+        lo, hi = interval
+        return {
+            "role": role,
+            "difference": f"{100 * d['diff']:+.2f}",
+            "interval": f"[{100 * lo:+.2f}, {100 * hi:+.2f}] ({100 * coverage:.2f}%)",
+            "verdict": verdict(d),
+            "detectable": f"{100 * d['detectable']:.1f}",
+        }
+
+    p = block["primary"]
+    where = "per patient" if p["level"] == "case" else "per slice"
+    rows = {f"{LABELS[p['metric']]}, {where}": row("primary", p, p["diff_ci95"], p["coverage"])}
+    for level, metrics in block["secondary"].items():
+        for k, d in metrics.items():
+            name = f"{LABELS[k]}, {'per patient' if level == 'case' else 'per slice'}"
+            rows[name] = row("secondary (Holm)", d, d["holm"]["ci"], d["holm"]["coverage"])
     return pd.DataFrame(rows).T
 
 

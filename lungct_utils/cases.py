@@ -53,6 +53,9 @@ FAR_APART = 50
 SAME_SCAN_GAP = 3
 #: Grey level counted as saturated (white bone and soft tissue in a lung window).
 SATURATED = 235
+#: The hand-set numbers of the central rule (:func:`reconstruct`); the bracket varies each
+#: (:data:`lungct_utils.groupings.SENSITIVITY`).
+RULE = {"min_run": MIN_RUN, "long_run_factor": LONG_RUN_FACTOR, "min_links": MIN_LINKS}
 
 
 def file_number(path: str) -> int:
@@ -379,8 +382,10 @@ def _protected(order: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _merge_linked(run: np.ndarray, pairs: np.ndarray, home: np.ndarray) -> np.ndarray:
-    """Merge runs joined by look-alike pairs of at least :data:`MIN_LINKS` distinct slices on
+def _merge_linked(
+    run: np.ndarray, pairs: np.ndarray, home: np.ndarray, min_links: int = MIN_LINKS
+) -> np.ndarray:
+    """Merge runs joined by look-alike pairs of at least ``min_links`` distinct slices on
     each side (copies count as their home), so one slice alike to two neighbours is no proof."""
     pairs = np.unique(home[np.asarray(pairs, np.int64).reshape(-1, 2)], axis=0)
     runs = run[pairs].astype(str)
@@ -391,7 +396,7 @@ def _merge_linked(run: np.ndarray, pairs: np.ndarray, home: np.ndarray) -> np.nd
     links = pd.DataFrame({"a": ordered[:, 0], "b": ordered[:, 1]})
     links["slice_a"], links["slice_b"] = ends[:, 0], ends[:, 1]
     sides = links.groupby(["a", "b"])[["slice_a", "slice_b"]].nunique().min(axis=1)
-    strong = sides[sides >= MIN_LINKS].index.tolist()
+    strong = sides[sides >= min_links].index.tolist()
     first = {r: int(np.flatnonzero(run == r)[0]) for r in np.unique(run)}
     joins = np.array([(first[a], first[b]) for a, b in strong], np.int64).reshape(-1, 2)
     return merge_groups(run, joins)
@@ -412,6 +417,7 @@ def reconstruct(
     soft: np.ndarray,
     levels: dict,
     stated: dict[str, int] | None = None,
+    rule: dict | None = None,
 ) -> pd.DataFrame:
     """The central reconstruction: copies at home, runs cut by the rule, strong links merged.
 
@@ -424,12 +430,16 @@ def reconstruct(
         soft: from :func:`soft_window`.
         levels: from :func:`cut_levels`.
         stated: cases per class (default :data:`~lungct_utils.config.STATED_CASES`).
+        rule: overrides of :data:`RULE` (``min_run``, ``long_run_factor``, ``min_links``).
 
     Returns:
         A copy of ``frame`` plus ``home`` (the row of its copy's home), ``run``
         (``"<class>-r<k>"``, before merging) and ``case`` (``"<class>-<k>"`` in scan order).
     """
     stated = dict(STATED_CASES if stated is None else stated)
+    if unknown := set(rule or {}) - set(RULE):
+        raise ValueError(f"reconstruct: unknown rule keys {sorted(unknown)}, known {list(RULE)}")
+    rule = {**RULE, **(rule or {})}
     out = frame.reset_index(drop=True).copy()
     sim = np.asarray(sim)
     nxt = consecutive_neighbours(out, *unit_views)
@@ -445,8 +455,9 @@ def reconstruct(
         order = order[home[order] == order]
         if not len(order):
             continue
-        rule = {
-            "max_run": LONG_RUN_FACTOR * len(order) / stated[label],
+        cut_rule = {
+            "min_run": rule["min_run"],
+            "max_run": rule["long_run_factor"] * len(order) / stated[label],
             "always_cut_below": levels["always_cut_below"],
             "join_above": levels["join_above"],
         }
@@ -455,11 +466,12 @@ def reconstruct(
             int(stated[label]),
             look[order[:-1]] != look[order[1:]],
             _protected(order, same_scan),
-            rule,
+            cut_rule,
         )
         run[order] = [f"{label}-r{r:02d}" for r in np.concatenate([[0], np.cumsum(cuts)])]
     run = run[home]
-    merged = _merge_linked(run, link_pairs(sim, labels, out["sha256"], threshold), home)
+    pairs = link_pairs(sim, labels, out["sha256"], threshold)
+    merged = _merge_linked(run, pairs, home, rule["min_links"])
     return out.assign(home=home, run=run, case=name_groups(out, merged))
 
 
@@ -587,7 +599,7 @@ def summary(
     row = at.iloc[int(np.argmin(np.abs(at.index - threshold)))]
     sizes = ("smallest", "median", "largest")
     out = {
-        "rule": {"min_run": MIN_RUN, "long_run_factor": LONG_RUN_FACTOR, "min_links": MIN_LINKS},
+        "rule": dict(RULE),
         "groups": {c: int(counts.loc[c, "cases"]) for c in CLASSES},
         "stated": dict(STATED_CASES),
         "runs": {c: int(counts.loc[c, "runs"]) for c in CLASSES},

@@ -32,8 +32,8 @@ HEADLINES = {
     "grouped, balanced accuracy": "honest_cv/grouped/mean/balanced_accuracy",
     "grouped_near, balanced accuracy": "honest_cv/grouped_near/mean/balanced_accuracy",
     "cases, balanced accuracy (paper's model)": "honest_cv/cases/mean/balanced_accuracy",
-    "shipped recipe, macro-F1 per slice (nested)": "beyond/selected/macro_f1",
-    "shipped recipe, macro-F1 per patient": "groupings/central/selected/case/mean/macro_f1",
+    "nested selection, macro-F1 per slice": "beyond/selected/macro_f1",
+    "nested selection, macro-F1 per patient": "groupings/central/selected/case/mean/macro_f1",
 }
 
 

@@ -7,8 +7,10 @@
   the expected calibration error (ECE, 15 equal-width confidence bins, top-label).
 * Intervals are percentile **cluster** bootstraps: a replicate resamples whole units (source
   originals or reconstructed cases, never single copies), because slices of one patient are
-  not independent. Over repeated CV a replicate also draws one repeat, so the interval
-  holds both the split-to-split spread and the sampling of patients.
+  not independent. Over repeated CV a replicate draws the units once and scores every
+  repeat on them (the mean over repeats is the estimate), for one model as for the paired
+  difference of two. The intervals hold the fitted models fixed: they cover the sampling of
+  patients, not the variability of training or of the split.
 * Patient level (:func:`case_score`): a case's slices vote by their mean log-probability.
   Two models are compared on the same rows by a paired cluster bootstrap of the difference
   (:func:`paired_difference`): one draw of cases serves both models and every repeat.
@@ -47,6 +49,8 @@ CONFUSION_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", *(f"recall_{c}" f
 CASE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "recall_benign")
 #: Probabilities are clipped to at least this before their log.
 PROB_FLOOR = 1e-12
+#: Bootstrap replicates of the intervals over repeated CV and of the paired differences.
+N_BOOT = 1000
 #: The probability columns of a predictions table, in class order.
 PROB_COLUMNS = [f"p_{c}" for c in CLASSES]
 
@@ -842,40 +846,49 @@ def holdout_metrics(y_true, probs, groups, n_boot: int = 2000, seed: int = 0) ->
     return out
 
 
-def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Mean and 95% interval of :func:`score` over repeated CV, and of :func:`case_score`.
+
+    The interval treats repeats as :func:`paired_difference` does: a replicate draws the
+    units (cases) with replacement once, every repeat is scored on that draw, and the
+    replicate's value is the mean over repeats. It holds the fitted models fixed, so it
+    covers the sampling of patients, not the variability of training.
 
     Args:
         preds: one row per scored test row per repeat: ``repeat``, ``y`` (class index),
-            ``case`` (the unit of independence) and ``p_<class>`` columns.
-        n_boot: bootstrap replicates (each draws a repeat, then resamples its cases).
-        seed: bootstrap seed.
+            ``case`` (the unit of independence) and ``p_<class>`` columns; every repeat
+            scores the same units.
+        n_boot: bootstrap replicates.
+        seed: bootstrap seed (the draws of :func:`paired_difference` with the same seed).
 
     Returns:
-        ``{"repeats", "n_test", "mean", "ci95", "per_repeat", "case", "case_accuracy",
-        "case_accuracy_ci95"}`` (fractions; ``ci95`` values ``[lo, hi]``). ``case`` is
+        ``{"repeats", "n_test", "n_boot", "mean", "ci95", "per_repeat", "case",
+        "case_accuracy", "case_accuracy_ci95"}`` (fractions; ``ci95`` values ``[lo, hi]``).
+        ``case`` is
         ``{"mean": {k: ...}, "ci95": {k: [lo, hi]}}`` over :data:`CASE_KEYS` (cases decided
         by their mean log-probability); ``case_accuracy`` is its accuracy.
     """
+    _check_bootstrap("repeated_cv_summary", n_boot, 0.95)
     parts = [g for _, g in preds.groupby("repeat", sort=True)]
-    y = [g["y"].to_numpy() for g in parts]
-    p = [g[PROB_COLUMNS].to_numpy() for g in parts]
-    cases = [g["case"].to_numpy() for g in parts]
     n_test = {len(g) for g in parts}
     if len(n_test) != 1:
         raise ValueError(f"repeated_cv_summary: repeats score different rows ({sorted(n_test)})")
+    units = pd.Index(np.unique(preds["case"].to_numpy().astype(str)))
+    y = [g["y"].to_numpy() for g in parts]
+    p = [g[PROB_COLUMNS].to_numpy() for g in parts]
+    codes = [units.get_indexer(g["case"].to_numpy().astype(str)) for g in parts]
+    if any(len(np.unique(c)) != len(units) for c in codes):
+        raise ValueError("repeated_cv_summary: a repeat lacks some of the units the others score")
     per_repeat = [score(y[r], p[r]) for r in range(len(parts))]
-    units = [_unit_codes(c) for c in cases]
-
-    def stats(r, counts):
-        return _replicate_scores(counts, units[r][0], y[r], p[r])
-
-    ci = cluster_intervals(stats, [n for _, n in units], n_boot, seed)
-    per_case = [case_score(y[r], p[r], cases[r]) for r in range(len(parts))]
+    counts = _draw_counts(len(units), n_boot, seed)[1:]
+    draws = [_replicate_scores(counts, codes[r], y[r], p[r]) for r in range(len(parts))]
+    ci = _percentile_intervals({k: np.mean([d[k] for d in draws], axis=0) for k in draws[0]}, 0.95)
+    per_case = [case_score(y[r], p[r], parts[r]["case"].to_numpy()) for r in range(len(parts))]
     case_mean = {k: float(np.mean([s[k] for s in per_case])) for k in CASE_KEYS}
     return {
         "repeats": len(parts),
         "n_test": n_test.pop(),
+        "n_boot": n_boot,
         "mean": {k: float(np.mean([s[k] for s in per_repeat])) for k in SCORE_KEYS},
         "ci95": {k: ci[k] for k in SCORE_KEYS},
         "per_repeat": per_repeat,
@@ -930,16 +943,17 @@ def paired_difference(
     b: pd.DataFrame,
     keys=CASE_KEYS,
     level: str = "slice",
-    n_boot: int = 1000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
-    ci: float = 0.95,
+    ci: float | dict = 0.95,
 ) -> dict:
     """Model ``a`` minus model ``b`` on the same rows, with a paired cluster-bootstrap interval.
 
     A replicate draws the cases with replacement once, for both models and every repeat; a
     row (or case) then weighs as often as its case was drawn, so the replicate's confusion
     matrices are weighted counts (all replicates at once: draw counts times per-case cell
-    counts). Its estimate is the mean over repeats of the difference.
+    counts). Its estimate is the mean over repeats of the difference. The interval holds the
+    fitted models fixed: it covers the sampling of patients, not training variability.
 
     Args:
         a: predictions of one model: ``repeat``, ``id``, ``y``, ``case`` and ``p_<class>``
@@ -949,17 +963,21 @@ def paired_difference(
         level: ``"slice"`` scores rows, ``"case"`` the cases (:func:`case_predictions`).
         n_boot: bootstrap replicates.
         seed: bootstrap seed.
-        ci: coverage of the percentile interval.
+        ci: coverage of the percentile interval, or key -> coverage (an adjusted interval
+            per metric, :func:`lungct_utils.comparisons.holm_family`).
 
     Returns:
-        key -> ``{"a", "b", "diff", "diff_ci95": [lo, hi], "excludes_zero"}``: the means
-        over repeats of a's and b's metric and of a minus b, and the interval of the
-        difference (coverage ``ci``); ``excludes_zero`` when it lies wholly above or below 0.
+        key -> ``{"a", "b", "diff", "diff_ci95": [lo, hi], "coverage", "excludes_zero",
+        "p_value", "se"}``: the means over repeats of a's and b's metric and of a minus b,
+        the interval of the difference (its ``coverage``; ``diff_ci95`` names it whatever the
+        coverage), whether it lies wholly above or below 0, the two-sided bootstrap p-value
+        and the replicates' standard deviation.
     """
     if level not in ("slice", "case"):
         raise ValueError(f"paired_difference: level must be 'slice' or 'case', got {level!r}")
     unknown = [k for k in keys if k not in CONFUSION_KEYS]
-    if unknown or not 0 < ci < 1 or not n_boot >= 10:
+    coverage = ci if isinstance(ci, dict) else dict.fromkeys(keys, ci)
+    if unknown or not all(0 < coverage.get(k, -1) < 1 for k in keys) or not n_boot >= 10:
         raise ValueError(f"paired_difference: bad keys {unknown}, ci={ci!r} or n_boot={n_boot!r}")
     a, b = _aligned(a, b)
     cases = pd.Index(np.unique(a["case"].to_numpy()))
@@ -970,15 +988,36 @@ def paired_difference(
     for key in keys:
         mean_a, mean_b = (m[key].mean(axis=1) for m in metrics)
         diff = mean_a - mean_b
-        lo, hi = np.nanquantile(diff[1:], [(1 - ci) / 2, (1 + ci) / 2])
+        draws = diff[1:][~np.isnan(diff[1:])]
+        lo, hi = np.quantile(draws, [(1 - coverage[key]) / 2, (1 + coverage[key]) / 2])
         out[key] = {
             "a": float(mean_a[0]),
             "b": float(mean_b[0]),
             "diff": float(diff[0]),
             "diff_ci95": [float(lo), float(hi)],
+            "coverage": float(coverage[key]),
             "excludes_zero": bool(lo > 0 or hi < 0),
+            "p_value": bootstrap_p_value(draws),
+            "se": float(np.std(draws, ddof=1)),
         }
     return out
+
+
+def bootstrap_p_value(draws) -> float:
+    """Two-sided bootstrap p-value of "no difference": twice the smaller tail at 0.
+
+    Args:
+        draws: the replicates of a difference (at least one).
+
+    Returns:
+        ``min(1, 2 * min(#(d <= 0) + 1, #(d >= 0) + 1) / (n + 1))``: never 0, so a
+        finite number of replicates never claims certainty.
+    """
+    draws = np.asarray(draws, np.float64)
+    if draws.ndim != 1 or len(draws) == 0 or np.isnan(draws).any():
+        raise ValueError(f"bootstrap_p_value: needs 1-D finite draws, got shape {draws.shape}")
+    tail = min(np.sum(draws <= 0), np.sum(draws >= 0)) + 1
+    return float(min(1.0, 2 * tail / (len(draws) + 1)))
 
 
 def roc_data(y_true, probs) -> dict[str, tuple]:

@@ -1,27 +1,33 @@
 """A family of plausible patient groupings, for the bracket of honest answers.
 
 The release has no patient ids, so any patient-level score rests on a reconstruction. Rather
-than trust one, the honest CV runs under a family of groupings of the originals, each a
-defensible reading of "which slices are one patient", and reports the central estimate
-(:func:`lungct_utils.cases.reconstruct`) with the range over the family:
+than trust one, the honest CV runs under a family of groupings of the originals and reports
+the central estimate (:func:`lungct_utils.cases.reconstruct`) with the range over the
+**readings of the patients**, the groupings that respect the evidence of patient boundaries:
 
 * ``central``: the central reconstruction (cut rule, strong-link merge);
 * ``runs``: its runs before merging;
-* ``legacy``: the earlier rule: exactly the stated number of runs at the least-alike
-  neighbours (:func:`cut_runs`), then every near-duplicate or duplicate link merged;
-* ``equal_0.5x``, ``equal_1x``, ``equal_2x``: equal contiguous runs of file numbers, half,
-  as many as and twice the stated cases per class (:func:`equal_runs`);
+* ``stated_runs``: exactly the stated number of runs per class at the least-alike neighbours
+  (:func:`cut_runs`), then every near-duplicate or duplicate link merged (the rule before the
+  central one);
 * ``peer``: a public work's rule (anaguedes0802/lung-cancer-classifier, ``src/preproc.py``
   ``patient_groups``): per class in file order, cut at the stated-cases-minus-one largest
   L2 jumps between 64x64 thumbnails of the centre square, then join groups holding any
-  pair closer than 3.0 (:func:`peer_groups`; OpenCV's bilinear resizing rebuilt in NumPy).
-  Its log reports 103 groups on its copy of the data; on this release (one benign duplicate
-  fewer) the same rule merges nothing and gives the stated 110.
+  pair closer than 3.0 (:func:`peer_groups`; OpenCV's bilinear resizing rebuilt in NumPy);
+* the central rule with one hand-set number changed (:data:`SENSITIVITY`): the shortest run,
+  the long-run factor, the links a merge needs, and the similarity the cuts use (thumbnails
+  only, or backbone features only, instead of their mean).
+
+**Leak controls** are shown apart and never enter the range: ``equal_0.5x``, ``equal_1x`` and
+``equal_2x`` cut each class into equal contiguous runs of file numbers, half, as many as and
+twice the stated cases (:func:`equal_runs`). They cut through patients (``equal_2x`` halves
+the average one by design), so they show what cutting through patients would add; their
+units are not independent, so their intervals are too narrow.
 
 No grouping splits a distinct original: copies sit with their home
 (:func:`lungct_utils.cases.copy_homes`), with the first copy in file order under the peer's
 rule (:func:`first_copies`, as its code keeps them), or with each other through the
-duplicate links of the earlier rule.
+duplicate links of ``stated_runs``.
 
 :func:`group_originals` runs every step on the originals' images and features: the
 pseudo-cases of near-duplicates, the central reconstruction and this family.
@@ -40,28 +46,49 @@ from .config import CASES_CSV, CLASSES, PSEUDO_CASES_CSV, STATED_CASES
 #: The saved groups of the originals: column -> its CSV under ``data/processed``.
 GROUPS_CSV = {"pseudo_case": PSEUDO_CASES_CSV, "case": CASES_CSV}
 
-#: The family, central first; the bracket is the range over all of them.
-FAMILY = ("central", "runs", "legacy", "equal_0.5x", "equal_1x", "equal_2x", "peer")
-#: Equal runs of file numbers cut through patients (``equal_2x`` halves the average one by
-#: design): they are leak controls, "what cutting through patients would add", not readings of
-#: the patients. The bracket's range leaves them out and scores them with the paper's model only.
+#: The central rule with one hand-set number changed: name -> overrides of
+#: :data:`lungct_utils.cases.RULE`, or ``views`` (the similarity the cuts use).
+SENSITIVITY = {
+    "min_run_2": {"min_run": 2},
+    "min_run_5": {"min_run": 5},
+    "long_run_2.0x": {"long_run_factor": 2.0},
+    "long_run_3.0x": {"long_run_factor": 3.0},
+    "links_1": {"min_links": 1},
+    "links_3": {"min_links": 3},
+    "thumbnails_only": {"views": "thumbnails"},
+    "features_only": {"views": "features"},
+}
+#: Equal runs of file numbers, which cut through patients: "what cutting through patients
+#: would add", not readings of the patients. Scored per slice with the paper's model only.
 LEAK_CONTROLS = ("equal_0.5x", "equal_1x", "equal_2x")
+#: The readings of the patients, central first: the bracket's range is taken over them.
+READINGS = ("central", "runs", "stated_runs", "peer", *SENSITIVITY)
+#: Every grouping, readings first.
+FAMILY = (*READINGS, *LEAK_CONTROLS)
 #: How the reports name each grouping.
 FAMILY_LABELS = {
     "central": "central reconstruction",
     "runs": "its runs, not merged",
-    "legacy": "earlier rule (stated runs, every link merged)",
+    "stated_runs": "stated runs, every link merged",
+    "peer": "peer's rule (thumbnail jumps)",
+    "min_run_2": "central, shortest run 2 (not 3)",
+    "min_run_5": "central, shortest run 5 (not 3)",
+    "long_run_2.0x": "central, long-run factor 2.0 (not 2.5)",
+    "long_run_3.0x": "central, long-run factor 3.0 (not 2.5)",
+    "links_1": "central, merge on 1 link (not 2)",
+    "links_3": "central, merge on 3 links (not 2)",
+    "thumbnails_only": "central, cuts by thumbnails only",
+    "features_only": "central, cuts by backbone features only",
     "equal_0.5x": "leak control: equal runs, 0.5x stated",
     "equal_1x": "leak control: equal runs, 1x stated",
     "equal_2x": "leak control: equal runs, 2x stated",
-    "peer": "peer's rule (thumbnail jumps)",
 }
 #: The peer's thumbnail side and merge distance (its ``patient_groups``).
 PEER_THUMBNAIL, PEER_MERGE = 64, 3.0
 
 
 def cut_runs(similarity: np.ndarray, n_runs: int, forced: np.ndarray | None = None) -> np.ndarray:
-    """The earlier cut rule: exactly ``n_runs`` runs at the least-alike neighbouring pairs.
+    """Exactly ``n_runs`` runs at the least-alike neighbouring pairs.
 
     Forced cuts come first; then the lowest similarities (earliest first on ties) until there
     are ``n_runs`` runs (or every gap is cut).
@@ -87,8 +114,8 @@ def cut_runs(similarity: np.ndarray, n_runs: int, forced: np.ndarray | None = No
     return np.concatenate([[0], np.cumsum(cuts)]).astype(np.int64)
 
 
-def legacy_groups(frame: pd.DataFrame, similarity_to_next, sim, threshold: float) -> np.ndarray:
-    """The earlier reconstruction: stated runs per class, then every link merged.
+def stated_runs(frame: pd.DataFrame, similarity_to_next, sim, threshold: float) -> np.ndarray:
+    """Exactly the stated runs per class, then every near-duplicate link merged.
 
     Args:
         frame: rows with ``label``, ``number``, ``sha256``, ``width`` and ``height``.
@@ -223,8 +250,43 @@ def peer_groups(frame: pd.DataFrame, home: np.ndarray, thumbs: np.ndarray) -> np
     return name_groups(frame, merged, digits=3)
 
 
+def sensitivity(
+    frame: pd.DataFrame,
+    views: tuple[np.ndarray, np.ndarray],
+    sim: np.ndarray,
+    threshold: float,
+    soft: np.ndarray,
+    levels: dict,
+) -> dict[str, np.ndarray]:
+    """The central rule with one hand-set number changed, per :data:`SENSITIVITY` entry.
+
+    A variant that cuts by one view only takes its levels from that view
+    (:func:`lungct_utils.cases.cut_levels`): the levels are in the view's own scale.
+
+    Args:
+        frame: as for :func:`lungct_utils.cases.reconstruct`.
+        views: ``(features, thumbnails)`` from :func:`lungct_utils.cases.slice_views`.
+        sim: ``(n, n)`` near-duplicate similarity.
+        threshold: the near-duplicate linking level.
+        soft: from :func:`lungct_utils.cases.soft_window`.
+        levels: the central rule's levels (both views).
+
+    Returns:
+        name -> the case of each row.
+    """
+    out = {}
+    for name, change in SENSITIVITY.items():
+        rule, use, use_levels = dict(change), views, levels
+        if "views" in rule:
+            use = (views[1],) if rule.pop("views") == "thumbnails" else (views[0],)
+            use_levels = cases.cut_levels(frame, sim, *use)
+        found = cases.reconstruct(frame, use, sim, threshold, soft, use_levels, rule=rule)
+        out[name] = found["case"].to_numpy()
+    return out
+
+
 def family(
-    central: pd.DataFrame, similarity_to_next, sim, threshold: float, thumbs
+    central: pd.DataFrame, similarity_to_next, sim, threshold: float, thumbs, variants: dict
 ) -> pd.DataFrame:
     """Every grouping of :data:`FAMILY`, one column each, per original.
 
@@ -234,17 +296,23 @@ def family(
         sim: ``(n, n)`` near-duplicate similarity.
         threshold: the near-duplicate linking level.
         thumbs: from :func:`peer_thumbnails`.
+        variants: from :func:`sensitivity`.
 
     Returns:
-        DataFrame ``path, label, sha256`` plus one column per grouping.
+        DataFrame ``path, label, sha256`` plus one column per grouping, in :data:`FAMILY` order.
     """
+    if missing := set(SENSITIVITY) - set(variants):
+        raise ValueError(f"family: variants lacks {sorted(missing)}")
     home = central["home"].to_numpy()
-    out = central[["path", "label", "sha256"]].copy()
-    out["central"], out["runs"] = central["case"].to_numpy(), central["run"].to_numpy()
-    out["legacy"] = legacy_groups(central, similarity_to_next, sim, threshold)
+    columns = {"central": central["case"].to_numpy(), "runs": central["run"].to_numpy()}
+    columns["stated_runs"] = stated_runs(central, similarity_to_next, sim, threshold)
+    columns["peer"] = peer_groups(central, first_copies(central), thumbs)
+    columns |= {name: np.asarray(variants[name]) for name in SENSITIVITY}
     for factor in (0.5, 1, 2):
-        out[f"equal_{factor}x"] = equal_runs(central, home, factor)
-    out["peer"] = peer_groups(central, first_copies(central), thumbs)
+        columns[f"equal_{factor}x"] = equal_runs(central, home, factor)
+    out = central[["path", "label", "sha256"]].copy()
+    for name in FAMILY:
+        out[name] = columns[name]
     return out
 
 
@@ -290,8 +358,11 @@ def group_originals(
     )
     views = cases.slice_views(feats, images)
     levels = cases.cut_levels(frame, sim, *views)
-    groups = cases.reconstruct(frame, views, sim, threshold, cases.soft_window(images), levels)
+    soft = cases.soft_window(images)
+    groups = cases.reconstruct(frame, views, sim, threshold, soft, levels)
+    variants = sensitivity(frame, views, sim, threshold, soft, levels)
     thumbs = peer_thumbnails(manifest["abspath"])
     nxt = cases.next_similarity(frame, *views)
     found = {"sim": sim, "counts": counts, "threshold": threshold, "levels": levels}
-    return {**found, "groups": groups, "family": family(groups, nxt, sim, threshold, thumbs)}
+    grouped = family(groups, nxt, sim, threshold, thumbs, variants)
+    return {**found, "groups": groups, "family": grouped}

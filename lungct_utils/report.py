@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from . import bracket, config, external_summary, tables
+from . import bracket, comparisons, config, external_summary, tables
 from .config import PAPER_EPOCHS, PAPER_TABLE_III, PAPER_TABLE_IV
+from .evaluate import ECE_BINS
 from .groupings import LEAK_CONTROLS
 from .io_utils import DataError, write_json, write_text
 from .tables import markdown, pct
@@ -111,6 +112,8 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         "paper_seeds": parts["paper_seeds"],
         "groupings": parts["bracket"]["groupings"],
         "bracket": parts["bracket"]["bracket"],
+        "comparison": parts["bracket"]["comparison"],
+        "nearest_training": parts["bracket"]["nearest_training"],
     }
     if (folder / "input_check.json").is_file():
         out["input_check"] = load_part("input_check", folder)
@@ -168,7 +171,7 @@ def results_table(metrics: dict) -> pd.DataFrame:
         rows[f"{p} ({s['folds']}-fold x {s['repeats']})"] = row
     if "beyond" in metrics:
         sel = metrics["beyond"]["selected"]
-        rows[f"beyond the paper: {sel['final']['recipe']} (cases, nested CV)"] = {
+        rows["beyond the paper: nested selection (cases, nested CV)"] = {
             "kept apart": "reconstructed patient",
             "test images": "distinct originals",
             "accuracy": tables.with_interval(sel["accuracy"], sel.get("accuracy_ci95")),
@@ -189,11 +192,85 @@ def _malignant(metrics: dict) -> str:
     return pct(counts["malignant"] / sum(counts.values()), 0)
 
 
-def _verdict(d: dict) -> str:
-    """A paired difference in words: better or worse only when its interval excludes 0."""
-    if not d["excludes_zero"]:
-        return "not shown different"
-    return "better" if d["diff"] > 0 else "worse"
+def _points(d: dict, interval: list[float]) -> str:
+    """A difference and its interval in points: ``+1.2 [-0.3, +2.7]``."""
+    return f"{100 * d['diff']:+.1f} [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+
+
+def _level(level: str) -> str:
+    """``per slice`` or ``per patient``."""
+    return "per patient" if level == "case" else "per slice"
+
+
+def comparison_sentences(comparison: dict) -> list[str]:
+    """The primary comparison and its secondary family in words, chosen by the numbers.
+
+    Args:
+        comparison: from :func:`lungct_utils.comparisons.primary_and_secondary`, plus
+            ``patients_by_class`` (groups of each class under the grouping).
+
+    Returns:
+        Markdown bullet lines: the primary verdict with the smallest detectable difference,
+        and every secondary metric under its Holm verdict.
+    """
+    p, sec = comparison["primary"], comparison["secondary"]
+    benign = comparison["patients_by_class"]["benign"]
+    recall = sec.get("case", {}).get("recall_benign")
+    if recall is None:
+        raise ValueError("comparison_sentences: the family lacks benign recall per patient")
+    primary = (
+        f"* **Primary comparison** (named before its figures): 06's nested selection minus the "
+        f"paper's model, {tables.LABELS[p['metric']]} {_level(p['level'])}, {p['grouping']} "
+        f"grouping: {_points(p, p['diff_ci95'])} points (95% interval over patients): "
+        f"**{comparisons.verdict(p)}**. This data detects a true difference of "
+        f"{100 * p['detectable']:.1f} points with {comparisons.POWER:.0%} power at the 5% level "
+        f"(from the bootstrap spread); for benign recall per patient, "
+        f"{100 * recall['detectable']:.1f} points at its Holm level, where one benign patient "
+        f"of {benign} is {100 / benign:.1f} points."
+    )
+    groups: dict[str, list[str]] = {"better": [], "worse": [], "not shown different": []}
+    for level, metrics in sec.items():
+        for k, d in metrics.items():
+            name = f"{tables.LABELS[k]} {_level(level)}"
+            groups[comparisons.verdict(d)].append(f"{name} {_points(d, d['holm']['ci'])}")
+    n = sum(len(v) for v in groups.values())
+    said = "; ".join(f"{v}: {', '.join(items)}" for v, items in groups.items() if items)
+    secondary = (
+        f"* **Secondary comparisons** (the same two models and grouping, {n} metrics, "
+        f"Holm-adjusted intervals in points, better or worse only where Holm's interval "
+        f"excludes 0): {said}."
+    )
+    return [primary, secondary]
+
+
+def nearest_training_sentence(nearest: dict) -> str:
+    """Whether the feature-based cuts push test folds away from training, from the numbers.
+
+    Args:
+        nearest: grouping -> median nearest-training cosine
+            (:func:`lungct_utils.splits.nearest_training_similarity`).
+
+    Returns:
+        One sentence, comparing the central grouping with cuts blind to the features and with
+        the leak controls (rounded to 3 decimals first, so float rounding cannot turn it).
+    """
+    for name in ("central", "thumbnails_only"):
+        if name not in nearest:
+            raise ValueError(f"nearest_training_sentence: no {name!r} in {sorted(nearest)}")
+    central, blind = round(nearest["central"], 3), round(nearest["thumbnails_only"], 3)
+    if central < blind:
+        verdict = f"lower by {blind - central:.3f}: the feature-based cuts push test folds away"
+    else:
+        verdict = "not lower: the feature-based cuts do not push test folds away"
+    controls = [round(v, 3) for g, v in nearest.items() if g in LEAK_CONTROLS]
+    spread = (
+        f"; under the leak controls, {min(controls):.3f}-{max(controls):.3f}" if controls else ""
+    )
+    return (
+        f"Median cosine of a test slice's feature to the most alike training slice: "
+        f"{central:.3f} under the central grouping, against {blind:.3f} with cuts by "
+        f"thumbnails only ({verdict} from training){spread}."
+    )
 
 
 def comparison_lines(metrics: dict) -> list[str]:
@@ -204,9 +281,10 @@ def comparison_lines(metrics: dict) -> list[str]:
 
     Returns:
         Lines: the like-for-like drop, what moves the answer more (the patient boundaries
-        or the model), and the paired verdicts of the shipped recipe against the paper's.
+        or the model), the primary and secondary comparisons, the exploratory range of the
+        primary difference over the readings, and the leak controls.
     """
-    b, fam = metrics["bracket"], metrics["groupings"]
+    b, fam, comparison = metrics["bracket"], metrics["groupings"], metrics["comparison"]
     seeds = metrics["paper_seeds"]["cv_balanced_accuracy"]
     bal = b["paper"]["slice"]["balanced_accuracy"]
     moves_to = "falls" if bal["central"] < seeds["mean"] else "rises"
@@ -214,39 +292,37 @@ def comparison_lines(metrics: dict) -> list[str]:
         f"* Like for like, the paper's model's balanced accuracy {moves_to} from "
         f"{pct(seeds['mean'])}% "
         f"(paper protocol, CV over seeds) to {pct(bal['central'])}% when patients are kept "
-        f"apart (family {pct(bal['min'], 1)}-{pct(bal['max'], 1)}%)."
+        f"apart ({bal['readings']} readings of the patients: {pct(bal['min'], 1)}-"
+        f"{pct(bal['max'], 1)}%)."
     ]
-    width = b["paper"]["slice"]["macro_f1"]["width"]
-    gain = fam["central"]["paired"]["slice"]["macro_f1"]
-    moves = "more" if width > abs(gain["diff"]) else "less"
+    p = comparison["primary"]
+    width = b["paper"][p["level"]][p["metric"]]["width"]
+    moves = "more" if round(width, 4) > round(abs(p["diff"]), 4) else "less"
     lines.append(
         f"* The unknown patient boundaries move the answer {moves} than the choice of model: "
-        f"the paper's model's macro-F1 spans {pct(width, 1)} points over the family, while the "
-        f"shipped recipe differs from it by {100 * gain['diff']:+.1f} "
-        f"[{100 * gain['diff_ci95'][0]:+.1f}, {100 * gain['diff_ci95'][1]:+.1f}] points under "
-        "the central grouping."
+        f"the paper's model's {tables.LABELS[p['metric']]} {_level(p['level'])} spans "
+        f"{pct(width, 1)} points over the readings, while 06's nested selection differs from it "
+        f"by {_points(p, p['diff_ci95'])} points under the central grouping."
     )
-    verdicts = []
-    for level, name in (("slice", "per slice"), ("case", "per patient")):
-        for k in bracket.KEYS[:3]:
-            d = fam["central"]["paired"][level][k]
-            verdicts.append(f"{tables.LABELS[k]} {name}: {_verdict(d)} ({100 * d['diff']:+.1f})")
-    paired = [g["paired"] for g in fam.values() if "paired" in g]
-    wins = sum(_verdict(p["slice"]["macro_f1"]) == "better" for p in paired)
+    lines += comparison_sentences(comparison)
+    diffs = {
+        g: v["paired"][p["level"]][p["metric"]]["diff"]
+        for g, v in fam.items()
+        if "paired" in v and g not in LEAK_CONTROLS
+    }
+    low, high = min(diffs, key=diffs.get), max(diffs, key=diffs.get)
     lines.append(
-        "* The shipped recipe against the paper's model, paired on the same folds and cases of "
-        "the central grouping (better or worse only where the 95% interval excludes 0): "
-        + "; ".join(verdicts)
-        + f". Its macro-F1 per slice is better in {wins} of {len(paired)} patient groupings."
+        f"* Exploratory, no verdict: over the {len(diffs)} readings of the patients the primary "
+        f"difference runs from {100 * diffs[low]:+.1f} ({low}) to {100 * diffs[high]:+.1f} "
+        f"({high}) points."
     )
     controls = b["paper"]["slice"]["balanced_accuracy"]["leak_controls"]
     if controls:
         shown = ", ".join(f"{pct(v, 1)}% ({g.removeprefix('equal_')})" for g, v in controls.items())
         lines.append(
             f"* Leak controls (equal runs of file numbers at a multiple of the stated cases, which "
-            f"cut through patients; not in the range): the paper's model's balanced accuracy per "
-            f"slice is {shown}, what "
-            "cutting through patients would add."
+            f"cut through patients; not in the range, per slice only): the paper's model's "
+            f"balanced accuracy per slice is {shown}, what cutting through patients would add."
         )
     return lines
 
@@ -262,16 +338,18 @@ def readme_block(metrics: dict) -> str:
     """
     seeds = metrics["paper_seeds"]
     cases = metrics["honest_cv"]["cases"]
-    n_family = sum(g not in LEAK_CONTROLS for g in metrics["groupings"])
+    n_family = metrics["bracket"]["paper"]["slice"]["balanced_accuracy"]["readings"]
     lines = [
         README_START,
         "",
         f"**The honest answer, as a bracket.** Repeated grouped CV ({cases['folds']}-fold x "
         f"{cases['repeats']}), each of the {cases['n_test']} distinct originals predicted once "
         "per repeat. First figure: the central reconstruction of the patients, with its 95% "
-        "interval (cluster bootstrap over its cases and the repeats); then the lowest and "
-        f"highest estimate over a family of {n_family} defensible patient groupings "
-        "(notebook 07). Per patient: each group classified by its slices' mean log-probability.",
+        "interval (cluster bootstrap over its cases, each replicate scoring every repeat on one "
+        "draw; the fitted models held fixed, so training variability is not in it); then the "
+        f"lowest and highest estimate over {n_family} readings of the patients (notebook 07: "
+        "four rules and the central rule with each hand-set number changed). Per patient: each "
+        "group classified by its slices' mean log-probability; leak controls are per slice only.",
         "",
         markdown(bracket.bracket_table(metrics["bracket"]), index="model, level"),
         "",
@@ -286,7 +364,8 @@ def readme_block(metrics: dict) -> str:
         f"Percent. Honest protocols: mean over {cases['repeats']} repeats of stratified "
         f"{cases['folds']}-fold CV grouped by the unit kept apart, each of the "
         f"{cases['n_test']} distinct originals predicted once per repeat; brackets: 95% "
-        "interval of a cluster bootstrap over reconstructed cases (patients) and repeats. "
+        "interval of a cluster bootstrap over reconstructed cases (patients), each replicate "
+        "scoring every repeat. "
         f"Paper protocol: mean ± sd (range) over seeds {seeds['seeds'][0]}-{seeds['seeds'][-1]}. "
         f"Case-level accuracy under `cases` (mean log-probability per patient): "
         f"{tables.with_interval(cases['case_accuracy'], cases['case_accuracy_ci95'])}.",
@@ -492,10 +571,12 @@ def seed_spread_sentence(seeds: dict) -> str:
 
     Args:
         seeds: the ``paper_seeds`` part of ``metrics.json`` (``seeds``,
-            ``holdout_accuracy_per_seed`` and their ``holdout_accuracy`` spread).
+            ``holdout_accuracy_per_seed`` and their ``holdout_accuracy`` spread; ``cpu``,
+            when present, the machine that drew them: ``model`` and ``cores``).
 
     Returns:
-        One sentence, every figure from ``seeds``.
+        One sentence, every figure and the machine from ``seeds``; what another machine
+        gives is left to a measurement (``python -m lungct_utils drift``).
 
     Raises:
         ValueError: a number of holdout accuracies that does not match the seeds.
@@ -507,12 +588,15 @@ def seed_spread_sentence(seeds: dict) -> str:
             f"{seeds['seeds']!r}"
         )
     each = ", ".join(f"{pct(v)}% (seed {s})" for s, v in zip(seeds["seeds"], per_seed, strict=True))
+    cpu = seeds.get("cpu") or {}
+    drawn = f", drawn on {cpu['cores']} cores of {cpu['model']}" if "model" in cpu else ""
     return (
         f"A single seed's figure is one draw: the paper-protocol holdout gives {each}; "
         f"{pct(hold['mean'])} ± {pct(hold['sd'])}% over {len(per_seed)} seeds, "
-        f"{pct(hold['max'] - hold['min'])} points from the lowest to the highest. A run on "
-        "another machine (other float rounding) gives other draws, so the verdict on the "
-        "reproduction rests on the CV over seeds, not on one seed."
+        f"{pct(hold['max'] - hold['min'])} points from the lowest to the highest{drawn}. "
+        "Another machine's float rounding can give other draws (`python -m lungct_utils "
+        "drift` measures how far two runs lie apart), so the verdict on the reproduction "
+        "rests on the CV over seeds, not on one seed."
     )
 
 
@@ -595,12 +679,16 @@ def _reconstruction_bullet(metrics: dict) -> str:
         f"folder the files are numbered in scan order. The central reconstruction (copies at "
         f"their home, cuts at the least-alike neighbours, no cut leaving a run under "
         f"{rule['min_run']} slices, forced cuts at size and window changes, runs joined only "
-        f"through {rule['min_links']} or more look-alike slices on each side) "
+        f"through {rule['min_links']} or more look-alike slices on each side, a run over "
+        f"{rule['long_run_factor']} times its class's mean case cut) "
         f"gives benign {groups['benign']}, malignant {groups['malignant']} and normal "
         f"{groups['normal']} cases (stated: {stated['benign']} / {stated['malignant']} / "
-        f"{stated['normal']}). The interval unit is this case; the bracket below repeats "
-        f"everything under {len(metrics['groupings'])} groupings, "
-        f"{sum(g in LEAK_CONTROLS for g in metrics['groupings'])} of them leak controls."
+        f"{stated['normal']}). These numbers are set by hand, and the cuts use the same "
+        f"backbone features as the heads: the bracket below repeats everything under "
+        f"{sum(g not in LEAK_CONTROLS for g in metrics['groupings'])} readings of the patients, "
+        f"the central rule with each of them changed among them, and "
+        f"{sum(g in LEAK_CONTROLS for g in metrics['groupings'])} leak controls apart. The "
+        "interval unit is the central case."
     )
 
 
@@ -658,9 +746,11 @@ def _protocol_sections(metrics: dict) -> list[str]:
         "",
         markdown(tables.honest_table(metrics["honest_cv"]), index="protocol"),
         "",
-        "Intervals: percentile cluster bootstrap (1,000 replicates); each replicate draws one "
-        "repeat and resamples reconstructed cases (patients) with replacement. ECE: expected "
-        "calibration error over 15 confidence bins (lower is better).",
+        f"Intervals: percentile cluster bootstrap ({metrics['honest_cv']['cases']['n_boot']:,} "
+        "replicates); each replicate resamples the units kept apart (reconstructed cases, "
+        "patients, under `cases`) with replacement once and scores every repeat on that draw; "
+        "the fitted models are held fixed, so training variability is not in the interval. "
+        f"ECE: expected calibration error over {ECE_BINS} confidence bins (lower is better).",
         "",
         "![reliability](figures/05_reliability.png)",
         "",
@@ -678,9 +768,12 @@ def reproduction_section(metrics: dict) -> list[str]:
     """
     hold = metrics["protocols"]["paper"]["holdout"]
     patients = sum(metrics["cases"]["stated"].values())
+    params, seeds = metrics["params"], metrics["paper_seeds"]
+    spread = seeds["holdout_accuracy"]
+    folds = len(metrics["protocols"]["paper"]["cv"]["folds"])
     return [
         "## The reproduction: Table III (holdout, seed "
-        f"{metrics['seed']}) and Table IV (5-fold CV), percent",
+        f"{metrics['seed']}) and Table IV ({folds}-fold CV), percent",
         "",
         markdown(tables.table_iii(hold), percent=True, index="class"),
         "",
@@ -701,9 +794,12 @@ def reproduction_section(metrics: dict) -> list[str]:
             index="protocol",
         ),
         "",
-        "One 70/15/15 split per protocol; brackets: cluster bootstrap over cases. A single split "
-        f"of {patients} patients moves a lot with the seed: the repeated CV above is the "
-        "estimate.",
+        f"One {split_label(params)} split per protocol; brackets: cluster bootstrap over "
+        f"cases. A single split is one draw: the paper protocol's holdout accuracy alone spans "
+        f"{pct(spread['min'])}-{pct(spread['max'])}% over {len(seeds['seeds'])} seeds, and an "
+        f"honest test split holds about {round(params['test_frac'] * patients)} of the "
+        f"{patients} stated patients; the repeated CV above is the estimate. "
+        f"{protocol_settings_sentence(params)}",
         "",
     ]
 
@@ -743,19 +839,29 @@ def bracket_section(metrics: dict) -> list[str]:
     fam = metrics["groupings"]
     lines = ["## The bracket: the answer under every patient grouping (notebook 07)", ""]
     lines += [markdown(bracket.bracket_table(metrics["bracket"]), index="model, level"), ""]
-    for model, name in (("paper", "The paper's model"), ("selected", "The shipped recipe")):
+    for model, name in (("paper", "The paper's model"), ("selected", "06's nested selection")):
         for level in bracket.LEVELS:
             where = "per slice" if level == "slice" else "per patient"
             lines += [f"{name}, {where} (mean [95% interval], percent):", ""]
             lines += [markdown(bracket.family_table(fam, model, level), index="grouping"), ""]
+    exploratory = {g: m["paired"] for g, m in fam.items() if g != "central" and "paired" in m}
     lines += [
-        "Shipped recipe minus the paper's model, paired on the same folds and cases "
-        "(`*`: the 95% interval over the grouping's groups excludes 0):",
+        "### 06's nested selection against the paper's model, central grouping",
         "",
-        markdown(
-            bracket.paired_table({g: m["paired"] for g, m in fam.items() if "paired" in m}),
-            index="grouping",
-        ),
+        "The primary comparison (named before its figures) and the secondary family "
+        "(Holm-adjusted), in points; `detectable`: the smallest true difference detected with "
+        f"{comparisons.POWER:.0%} power at the row's level:",
+        "",
+        markdown(bracket.comparison_table(metrics["comparison"]), index="metric"),
+        "",
+        *comparison_sentences(metrics["comparison"]),
+        "",
+        "Exploratory (no verdict): the same difference under the other readings of the "
+        "patients, plain 95% intervals over each reading's groups:",
+        "",
+        markdown(bracket.paired_table(exploratory, exploratory=True), index="grouping"),
+        "",
+        nearest_training_sentence(metrics["nearest_training"]),
         "",
         "![bracket](figures/07_bracket.png)",
         "",
@@ -839,6 +945,19 @@ def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[st
         doubt.append(f"the non-CT rate's interval reaches down to {pct(other['ci95'][0])}%")
     if doubt and met_ct and met_other:
         verdict += " on the estimates, though " + " and ".join(doubt)
+    passes = [
+        f"{r['rows'] - r['flagged']} of {r['rows']} checks of the {part} part"
+        for part in ("design", "held-out")
+        for r in [rates[f"not CT, {part} part"][scaling]]
+    ]
+    passed = metrics["input_check"].get("corpus_passed")
+    by_item = sorted(
+        (-k, f"{name} ({part} part): {k} of {passed['folds']} folds")
+        for part, counts in (passed["items"].get(scaling, {}) if passed else {}).items()
+        for name, k in counts.items()
+        if k
+    )
+    named = "; ".join(text for _, text in by_item) or "no item"
     return [
         "## The input check's distance layers (notebook 04)",
         "",
@@ -850,6 +969,12 @@ def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[st
         f"({ct['flagged']} of {ct['rows']} over the repeats; interval over cases); it {verdict} "
         f"(at least {pct(INPUT_CHECK_GOAL_NON_CT, 0)}% and at most "
         f"{pct(INPUT_CHECK_GOAL_CT, 0)}%).",
+        "",
+        f"Non-CT images pass every layer (a class, no warning) in {' and '.join(passes)} "
+        "(a check: one image in one outer fold): "
+        + (named if passed else "which items is not recorded in `metrics.json`")
+        + ". The corpus and the layers were written together: its held-out part is held out "
+        "from fitting (no threshold is set on it), not from design.",
         "",
         markdown(tables.rate_table(rates), index="images"),
         "",
@@ -922,3 +1047,698 @@ def write_reports(parameters_file: dict | None = None) -> dict:
     if folder == config.REPORTS:
         update_readme(metrics)
     return metrics
+
+
+# Sentences the notebooks render
+#
+# Each function turns numbers into one Markdown sentence whose words follow the numbers; a
+# notebook shows it with ``display(Markdown(...))``, so no notebook prose states a result or a
+# setting that a rerun could contradict. Every one is pure: numbers in, text out.
+
+#: A count at least this many times another is "times as many" (and at most its inverse,
+#: "fewer"); between the two the counts are "about as many".
+COUNT_RATIO = 1.5
+#: A balanced accuracy within this distance of chance (1 / classes) is "at chance".
+CHANCE_MARGIN = 0.01
+
+
+def _number(where: str, name: str, value, low: float = -math.inf) -> float:
+    """``value`` as a finite float of at least ``low``, else ValueError quoting it."""
+    try:
+        number = float(value) if not isinstance(value, bool | str | bytes) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not (math.isfinite(number) and number >= low):
+        raise ValueError(f"{where}: {name}={value!r} is not a finite number >= {low}")
+    return number
+
+
+def _count(where: str, name: str, value, low: int = 0) -> int:
+    """``value`` as an int of at least ``low`` (NumPy integers too), else ValueError."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or value < low:
+        raise ValueError(f"{where}: {name}={value!r} is not a whole number >= {low}")
+    return int(value)
+
+
+def _fraction(where: str, name: str, value) -> float:
+    """``value`` as a float in [0, 1], else ValueError quoting it."""
+    number = _number(where, name, value)
+    if not 0 <= number <= 1:
+        raise ValueError(f"{where}: {name}={value!r} is not a fraction in [0, 1]")
+    return number
+
+
+def _share(value: float) -> str:
+    """A fraction as a percent figure without trailing zeros: 0.7 -> "70", 0.002 -> "0.2"."""
+    return f"{100 * value:.4g}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _names(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def split_label(params: dict) -> str:
+    """The holdout fractions of a run's settings, e.g. ``"70/15/15"``.
+
+    Args:
+        params: the run's settings (``PaperConfig.to_dict()``, ``metrics["params"]``):
+            ``train_frac``, ``val_frac`` and ``test_frac``.
+
+    Returns:
+        ``"<train>/<validation>/<test>"`` in percent.
+
+    Raises:
+        ValueError: a fraction outside (0, 1), or fractions that do not sum to 1.
+    """
+    keys = ("train_frac", "val_frac", "test_frac")
+    fracs = [_fraction("split_label", k, params[k]) for k in keys]
+    if min(fracs) == 0 or abs(sum(fracs) - 1) > 1e-9:
+        raise ValueError(f"split_label: {dict(zip(keys, fracs, strict=True))!r} do not split 1")
+    return "/".join(_share(f) for f in fracs)
+
+
+def protocol_settings_sentence(params: dict) -> str:
+    """The split settings of a run, each marked as the paper's or not.
+
+    Args:
+        params: the run's settings (``PaperConfig.to_dict()``, ``metrics["params"]``):
+            ``train_frac``, ``val_frac``, ``test_frac``, ``n_folds`` and ``cv_repeats``.
+
+    Returns:
+        One sentence: the holdout fractions, the early-stopping share inside a fold, the
+        folds and the repeats, against the paper's (II.B, II.F).
+
+    Raises:
+        ValueError: bad fractions (:func:`split_label`), fewer than 2 folds or no repeat.
+    """
+    where = "protocol_settings_sentence"
+    split = split_label(params)
+    folds = _count(where, "n_folds", params["n_folds"], 2)
+    repeats = _count(where, "cv_repeats", params["cv_repeats"], 1)
+    paper = config.PAPER
+    paper_split = split_label(paper.to_dict())
+    split_note = "the paper's, II.B" if split == paper_split else f"the paper's: {paper_split}"
+    folds_note = "the paper's, II.F" if folds == paper.n_folds else f"the paper's: {paper.n_folds}"
+    val, train = params["val_frac"], params["train_frac"]
+    repeated = (
+        f"repeated {_plural(repeats, 'time')} with fresh fold assignments (the paper ran one)"
+        if repeats > 1
+        else "run once, as the paper's"
+    )
+    return (
+        f"Holdout split {split} (train/validation/test; {split_note}); inside a CV fold, early "
+        f"stopping uses {_share(val)}/{_share(train + val)} of the training folds (the "
+        f"holdout's share); {folds}-fold CV ({folds_note}), {repeated}."
+    )
+
+
+def pseudo_case_sentence(pseudo: dict, stated: dict) -> str:
+    """The near-duplicate pseudo-cases against the stated cases: can links find the patient?
+
+    Args:
+        pseudo: pseudo-cases per class.
+        stated: the dataset's stated cases per class (the same classes).
+
+    Returns:
+        One sentence: "times as many" (at least :data:`COUNT_RATIO` times the stated total),
+        "fewer" (at most its inverse) or "about as many", with the counts per class.
+
+    Raises:
+        ValueError: different classes, or counts that are not whole numbers (stated: >= 1).
+    """
+    where = "pseudo_case_sentence"
+    if set(pseudo) != set(stated) or not stated:
+        raise ValueError(f"{where}: classes {sorted(pseudo)!r} against stated {sorted(stated)!r}")
+    n = sum(_count(where, f"pseudo[{c!r}]", v) for c, v in pseudo.items())
+    m = sum(_count(where, f"stated[{c!r}]", v, 1) for c, v in stated.items())
+    each = ", ".join(f"{c} {pseudo[c]} / {stated[c]}" for c in stated)
+    ratio = n / m
+    if ratio >= COUNT_RATIO:
+        return (
+            f"There are {ratio:.1f} times as many pseudo-cases ({n}) as stated cases ({m}; "
+            f"per class {each}): slices of one patient at different levels of the chest do "
+            "not look alike, so near-duplicate links alone cannot find the patient."
+        )
+    if ratio <= 1 / COUNT_RATIO:
+        return (
+            f"There are fewer pseudo-cases ({n}) than stated cases ({m}; per class {each}): "
+            "near-duplicate links join slices of different patients, so links alone cannot "
+            "find the patient."
+        )
+    return (
+        f"There are about as many pseudo-cases ({n}) as stated cases ({m}; per class {each}); "
+        "whether they are the patients, the counts alone cannot tell."
+    )
+
+
+def reconstruction_settings_sentence(settings: dict) -> str:
+    """The hand-set numbers of the central reconstruction, as the code sets them.
+
+    Args:
+        settings: ``min_run``, ``long_run_factor`` and ``min_links`` (the rule,
+            ``cases.MIN_RUN`` ...), ``same_scan_gap`` and ``far_apart`` (numbering distances
+            of one scan's pairs and of the reference pairs) and ``thumbnail_side``.
+
+    Returns:
+        One sentence with every number.
+
+    Raises:
+        ValueError: a count below 1, or a long-run factor not above 1.
+    """
+    where = "reconstruction_settings_sentence"
+    counts = {
+        k: _count(where, k, settings[k], 1)
+        for k in ("min_run", "min_links", "same_scan_gap", "far_apart", "thumbnail_side")
+    }
+    factor = _number(where, "long_run_factor", settings["long_run_factor"])
+    if factor <= 1:
+        raise ValueError(f"{where}: long_run_factor={factor!r} must exceed 1")
+    side = counts["thumbnail_side"]
+    return (
+        f"The rule's hand-set numbers, as the code sets them: a same-scan pair lies at most "
+        f"{counts['same_scan_gap']} numbers apart; the reference pairs lie more than "
+        f"{counts['far_apart']} numbers apart; the thumbnails are {side}x{side} grey; no cut "
+        f"leaves a run shorter than {_plural(counts['min_run'], 'slice')}; a run longer than "
+        f"{factor:g} times its class's mean case is cut; runs merge through at least "
+        f"{_plural(counts['min_links'], 'distinct slice')} on each side."
+    )
+
+
+def least_alike_sentence(numbers_in_strip, similarity_to_next, runs) -> str:
+    """Where a strip of consecutive slices is least alike, and whether the rule cuts there.
+
+    Args:
+        numbers_in_strip: file numbers, in scan order.
+        similarity_to_next: each slice's similarity to the next one (the last is ignored;
+            NaN where there is no next).
+        runs: each slice's run (a cut lies between two slices of different runs).
+
+    Returns:
+        One sentence: the least-alike neighbours, and "cuts" or "keeps them in one run".
+
+    Raises:
+        ValueError: lengths that differ, fewer than 2 slices, or no finite similarity.
+    """
+    where = "least_alike_sentence"
+    n = len(numbers_in_strip)
+    if n < 2 or len(similarity_to_next) != n or len(runs) != n:
+        raise ValueError(
+            f"{where}: {n} numbers, {len(similarity_to_next)} similarities and {len(runs)} "
+            "runs (need as many, at least 2)"
+        )
+    finite = [(float(s), k) for k, s in enumerate(similarity_to_next[:-1]) if math.isfinite(s)]
+    if not finite:
+        raise ValueError(f"{where}: no finite similarity in {list(similarity_to_next)!r}")
+    s, k = min(finite)
+    a, b = numbers_in_strip[k], numbers_in_strip[k + 1]
+    head = f"In this strip the least-alike neighbours are ({a}) and ({b}), similarity {s:.2f}"
+    if runs[k] != runs[k + 1]:
+        return f"{head}: the rule cuts there (the red title of ({a}))."
+    return (
+        f"{head}, yet the rule keeps them in one run: a cut there would leave a run shorter "
+        "than the minimum, part a same-scan pair or exceed the class's budget."
+    )
+
+
+def non_square_sentence(counts: dict, totals: dict) -> str:
+    """Which classes hold the non-square images: does image shape carry the label?
+
+    Args:
+        counts: non-square images per class (zeros included).
+        totals: images per class (each at least its non-square count).
+
+    Returns:
+        One sentence: the counts, whether shape carries label information (one class holds
+        at least half of the non-square images) or says little, and what share of that
+        class's images it marks.
+
+    Raises:
+        ValueError: different classes, or a count that is not a whole number >= 0 (totals:
+            at least the non-square count).
+    """
+    where = "non_square_sentence"
+    if set(counts) != set(totals):
+        raise ValueError(f"{where}: classes {sorted(counts)!r} against {sorted(totals)!r}")
+    counts = {c: _count(where, f"counts[{c!r}]", v) for c, v in counts.items()}
+    totals = {c: _count(where, f"totals[{c!r}]", v, counts[c]) for c, v in totals.items()}
+    total = sum(counts.values())
+    if not total:
+        return "Every image is square: image shape carries no label information."
+    held = sorted(((v, c) for c, v in counts.items() if v), reverse=True)
+    top, top_class = held[0]
+    if top == total:
+        head = f"Every non-square image ({total}) is {top_class}"
+    else:
+        head = f"Of the {total} non-square images, {_names([f'{v} {c}' for v, c in held])}"
+    if top / total < 0.5:
+        return f"{head}: spread over the classes, image shape says little about the class."
+    return (
+        f"{head}: a non-square image is most likely {top_class}, so image shape carries label "
+        f"information that survives the stretch to a square, though it marks only "
+        f"{pct(top / totals[top_class], 0)}% of the {top_class} images."
+    )
+
+
+def duplicate_groups_sentence(group_labels: list) -> str:
+    """The exact-duplicate groups: their sizes and whether each stays within one class.
+
+    Args:
+        group_labels: per group, the class of each of its files.
+
+    Returns:
+        One sentence.
+
+    Raises:
+        ValueError: a group of fewer than 2 files.
+    """
+    small = [g for g in group_labels if len(g) < 2]
+    if small:
+        raise ValueError(f"duplicate_groups_sentence: groups of fewer than 2 files: {small!r}")
+    n = len(group_labels)
+    if not n:
+        return "No two files are identical."
+    pairs = sum(len(g) == 2 for g in group_labels)
+    within = sum(len(set(g)) == 1 for g in group_labels)
+    if pairs == within == n:
+        return f"All {n} groups are pairs within one class."
+    return (
+        f"Of the {n} groups, {pairs} are pairs and {n - pairs} larger; {within} lie within one "
+        f"class and {n - within} across classes."
+    )
+
+
+def augmentation_sentence(originals: dict, augmented: dict, train_frac: float) -> str:
+    """How often the most-copied class's originals appear, and what a random split does.
+
+    Each original of a class appears about ``augmented / originals`` times; under a random
+    split each of its other appearances lands in training with the chance ``train_frac``, so a
+    test image has a sibling in training with the chance ``1 - (1 - train_frac)^(k - 1)``.
+
+    Args:
+        originals: originals per class.
+        augmented: images per class in the augmented set (at least the originals).
+        train_frac: the training share of the random split.
+
+    Returns:
+        One sentence: "most" or "fewer than half" of that class's test images have siblings
+        in training.
+
+    Raises:
+        ValueError: different classes, counts below 1, an augmented count below the
+            originals, or a training share outside [0, 1].
+    """
+    where = "augmentation_sentence"
+    if set(originals) != set(augmented) or not originals:
+        raise ValueError(f"{where}: classes {sorted(originals)!r} and {sorted(augmented)!r}")
+    train_frac = _fraction(where, "train_frac", train_frac)
+    times = {}
+    for c in originals:
+        o = _count(where, f"originals[{c!r}]", originals[c], 1)
+        a = _count(where, f"augmented[{c!r}]", augmented[c], o)
+        times[c] = a / o
+    top = max(times, key=times.get)
+    k = times[top]
+    chance = 1 - (1 - train_frac) ** (k - 1)
+    most = "most" if chance > 0.5 else "fewer than half of the"
+    return (
+        f"{top.capitalize()} has {originals[top]:,} originals and needs "
+        f"{augmented[top] - originals[top]:,} copies: each {top} original appears about "
+        f"{k:.3g} times. Under a random split with {_share(train_frac)}% training, a {top} test "
+        f"image has a sibling in training with a chance of about {pct(chance, 0)}%: {most} "
+        f"{top} test images have one (the leakage table below counts them)."
+    )
+
+
+def leakage_sentence(rows: dict) -> str:
+    """What each protocol's holdout test set shares with its training data, in words.
+
+    Args:
+        rows: protocol -> a row of :func:`lungct_utils.splits.leakage_table`: ``test images
+            scored``, ``augmented copies among them``, ``source original in train``, ``case
+            (patient) in train``.
+
+    Returns:
+        One sentence: the shares per protocol, and which protocols keep sources and patients
+        apart.
+
+    Raises:
+        ValueError: no protocol, no test image, or a count above the test images.
+    """
+    where = "leakage_sentence"
+    if not rows:
+        raise ValueError(f"{where}: no protocol in {rows!r}")
+    keys = ("augmented copies among them", "source original in train", "case (patient) in train")
+    shares, parts = {}, []
+    for p, row in rows.items():
+        n = _count(where, f"{p}: test images scored", row["test images scored"], 1)
+        shares[p] = [_count(where, f"{p}: {k}", row[k]) / n for k in keys]
+        if max(shares[p]) > 1:
+            raise ValueError(f"{where}: {p}: counts {[row[k] for k in keys]!r} above {n} tests")
+        copies, source, case = (pct(s, 0) for s in shares[p])
+        parts.append(
+            f"`{p}` {copies}% augmented copies, {source}% with their source original in "
+            f"training, {case}% with their patient in training"
+        )
+
+    def apart(i, what):
+        kept = [f"`{p}`" for p, s in shares.items() if s[i] == 0]
+        verb = "keeps" if len(kept) == 1 else "keep"
+        return f"{_names(kept)} {verb} {what} apart" if kept else f"no protocol keeps {what} apart"
+
+    return (
+        f"Of each holdout test set: {'; '.join(parts)}. So {apart(1, 'source originals')}, and "
+        f"{apart(2, 'patients')}."
+    )
+
+
+def shortcut_sentence(shape: float, thumbnail: float, n_classes: int = 3) -> str:
+    """The two shortcut probes against chance: how much of the label needs no lungs?
+
+    Args:
+        shape: the shape probe's balanced accuracy.
+        thumbnail: the thumbnail probe's balanced accuracy.
+        n_classes: classes (chance is ``1 / n_classes``).
+
+    Returns:
+        One sentence: each probe against chance ("at chance" within
+        :data:`CHANCE_MARGIN`), and which gets further.
+
+    Raises:
+        ValueError: a balanced accuracy outside [0, 1] or fewer than 2 classes.
+    """
+    where = "shortcut_sentence"
+    shape = _fraction(where, "shape", shape)
+    thumbnail = _fraction(where, "thumbnail", thumbnail)
+    chance = 1 / _count(where, "n_classes", n_classes, 2)
+
+    def against(v):
+        d = v - chance
+        return "at chance" if abs(d) < CHANCE_MARGIN else f"{100 * d:+.1f} points from chance"
+
+    head = (
+        f"Balanced accuracy under the patient folds (chance {pct(chance)}%): shape alone "
+        f"{pct(shape)}% ({against(shape)}), the thumbnail {pct(thumbnail)}% "
+        f"({against(thumbnail)})."
+    )
+    best, name = max((shape, "Image shape"), (thumbnail, "The thumbnail (brightness, outline)"))
+    if best - chance < CHANCE_MARGIN:
+        return f"{head} Neither gets above chance: no shortcut shows up under these folds."
+    return (
+        f"{head} {name} carries part of the label without any lung detail, under the same "
+        "patient folds the models face."
+    )
+
+
+def parameter_count_sentence(counts: dict, dense_units: int) -> str:
+    """The network's parameter counts, and whether they are the paper's head's (Table II).
+
+    Args:
+        counts: :func:`lungct_utils.model.parameter_counts`: ``total``, ``trainable``,
+            ``non_trainable``.
+        dense_units: the head's hidden units.
+
+    Returns:
+        One sentence.
+
+    Raises:
+        ValueError: negative counts or a total that is not their sum, or no hidden unit.
+    """
+    where = "parameter_count_sentence"
+    total, train, frozen = (
+        _count(where, k, counts[k]) for k in ("total", "trainable", "non_trainable")
+    )
+    if total != train + frozen:
+        raise ValueError(f"{where}: total {total} is not {train} + {frozen}")
+    units = _count(where, "dense_units", dense_units, 1)
+    head = (
+        f"The network has {total:,} parameters: the head's {train:,} train, the base's "
+        f"{frozen:,} stay frozen."
+    )
+    paper = config.PAPER.dense_units
+    if units == paper:
+        return f"{head} These are the counts of the paper's head, Dense({paper}) (Table II)."
+    return f"{head} The head has Dense({units}), not the paper's Dense({paper}) (Table II)."
+
+
+def epochs_sentence(epochs: dict, max_epochs: int, restore_best: bool) -> str:
+    """How long each holdout run trained, against the paper's run (III.C), and what was saved.
+
+    Args:
+        epochs: protocol -> epochs run.
+        max_epochs: the schedule's maximum.
+        restore_best: whether early stopping restored the best epoch's weights.
+
+    Returns:
+        One sentence: the paper's epochs (:data:`lungct_utils.config.PAPER_EPOCHS`), ours,
+        which stopped early or ran to the maximum, and which epoch's model was saved.
+
+    Raises:
+        ValueError: no run, or epochs outside 1..``max_epochs``.
+    """
+    where = "epochs_sentence"
+    top = _count(where, "max_epochs", max_epochs, 1)
+    if not epochs:
+        raise ValueError(f"{where}: no run in {epochs!r}")
+    for p, e in epochs.items():
+        if _count(where, f"epochs[{p!r}]", e, 1) > top:
+            raise ValueError(f"{where}: epochs[{p!r}]={e!r} above the maximum {top}")
+    full = [f"`{p}`" for p, e in epochs.items() if e == top]
+    stop = (
+        "every run stopped early"
+        if not full
+        else "every run reached the maximum"
+        if len(full) == len(epochs)
+        else f"{_names(full)} reached the maximum"
+    )
+    ours = ", ".join(f"{e} (`{p}`)" for p, e in epochs.items())
+    saved = (
+        "With `restore_best_weights` each saved model is its best epoch's (the paper does "
+        "not restore)."
+        if restore_best
+        else "Without `restore_best_weights` (the paper does not use it) each saved model is "
+        "its last epoch's, not its best one's."
+    )
+    return (
+        f"The paper's run stopped after {PAPER_EPOCHS} epochs (III.C); ours ran {ours} epochs "
+        f"of at most {top}: {stop}. {saved}"
+    )
+
+
+def holdout_sentence(holdouts: dict) -> str:
+    """The single holdouts against the paper's 97%, and what the honest protocols change.
+
+    Args:
+        holdouts: protocol -> :func:`lungct_utils.evaluate.holdout_metrics` (``accuracy``,
+            ``accuracy_ci95``, ``per_class`` recalls); ``paper`` required.
+
+    Returns:
+        One or two sentences: whether the paper protocol's interval holds the paper's
+        accuracy (Table III), lies below or above it; the honest protocols' accuracy against
+        it and the class whose recall drops most on average.
+
+    Raises:
+        ValueError: no ``paper`` holdout, or an accuracy outside its interval.
+    """
+    where = "holdout_sentence"
+    if "paper" not in holdouts:
+        raise ValueError(f"{where}: no 'paper' holdout among {sorted(holdouts)!r}")
+    ref = holdouts["paper"]
+    acc = _fraction(where, "paper accuracy", ref["accuracy"])
+    lo, hi = (_fraction(where, "paper accuracy_ci95", v) for v in ref["accuracy_ci95"])
+    if not lo <= acc <= hi:
+        raise ValueError(f"{where}: accuracy {acc!r} outside its interval {[lo, hi]!r}")
+    paper = PAPER_TABLE_III["accuracy"]
+    if lo <= paper <= hi:
+        lands = f"its interval holds the paper's {pct(paper, 0)}%"
+    else:
+        lands = f"{'below' if hi < paper else 'above'} the paper's {pct(paper, 0)}%"
+    text = (
+        f"Under the paper's protocol the holdout accuracy is "
+        f"{tables.with_interval(acc, [lo, hi])}%: {lands}."
+    )
+    honest = [p for p in holdouts if p != "paper"]
+    if not honest:
+        return text
+    accs = {p: _fraction(where, f"{p} accuracy", holdouts[p]["accuracy"]) for p in honest}
+    lower = [p for p in honest if accs[p] < acc]
+    moves = (
+        "lower"
+        if len(lower) == len(honest)
+        else "not lower"
+        if not lower
+        else f"lower under {_names([f'`{p}`' for p in lower])}"
+    )
+    each = ", ".join(f"{pct(accs[p])}% (`{p}`)" for p in honest)
+    drop = {
+        c: sum(r["recall"] - holdouts[p]["per_class"][c]["recall"] for p in honest) / len(honest)
+        for c, r in ref["per_class"].items()
+    }
+    worst = max(drop, key=drop.get)
+    recall = (
+        f"{worst} recall drops most, by {100 * drop[worst]:.1f} points on average"
+        if drop[worst] > 0
+        else "no class's recall drops on average"
+    )
+    return (
+        f"{text} Under the honest protocols accuracy is {moves}: {each}; {recall}. Their test "
+        "images have no copies of themselves in training, and under `cases` no slices of "
+        "their own patient."
+    )
+
+
+def input_check_settings_sentence(
+    colour_share: float, layout_rate: float, feature_rate: float, repeats: int, folds: int
+) -> str:
+    """The input check's hand-set shares and the outer folds it is measured in.
+
+    Args:
+        colour_share: share of coloured pixels above which an image is a colour picture.
+        layout_rate: share of held-out-patient layout distances the threshold flags.
+        feature_rate: the same for the feature distance.
+        repeats: repeats of the outer grouped CV.
+        folds: its folds.
+
+    Returns:
+        One sentence with every number.
+
+    Raises:
+        ValueError: a share outside [0, 1], no repeat or fewer than 2 folds.
+    """
+    where = "input_check_settings_sentence"
+    shares = [
+        _fraction(where, k, v)
+        for k, v in (
+            ("colour_share", colour_share),
+            ("layout_rate", layout_rate),
+            ("feature_rate", feature_rate),
+        )
+    ]
+    repeats, folds = _count(where, "repeats", repeats, 1), _count(where, "folds", folds, 2)
+    colour, layout, feature = (_share(s) for s in shares)
+    return (
+        f"The check's hand-set shares: more than {colour}% of coloured pixels makes a colour "
+        f"picture; the thresholds flag {layout}% (layout) and {feature}% (features) of the "
+        f"calibration distances. Measured in each of the {repeats * folds} outer folds "
+        f"({repeats} repeats x {folds} folds) of the `cases` CV."
+    )
+
+
+def input_check_goal_sentence(non_ct_goal: float, ct_goal: float) -> str:
+    """The input check's goals (:data:`INPUT_CHECK_GOAL_NON_CT`, :data:`INPUT_CHECK_GOAL_CT`).
+
+    Args:
+        non_ct_goal: the least share of held-out non-CT images to flag.
+        ct_goal: the largest share of held-out CT originals to flag.
+
+    Returns:
+        One sentence.
+
+    Raises:
+        ValueError: a share outside [0, 1].
+    """
+    non_ct = _fraction("input_check_goal_sentence", "non_ct_goal", non_ct_goal)
+    ct = _fraction("input_check_goal_sentence", "ct_goal", ct_goal)
+    return (
+        f"The goal: at least {_share(non_ct)}% of the held-out non-CT images flagged, at most "
+        f"{_share(ct)}% of held-out CT originals (compare the table below)."
+    )
+
+
+#: How the notebooks name what each honest protocol keeps on one side.
+_KEPT_TOGETHER = {
+    "grouped": "keeping augmented copies with their source (`grouped`)",
+    "grouped_near": "keeping near-duplicate slices together (`grouped_near`)",
+    "cases": "keeping each reconstructed patient on one side (`cases`)",
+}
+
+
+def protocol_cost_sentence(paper_seeds: dict, honest: dict, stated: dict) -> str:
+    """What each honest protocol costs in balanced accuracy, and the weakest class of ``cases``.
+
+    Args:
+        paper_seeds: the ``paper_seeds`` part (``cv_balanced_accuracy`` ``mean``).
+        honest: protocol -> :func:`lungct_utils.evaluate.repeated_cv_summary` (``mean``,
+            ``ci95``).
+        stated: stated cases per class.
+
+    Returns:
+        One or two sentences: each protocol "costs" or "gains" points against the paper
+        protocol's CV over seeds; under ``cases`` (when present) the class with the lowest
+        recall.
+
+    Raises:
+        ValueError: no honest protocol, or a balanced accuracy outside [0, 1].
+    """
+    where = "protocol_cost_sentence"
+    if not honest:
+        raise ValueError(f"{where}: no honest protocol in {honest!r}")
+    ref = _fraction(where, "paper balanced accuracy", paper_seeds["cv_balanced_accuracy"]["mean"])
+    parts = []
+    for p, s in honest.items():
+        d = ref - _fraction(where, f"{p} balanced accuracy", s["mean"]["balanced_accuracy"])
+        verb = "costs" if d > 0 else "gains" if d < 0 else "changes by"
+        parts.append(f"{_KEPT_TOGETHER.get(p, f'`{p}`')} {verb} {abs(100 * d):.1f} points")
+    text = (
+        f"Against the paper protocol's balanced accuracy of {pct(ref)}% (CV over seeds): "
+        + "; ".join(parts)
+        + "."
+    )
+    if "cases" not in honest:
+        return text
+    c = honest["cases"]
+    recalls = {k: c["mean"][f"recall_{k}"] for k in stated}
+    low = min(recalls, key=recalls.get)
+    return (
+        f"{text} Under `cases` the lowest recall is {low}'s, "
+        f"{tables.with_interval(recalls[low], c['ci95'][f'recall_{low}'])}%, a class of "
+        f"{stated[low]} stated patients."
+    )
+
+
+def domain_shift_sentence(
+    shift: dict, internal: str = "IQ-OTH/NCCD", other: str = "external"
+) -> str:
+    """Grey levels and framing of two sets, in words (notebook 08's table).
+
+    Args:
+        shift: set -> ``mean grey level``, ``share of pixels below 10``, ``median body
+            width`` and ``median body height`` (shares of the side).
+        internal: the reference set's name.
+        other: the compared set's name.
+
+    Returns:
+        One sentence: brighter or darker, more or fewer near-black pixels, the body filling
+        more or less of the frame.
+
+    Raises:
+        ValueError: a set missing, or a share outside [0, 1].
+    """
+    where = "domain_shift_sentence"
+    if internal not in shift or other not in shift:
+        raise ValueError(f"{where}: need {internal!r} and {other!r}, got {sorted(shift)!r}")
+    a, b = shift[internal], shift[other]
+    keys = ("share of pixels below 10", "median body width", "median body height")
+    for name, row in ((internal, a), (other, b)):
+        _number(where, f"{name}: mean grey level", row["mean grey level"], 0)
+        for k in keys:
+            _fraction(where, f"{name}: {k}", row[k])
+
+    def than(key, more, less, same):
+        x, y = b[key], a[key]
+        return more if x > y else less if x < y else same
+
+    grey = than("mean grey level", "brighter", "darker", "as bright")
+    dark = than(keys[0], "more", "fewer", "as many")
+    fills = than(keys[1], "more", "less", "as much")
+    return (
+        f"Compared with {internal}, the {other} slices are {grey} on average (mean grey level "
+        f"{b['mean grey level']:.0f} against {a['mean grey level']:.0f}), with {dark} "
+        f"near-black pixels ({pct(b[keys[0]], 0)}% against {pct(a[keys[0]], 0)}%), and the "
+        f"body fills {fills} of the frame (median width {pct(b[keys[1]], 0)}% against "
+        f"{pct(a[keys[1]], 0)}%, height {pct(b[keys[2]], 0)}% against {pct(a[keys[2]], 0)}%)."
+    )

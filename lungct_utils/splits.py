@@ -418,3 +418,30 @@ def leakage_table(splits_by_protocol: dict[str, pd.DataFrame], table: pd.DataFra
             "case (patient) in train": in_train("case"),
         }
     return pd.DataFrame(rows).T
+
+
+def nearest_training_similarity(unit_features: np.ndarray, folds: np.ndarray) -> float:
+    """How alike each test slice is to its most alike training slice, across every fold.
+
+    A grouping whose cuts follow the same features the heads use could push test folds away
+    from training; this is the measure to compare between groupings.
+
+    Args:
+        unit_features: ``(n, d)`` unit rows (cosine = dot product), one per distinct original.
+        folds: int ``(n, repeats)``: the fold of each original in each repeat.
+
+    Returns:
+        The median, over repeats, folds and test originals, of the largest cosine similarity
+        to an original of the other folds.
+    """
+    x = np.asarray(unit_features, np.float64)
+    folds = np.asarray(folds)
+    if folds.ndim != 2 or len(folds) != len(x):
+        raise ValueError(f"nearest_training_similarity: folds {folds.shape} for {len(x)} rows")
+    sim = x @ x.T
+    best = []
+    for column in folds.T:
+        for k in np.unique(column):
+            test, train = column == k, column != k
+            best.append(sim[np.ix_(test, train)].max(axis=1))
+    return float(np.median(np.concatenate(best)))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import CLASSES, PAPER_TABLE_III, PAPER_TABLE_IV, STATED_CASES, PaperConfig
-from .evaluate import SCORE_KEYS
+from .evaluate import ECE_BINS, SCORE_KEYS
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -325,7 +325,7 @@ LABELS = {
     "recall_malignant": "malignant recall",
     "recall_normal": "normal recall",
     "auc_macro": "AUC (macro, one-vs-rest)",
-    "ece": "ECE (15 bins)",
+    "ece": f"ECE ({ECE_BINS} bins)",
 }
 
 

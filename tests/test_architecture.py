@@ -27,6 +27,7 @@ FLOW = [
     "model",
     "train",
     "evaluate",
+    "comparisons",
     "probe",
     "beyond",
     "transfer",

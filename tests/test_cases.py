@@ -51,7 +51,7 @@ def _renumber(frame, feats, images, take):
     return out, feats[take], images[take]
 
 
-def _reconstruct(frame, feats, images, stated, sim=None, levels=None, soft=None):
+def _reconstruct(frame, feats, images, stated, sim=None, levels=None, soft=None, rule=None):
     n = len(frame)
     return cases.reconstruct(
         frame,
@@ -61,6 +61,7 @@ def _reconstruct(frame, feats, images, stated, sim=None, levels=None, soft=None)
         cases.soft_window(images) if soft is None else soft,
         {**NO_LEVELS, **(levels or {})},
         {"benign": 1, "malignant": 1, "normal": 1, **stated},
+        rule,
     )
 
 
@@ -386,6 +387,23 @@ def test_one_look_alike_pair_does_not_merge_runs_two_distinct_pairs_do():
     assert two["case"].nunique() == 2
     assert two.loc[0, "case"] == two.loc[15, "case"] == two.loc[16, "case"]
     assert two.loc[0, "case"] != two.loc[5, "case"]
+
+
+def test_the_rule_overrides_change_the_merge_and_the_shortest_run():
+    frame, feats, images = _sequence([5, 6, 5], seed=7)
+    n = len(frame)
+    sim = np.full((n, n), -1.0)
+    sim[1, 13] = sim[13, 1] = 0.95  # one look-alike pair between runs 0 and 2
+    planted = _partition(frame["true_run"])
+    assert _partition(_reconstruct(frame, feats, images, {"benign": 3}, sim=sim)["case"]) == planted
+    one_link = _reconstruct(frame, feats, images, {"benign": 3}, sim=sim, rule={"min_links": 1})
+    assert one_link["case"].nunique() == 2
+    assert one_link.loc[1, "case"] == one_link.loc[13, "case"]
+    # runs of 5 and 6 cannot be cut into runs of at least 6: fewer cuts than the budget
+    long_min = _reconstruct(frame, feats, images, {"benign": 3}, rule={"min_run": 6})
+    assert long_min["case"].nunique() < 3
+    with pytest.raises(ValueError, match="unknown rule keys.*'min_lnks'"):
+        _reconstruct(frame, feats, images, {"benign": 3}, rule={"min_lnks": 1})
 
 
 def test_same_scan_pairs_are_never_cut_apart():

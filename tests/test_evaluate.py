@@ -180,10 +180,12 @@ def test_holdout_metrics_intervals_contain_the_estimates():
 
 
 def _repeated(repeats=3, n=120, seed=0):
+    """The same n rows (classes and cases) in every repeat, predicted differently."""
+    y, _ = _predictions(n, 0.7, seed=seed)
+    cases = [f"c{i // 3}-{y[i]}" for i in range(n)]
     frames = []
     for r in range(repeats):
-        y, probs = _predictions(n, 0.7 + 0.05 * r, seed=seed + r)
-        cases = [f"c{i // 3}-{y[i]}" for i in range(n)]
+        _, probs = _predictions(n, 0.7 + 0.05 * r, seed=seed + r)
         columns = {f"p_{c}": probs[:, k] for k, c in enumerate(CLASSES)}
         frames.append(pd.DataFrame({"repeat": r, "y": y, "case": cases, **columns}))
     return pd.concat(frames, ignore_index=True)
@@ -200,8 +202,20 @@ def test_repeated_cv_summary_means_and_intervals():
     assert s["mean"]["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in per]))
     lo, hi = s["ci95"]["accuracy"]
     assert lo < s["mean"]["accuracy"] < hi
-    # the interval spans the spread between repeats, not just one repeat's sampling
-    assert hi - lo > max(p["accuracy"] for p in per) - min(p["accuracy"] for p in per) - 0.02
+
+
+def test_repeated_cv_summary_scores_every_repeat_on_one_draw_of_cases():
+    # repeat 0 calls every case right, repeat 1 every case wrong: each replicate scores both on
+    # the same draw of cases, so its mean over repeats is 1/2 whatever it draws
+    right, wrong = _planted_table(0), _planted_table(1, wrong=range(30))
+    wrong.loc[wrong["y"] == 0, ["p_benign", "p_malignant"]] = [0.05, 0.9]
+    s = evaluate.repeated_cv_summary(pd.concat([right, wrong], ignore_index=True), n_boot=200)
+    assert s["mean"]["accuracy"] == 0.5
+    assert s["ci95"]["accuracy"] == [0.5, 0.5]
+    lacking = pd.concat([right, wrong[wrong["case"] != "c0"]], ignore_index=True)
+    lacking = pd.concat([lacking, wrong[wrong["case"] == "c3"]], ignore_index=True)  # 1 slice
+    with pytest.raises(ValueError, match="lacks some of the units"):
+        evaluate.repeated_cv_summary(lacking, n_boot=200)
 
 
 def _planted_table(repeat, wrong=()):
@@ -402,19 +416,32 @@ def _reference_bootstrap(stat, groups_per_set, n_boot, seed, level=0.95):
 
 
 def _reference_repeated_cv(preds, n_boot, seed):
-    """Intervals of :func:`evaluate.repeated_cv_summary` by the reference loop."""
+    """Intervals of :func:`evaluate.repeated_cv_summary` by a plain loop: each replicate draws
+    the cases once, scores every repeat on them, and keeps the mean over repeats.
+
+    Returns the intervals and, per key, the draw of every replicate."""
     parts = [g for _, g in preds.groupby("repeat", sort=True)]
-    y = [g["y"].to_numpy() for g in parts]
-    p = [g[evaluate.PROB_COLUMNS].to_numpy() for g in parts]
-
-    def stat(r, rows, units):
-        out = evaluate.score(y[r][rows], p[r][rows])
-        case = evaluate.case_score(y[r][rows], p[r][rows], units)
-        return out | {f"case_{k}": v for k, v in case.items()}
-
+    names = np.unique(preds["case"].to_numpy().astype(str))
+    picks = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))
+    draws = {}
     with warnings.catch_warnings():  # a one-class replicate's AUCs are all NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _reference_bootstrap(stat, [g["case"] for g in parts], n_boot, seed)
+        for pick in picks:
+            scores = []
+            for g in parts:
+                where = [np.flatnonzero(g["case"].to_numpy() == names[i]) for i in pick]
+                rows = np.concatenate(where)
+                units = np.repeat(np.arange(len(pick)), [len(w) for w in where])
+                y, p = g["y"].to_numpy()[rows], g[evaluate.PROB_COLUMNS].to_numpy()[rows]
+                case = evaluate.case_score(y, p, units)
+                scores.append(evaluate.score(y, p) | {f"case_{k}": v for k, v in case.items()})
+            for key in scores[0]:
+                draws.setdefault(key, []).append(np.mean([sc[key] for sc in scores]))
+    intervals = {
+        k: [float(np.nanquantile(v, 0.025)), float(np.nanquantile(v, 0.975))]
+        for k, v in draws.items()
+    }
+    return intervals, {k: np.asarray(v, dtype=float) for k, v in draws.items()}
 
 
 def _ragged(repeats=4, n_cases=24, seed=0):

@@ -83,16 +83,16 @@ def test_cut_runs_rejects_bad_parameters():
         groupings.cut_runs(np.ones(3), 2, np.ones(2, bool))
 
 
-def test_legacy_groups_cut_stated_runs_and_merge_on_any_link():
+def test_stated_runs_cut_stated_runs_and_merge_on_any_link():
     frame = _frame(STATED_RUNS)
     ends = frame["planted"].ne(frame["planted"].shift(-1)).to_numpy()
     nxt = np.where(ends, 0.1, 0.9)  # unlike across planted runs
     nxt[frame["label"].ne(frame["label"].shift(-1)).to_numpy()] = np.nan
     n = len(frame)
     sim = np.full((n, n), -1.0)
-    assert _partition(groupings.legacy_groups(frame, nxt, sim, 0.9)) == _partition(frame["planted"])
-    sim[0, 6] = sim[6, 0] = 0.95  # one link, benign runs 0 and 3: enough for the old rule
-    groups = groupings.legacy_groups(frame, nxt, sim, 0.9)
+    assert _partition(groupings.stated_runs(frame, nxt, sim, 0.9)) == _partition(frame["planted"])
+    sim[0, 6] = sim[6, 0] = 0.95  # one link, benign runs 0 and 3: enough for this rule
+    groups = groupings.stated_runs(frame, nxt, sim, 0.9)
     assert groups[0] == groups[6] == "benign-000"
     assert len(set(groups[:20])) == 14 and len(set(groups[20:65])) == 40
 
@@ -232,7 +232,8 @@ def _family_case():
     n = len(frame)
     sim = np.full((n, n), -1.0)
     sim[n - 1, home[-1]] = sim[home[-1], n - 1] = 1.0  # the copy and its home
-    return central, groupings.family(central, nxt, sim, 0.9, thumbs)
+    variants = {name: frame["planted"].to_numpy() for name in groupings.SENSITIVITY}
+    return central, groupings.family(central, nxt, sim, 0.9, thumbs, variants)
 
 
 def test_family_has_every_grouping_and_keeps_copies_together():
@@ -246,6 +247,16 @@ def test_family_has_every_grouping_and_keeps_copies_together():
         assert family.loc[copy, name] == family.loc[home, name], name
         labels = family.groupby(name)["label"].nunique()
         assert (labels == 1).all(), name  # no group spans two classes
+
+
+def test_the_family_keeps_leak_controls_out_of_the_readings():
+    assert set(groupings.READINGS).isdisjoint(groupings.LEAK_CONTROLS)
+    assert groupings.FAMILY[0] == "central" and set(groupings.SENSITIVITY) <= set(
+        groupings.READINGS
+    )
+    central, family = _family_case()
+    with pytest.raises(ValueError, match="variants lacks.*min_run_2"):
+        groupings.family(central, np.zeros(len(central)), None, 0.9, None, {})
 
 
 def test_family_counts_of_the_equal_runs_follow_the_stated_cases():

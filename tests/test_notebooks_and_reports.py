@@ -163,32 +163,48 @@ def test_committed_metrics_have_the_cases_and_honest_cv_keys(committed):
 
 
 def test_committed_metrics_have_the_bracket_paired_and_fold_choices(committed):
-    from lungct_utils import bracket, groupings
+    from lungct_utils import bracket, comparisons, groupings
 
     assert list(committed["groupings"]) == list(groupings.FAMILY)
     for name, g in committed["groupings"].items():
         assert g["n_groups"] >= 50, name
-        # a leak control is scored with the paper's model only, and so has no paired part
-        models = ("paper",) if name in groupings.LEAK_CONTROLS else bracket.MODELS
-        assert set(g) == {"n_groups", *models} | ({"paired"} if len(models) == 2 else set())
+        # a leak control is scored with the paper's model only, per slice only: no paired part
+        control = name in groupings.LEAK_CONTROLS
+        models = ("paper",) if control else bracket.MODELS
+        assert set(g) == {"n_groups", *models} | ({"paired"} if not control else set())
         for model in models:
-            for level in bracket.LEVELS:
-                part = g[model][level]
+            assert set(g[model]) == ({"slice"} if control else set(bracket.LEVELS)), name
+            for level, part in g[model].items():
                 for k in bracket.KEYS:
                     lo, hi = part["ci95"][k]
                     assert lo <= part["mean"][k] <= hi, (name, model, level, k)
-        for level in bracket.LEVELS if len(models) == 2 else ():
+        for level in () if control else bracket.LEVELS:
             d = g["paired"][level]["macro_f1"]
             assert d["diff"] == pytest.approx(d["a"] - d["b"])
             assert d["excludes_zero"] == (d["diff_ci95"][0] > 0 or d["diff_ci95"][1] < 0)
-    readings = {g: v for g, v in committed["groupings"].items() if g not in groupings.LEAK_CONTROLS}
+    readings = {g: v for g, v in committed["groupings"].items() if g in groupings.READINGS}
     for model in bracket.MODELS:
         for level in bracket.LEVELS:
             for k, m in committed["bracket"][model][level].items():
                 values = [g[model][level]["mean"][k] for g in readings.values()]
                 assert m["min"] == min(values) and m["max"] == max(values), (model, level, k)
                 assert m["central"] == committed["groupings"]["central"][model][level]["mean"][k]
-                assert set(m["leak_controls"]) <= set(groupings.LEAK_CONTROLS)
+                assert m["readings"] == len(groupings.READINGS)
+                expected = set(groupings.LEAK_CONTROLS) if level == "slice" else set()
+                assert set(m["leak_controls"]) == expected
+    # the primary comparison is the one named in the code, and out of its secondary family
+    comparison = committed["comparison"]
+    primary = comparison["primary"]
+    assert {k: primary[k] for k in comparisons.PRIMARY} == comparisons.PRIMARY
+    central = committed["groupings"]["central"]["paired"][primary["level"]][primary["metric"]]
+    assert primary["diff"] == pytest.approx(central["diff"])
+    assert primary["metric"] not in comparison["secondary"][primary["level"]]
+    for part in comparison["secondary"].values():
+        for d in part.values():
+            lo, hi = d["holm"]["ci"]
+            assert d["holm"]["coverage"] >= 0.95 and lo <= d["diff"] <= hi
+            assert not d["holm"]["rejected"] or lo > 0 or hi < 0
+    assert set(committed["nearest_training"]) == set(groupings.FAMILY)
     assert len(committed["fold_choices"]) == 25
     assert {"repeat", "fold", "selected", "benign prior"} <= set(committed["fold_choices"][0])
     grid = {c for row in committed["fold_choices"] for k, c in row.items() if k.startswith("C of")}

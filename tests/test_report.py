@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lungct_utils import config, report, tables
+from lungct_utils import comparisons, config, report, tables
 from lungct_utils.io_utils import DataError, write_json
 
 
@@ -397,3 +397,55 @@ def test_run_time_sentence_comes_from_the_run_and_says_cold_or_warm(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(DataError, match="no generated block"):
         report.update_run_time(times, readme)
+
+
+def _difference(diff, lo, hi, rejected=None, se=0.02):
+    d = {"diff": diff, "diff_ci95": [lo, hi], "excludes_zero": lo > 0 or hi < 0, "se": se}
+    d |= {"coverage": 0.95, "detectable": 2.8 * se}
+    if rejected is not None:
+        d["holm"] = {"rejected": rejected, "ci": [lo - 0.01, hi + 0.01], "coverage": 0.99}
+    return d
+
+
+def _comparison(primary, benign_recall):
+    secondary = {
+        "slice": {"accuracy": _difference(0.01, -0.02, 0.04, False)},
+        "case": {
+            "recall_benign": benign_recall,
+            "accuracy": _difference(-0.05, -0.08, -0.02, True),
+        },
+    }
+    return {
+        "primary": {**comparisons.PRIMARY, **primary},
+        "secondary": secondary,
+        "patients_by_class": {"benign": 15, "malignant": 40, "normal": 55},
+    }
+
+
+def test_comparison_sentences_turn_with_the_planted_intervals():
+    held = _comparison(_difference(0.008, -0.04, 0.06), _difference(0.2, 0.05, 0.4, False))
+    primary, secondary = report.comparison_sentences(held)
+    assert "**not shown different**" in primary and "+0.8 [-4.0, +6.0]" in primary
+    assert "one benign patient of 15 is 6.7 points" in primary
+    # Holm keeps benign recall (its adjusted interval is not the verdict's), calls accuracy
+    assert "worse: accuracy per patient -5.0" in secondary
+    assert "not shown different: accuracy per slice +1.0" in secondary
+    assert "benign recall per patient +20.0" in secondary.split("not shown different:")[1]
+    shown = _comparison(_difference(0.06, 0.01, 0.11), _difference(0.2, 0.05, 0.4, True))
+    primary, secondary = report.comparison_sentences(shown)
+    assert "**better**" in primary
+    assert "better: benign recall per patient +20.0" in secondary
+    lower = _comparison(_difference(-0.06, -0.11, -0.01), _difference(0.2, 0.05, 0.4, True))
+    assert "**worse**" in report.comparison_sentences(lower)[0]
+    with pytest.raises(ValueError, match="lacks benign recall per patient"):
+        report.comparison_sentences({**held, "secondary": {"slice": {}}})
+
+
+def test_nearest_training_sentence_turns_with_the_numbers():
+    pushed = {"central": 0.80, "thumbnails_only": 0.83, "equal_1x": 0.9, "equal_2x": 0.95}
+    assert "lower by 0.030: the feature-based cuts push" in report.nearest_training_sentence(pushed)
+    assert "leak controls, 0.900-0.950" in report.nearest_training_sentence(pushed)
+    same = {"central": 0.83 + 1e-9, "thumbnails_only": 0.83}
+    assert "not lower" in report.nearest_training_sentence(same)  # rounding cannot turn it
+    with pytest.raises(ValueError, match="no 'thumbnails_only'"):
+        report.nearest_training_sentence({"central": 0.8})

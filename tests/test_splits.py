@@ -17,6 +17,7 @@ from lungct_utils.splits import (
     holdout_roles,
     kfold,
     make_splits,
+    nearest_training_similarity,
     proportions,
 )
 
@@ -296,3 +297,16 @@ def test_group_kfold_keeps_the_best_balanced_of_its_draws(single_class_groups):
     )
     with pytest.raises(ValueError, match="tries must be an int >= 1, got 0"):
         group_kfold(labels, groups, 5, 0, tries=0)
+
+
+def test_nearest_training_similarity_sees_a_near_copy_across_folds():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 8))
+    x[6:] = x[:6] + 0.01 * rng.normal(size=(6, 8))  # rows 6-11 nearly copy rows 0-5
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    apart = np.array([[0, 1, 2, 0, 1, 2] * 2]).T  # each row and its copy in one fold
+    together = np.array([[0, 1, 2, 0, 1, 2, 1, 2, 0, 1, 2, 0]]).T  # copies in other folds
+    near = nearest_training_similarity(x, together)
+    assert near > 0.99 > nearest_training_similarity(x, apart)
+    with pytest.raises(ValueError, match="folds \\(12,\\) for 12 rows"):
+        nearest_training_similarity(x, apart[:, 0])

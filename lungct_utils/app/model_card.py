@@ -7,8 +7,14 @@ from pathlib import Path
 
 from .. import config, external_summary, tables
 from ..io_utils import DataError, write_text
-from ..report import results_table
-from ..tables import markdown, pct
+from ..report import INPUT_CHECK_GOAL_CT, results_table
+from ..tables import goal_status, markdown, pct
+
+#: The int8 goal the deployment report judges (``deployment._int8_verdicts``): the int8
+#: file's accuracy at most this many points below the float32 file's.
+INT8_GOAL_POINTS = 1.0
+#: The pixel scaling of the shipped model, whose input-check figures the card states.
+SHIPPED_SCALING = "mobilenet_v2"
 
 
 def head_text(final: dict) -> str:
@@ -156,6 +162,11 @@ def _external_lines(metrics: dict) -> list[str]:
         "counted wrong); 95% intervals over patients inside, over case proxies outside "
         "(notebook 08). Scored once: no choice was made on the external set.",
         "",
+        "Goals of the external validation, each with its figure (met: the whole interval "
+        "meets it; met on the estimate only: the interval crosses it):",
+        "",
+        *[line.removeprefix("  ") for line in external_summary.goal_lines(part["goals"])],
+        "",
     ]
 
 
@@ -270,11 +281,7 @@ def _failure_lines(metrics: dict) -> list[str]:
         f"* **Shortcuts**: an 8x8 thumbnail alone predicts the class with "
         f"{pct(audit['thumbnail_shortcut_accuracy'])}% accuracy; non-square slices are almost "
         "all malignant, so stretched images carry a shape cue.",
-        "* **Other scanners, windows and centres**: the model has seen one centre's JPEGs "
-        "windowed at width 350-1200 HU; DICOM input is windowed with a lung window by default, "
-        "which looks different. On other hospitals' slices expect the input check to refuse "
-        "(`not_ct`) or warn (`ct_unlike_training`), and take any answer as unreliable (notebook "
-        "08 measures how often, and how wrong).",
+        f"* **Other hospitals**: {_elsewhere(metrics)}",
         "* **Trained on slices**: it classifies single slices (a normal-looking slice of a "
         "cancer patient is labelled malignant in the data); the per-patient answer of "
         "`--study` pools them and is scored per patient in notebook 06.",
@@ -282,12 +289,304 @@ def _failure_lines(metrics: dict) -> list[str]:
     ]
 
 
-def render(metrics: dict, deployment: dict | None) -> str:
+def _elsewhere(metrics: dict) -> str:
+    """The failure-mode bullet on other hospitals: measured on one set, or not at all.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        The bullet's text after its bold title.
+    """
+    if "external" not in metrics:
+        return (
+            "no other hospital's slices have been scored: take any answer on them as "
+            "unverified (see *Not measured*)."
+        )
+    facts = metrics["external"]["set"]
+    return (
+        f"scored on one public set only ({facts['distinct slices']} distinct slices, "
+        f"{facts['case proxies']} case proxies): the section *At another hospital* gives its "
+        "figures and what the input check did there; any other hospital is not measured."
+    )
+
+
+def corpus_passes(check: dict, scaling: str = SHIPPED_SCALING) -> list[str] | None:
+    """Each non-CT corpus item that passes the nested input check in any outer fold.
+
+    Args:
+        check: ``metrics["input_check"]``; the counts are its ``"corpus_passed"``:
+            ``{"folds": n, "items": {scaling: {part: {item name: folds passed}}}}``.
+        scaling: the pixel scaling whose check counts.
+
+    Returns:
+        Phrases ``"<item> (<part> part): k of n folds"``, most folds first; None when
+        ``metrics.json`` does not record the counts.
+    """
+    passed = check.get("corpus_passed")
+    if passed is None:
+        return None
+    rows = [
+        (k, name, part)
+        for part, by_name in passed["items"].get(scaling, {}).items()
+        for name, k in by_name.items()
+        if k > 0
+    ]
+    return [
+        f"{name} ({part} part): {k} of {passed['folds']} folds"
+        for k, name, part in sorted(rows, key=lambda r: (-r[0], r[1]))
+    ]
+
+
+def _shipped_corpus(metrics: dict) -> str:
+    """What the shipped model's full check (notebook 08) does with the held-out corpus.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        A sentence with a leading space (empty before notebook 08 has run).
+    """
+    check = metrics.get("external", {}).get("input_check", {})
+    verdicts = check.get("corpus_held_out")
+    if not verdicts:
+        return ""
+    total, refused = sum(verdicts.values()), verdicts.get("not_ct", 0)
+    text = (
+        f" The shipped model's full check (notebook 08, its CT-or-not layer included) refuses "
+        f"{refused} of the {total} held-out images"
+    )
+    if refused == total:
+        return text + "."
+    kept = ", ".join(f"`{v}` {n}" for v, n in verdicts.items() if v != "not_ct")
+    names = check.get("corpus_not_refused")
+    which = (
+        "; ".join(f"{name} (`{v}`)" for name, v in names.items())
+        if names
+        else "which ones is not recorded in `metrics.json`"
+    )
+    return f"{text}; the other {total - refused} keep a class ({kept}): {which}."
+
+
+def _corpus_lines(metrics: dict) -> list[str]:
+    """The bullet on non-CT images that pass the input check, per part and per item.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        Markdown lines (none before notebook 04 has measured the check).
+    """
+    if "input_check" not in metrics:
+        return []
+    check = metrics["input_check"]
+    counts = []
+    for part in ("design", "held-out"):
+        r = check["rates"][f"not CT, {part} part"][SHIPPED_SCALING]
+        counts.append(
+            f"{r['rows'] - r['flagged']:,} of the {r['rows']:,} checks of the {part} part "
+            f"({r['units']} images x {r['rows'] // r['units']} outer folds)"
+        )
+    items = corpus_passes(check)
+    if items is None:
+        named = (
+            "Which items pass is not recorded in `metrics.json` (notebook 04's table of "
+            "layers counts them by kind)."
+        )
+    else:
+        named = "Items that pass in any fold: " + ("; ".join(items) or "none") + "."
+    return [
+        "* **Non-CT images that pass the check**: nested in the `cases` CV (notebook 04: the "
+        "content, colour, layout and feature layers fitted on each outer fold's training "
+        "patients; the CT-or-not layer is not part of it), non-CT images pass (neither "
+        "refused nor warned about: `predict` gives them a class without a warning) in "
+        f"{' and '.join(counts)}. {named}{_shipped_corpus(metrics)}",
+    ]
+
+
+def _ct_flag_lines(metrics: dict) -> list[str]:
+    """The bullet on new patients' CT slices the check flags: the interval, not the estimate.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        Markdown lines (none before notebook 04 has measured the check).
+    """
+    if "input_check" not in metrics:
+        return []
+    ct = metrics["input_check"]["rates"]["held-out CT originals"][SHIPPED_SCALING]
+    high = ct["ci95"][1]
+    status = goal_status(
+        {"met": ct["rate"] <= INPUT_CHECK_GOAL_CT, "shown": high <= INPUT_CHECK_GOAL_CT}
+    )
+    text = (
+        "* **New patients' CT slices flagged**: the same nested measurement flags (refuses or "
+        f"warns about) {tables.with_interval(ct['rate'], ct['ci95'])}% of held-out patients' "
+        f"distinct originals ({ct['flagged']} of {ct['rows']:,} over the repeats; 95% interval "
+        f"over cases): the interval allows up to {pct(high)}% of a new patient's slices "
+        f"(goal: at most {pct(INPUT_CHECK_GOAL_CT, 0)}%; {status})."
+    )
+    verdicts = metrics.get("external", {}).get("input_check", {}).get("held_out_patients", {})
+    if verdicts.get("verdicts"):
+        v = verdicts["verdicts"]
+        text += (
+            f" The full check, nested over notebook 08's folds, refuses {v.get('not_ct', 0)} "
+            f"and warns on {v.get('ct_unlike_training', 0)} of {sum(v.values()):,} held-out "
+            "patients' slices (its refusal interval: the goals above)."
+        )
+    return [text]
+
+
+def int8_change(result: dict) -> float:
+    """The int8 file's accuracy minus the float32 file's, in points.
+
+    Args:
+        result: ``deployment.json`` (``tflite_int8`` and ``tflite_float32`` with ``accuracy``).
+
+    Returns:
+        The change (negative: int8 is worse).
+    """
+    return 100 * (result["tflite_int8"]["accuracy"] - result["tflite_float32"]["accuracy"])
+
+
+def int8_status(change: float) -> str:
+    """``"met"`` when the int8 file loses at most :data:`INT8_GOAL_POINTS`, else
+    ``"SHORTFALL"``.
+
+    Args:
+        change: from :func:`int8_change`.
+
+    Returns:
+        The status.
+    """
+    return "met" if change >= -INT8_GOAL_POINTS else "SHORTFALL"
+
+
+def _study_int8(study: dict | None, deployment: dict) -> str:
+    """The int8 goal over the deployment study's representative draws.
+
+    Args:
+        study: ``deployment_study.json`` or None.
+        deployment: ``deployment.json`` (the file the card describes).
+
+    Returns:
+        A sub-bullet.
+    """
+    rows = (study or {}).get("_calibration_study")
+    if not rows:
+        return "  * Over other draws of the representative images: not measured."
+    ref = next(r for r in rows if r["calibration"] == "float32")
+    changes = [100 * (r["test_accuracy"] - ref["test_accuracy"]) for r in rows if r is not ref]
+    missed = sum(int8_status(c) != "met" for c in changes)
+    status = f"SHORTFALL in {missed} of {len(changes)} draws" if missed else "met in every draw"
+    text = (
+        f"  * Over {len(changes)} draw{'s' * (len(changes) > 1)} of the representative images "
+        "(`make deployment-study`): "
+        f"{status}; mean {sum(changes) / len(changes):+.2f}, worst {min(changes):+.2f} points."
+    )
+    at, here = study["_meta"].get("git_commit", ""), deployment["_meta"].get("git_commit", "")
+    if at != here:
+        dirty = " with uncommitted changes" if at.endswith("+dirty") else ""
+        text += (
+            f" Measured at commit `{at[:7]}`{dirty}, not this card's `{here[:7]}`; its float32 "
+            f"file scored {pct(ref['test_accuracy'])}% on these images, this one "
+            f"{pct(deployment['tflite_float32']['accuracy'])}%: rerun `make deployment-study`."
+        )
+    return text
+
+
+def _int8_lines(deployment: dict | None, study: dict | None) -> list[str]:
+    """The bullet on the int8 file against its goal: one draw, then the study's draws.
+
+    Args:
+        deployment: ``deployment.json`` or None.
+        study: ``deployment_study.json`` or None.
+
+    Returns:
+        Markdown lines (none without deployment figures).
+    """
+    if not deployment or "tflite_int8" not in deployment:
+        return []
+    change, meta = int8_change(deployment), deployment["_meta"]
+    n = meta["test_images"]
+    return [
+        f"* **int8 file** (goal: accuracy at most {INT8_GOAL_POINTS:g} point below the float32 "
+        f"file's): {int8_status(change)} for the file `make report` exports, {change:+.2f} "
+        f"points on the {n} test images of the `{meta['protocol']}` holdout split (seen by the "
+        f"shipped model; one image is {100 / n:.2f} points), with one draw of the "
+        "representative images.",
+        _study_int8(study, deployment),
+    ]
+
+
+def _limit_lines(metrics: dict, deployment: dict | None, study: dict | None) -> list[str]:
+    """The ``## Measured limits`` section: the input check's misses, the int8 file's.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+        deployment: ``deployment.json`` or None.
+        study: ``deployment_study.json`` or None.
+
+    Returns:
+        Markdown lines ending with an empty one; none when nothing is measured.
+    """
+    lines = [*_corpus_lines(metrics), *_ct_flag_lines(metrics), *_int8_lines(deployment, study)]
+    return ["## Measured limits", "", *lines, ""] if lines else []
+
+
+def _unmeasured_lines(metrics: dict) -> list[str]:
+    """The ``## Not measured`` section: what no figure of the card covers.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+
+    Returns:
+        Markdown lines, ending with an empty one.
+    """
+    external = metrics.get("external")
+    if external:
+        classes = external["set"]["classes"]
+        missing = [c for c in config.CLASSES if not classes.get(c)]
+        outside = (
+            "any scanner or centre beyond the one external set; that set has no patient ids"
+            + (f" and no {' or '.join(missing)} class" if missing else "")
+            + ", so per-patient (`--study`) answers"
+            + (f" and {' and '.join(missing)} recall" if missing else "")
+            + " outside IQ-OTH/NCCD are not measured."
+        )
+    else:
+        outside = "any scanner or centre other than the training hospital's."
+    corpus = metrics.get("input_check", {}).get("corpus", {})
+    size = sum(sum(by_kind.values()) for by_kind in corpus.values())
+    return [
+        "## Not measured",
+        "",
+        "No figure above covers these; they are open questions, not claims.",
+        "",
+        "* **Other CT windows**: the training slices come windowed as the release ships them "
+        "(width 350-1200 HU, centre 50-600 HU, per its description). How the model and the "
+        "input check answer a slice shown through another window is not measured (notebook "
+        "08's simulated window changes are transforms of the training slices, not another "
+        "scanner's images).",
+        "* **DICOM input**: `predict` maps DICOM to 8-bit through a lung window by default "
+        "(`--window` sets another); no DICOM series has been scored.",
+        f"* **Other hospitals**: {outside}",
+        f"* **Non-CT images in general**: the corpus has {size} images. It and the check's "
+        "layers were written together (and widened together when the CT-or-not layer came), "
+        "so its held-out part is held out from fitting (no threshold or classifier is fitted "
+        "on it), not from design: its rates are no independent test of images unlike it.",
+        "",
+    ]
+
+
+def render(metrics: dict, deployment: dict | None, study: dict | None = None) -> str:
     """The model card text.
 
     Args:
         metrics: the ``metrics.json`` dict.
         deployment: ``<reports>/metrics/deployment.json`` or None.
+        study: ``<reports>/metrics/deployment_study.json`` or None.
 
     Returns:
         Markdown.
@@ -300,12 +599,23 @@ def render(metrics: dict, deployment: dict | None) -> str:
         *_external_lines(metrics),
         *_deployment_lines(deployment),
         *_failure_lines(metrics),
+        *_limit_lines(metrics, deployment, study),
+        *_unmeasured_lines(metrics),
     ]
     return "\n".join(lines)
 
 
+#: The deployment figures the card reads, under ``<reports>/metrics/``.
+DEPLOYMENT_PARTS = ("deployment", "deployment_study")
+
+
+def _optional(path: Path) -> dict | None:
+    """A JSON file's content, or None when it does not exist."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def main(folder: Path | None = None) -> str:
-    """Write ``MODEL_CARD.md`` from ``metrics.json`` (and ``metrics/deployment.json``).
+    """Write ``MODEL_CARD.md`` from ``metrics.json`` (and the deployment figures, if any).
 
     Args:
         folder: the reports folder (default: this run's).
@@ -317,8 +627,7 @@ def main(folder: Path | None = None) -> str:
     path = folder / "metrics.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; run make report first")
-    dep_path = folder / "metrics" / "deployment.json"
-    deployment = json.loads(dep_path.read_text()) if dep_path.is_file() else None
-    text = render(json.loads(path.read_text()), deployment)
+    deployment, study = (_optional(folder / "metrics" / f"{n}.json") for n in DEPLOYMENT_PARTS)
+    text = render(json.loads(path.read_text()), deployment, study)
     write_text(text, folder / "MODEL_CARD.md")
     return text
