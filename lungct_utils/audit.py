@@ -30,6 +30,8 @@ from .images import open_rgb
 from .io_utils import sha256_bytes
 
 THRESHOLDS = np.round(np.arange(0.50, 0.995, 0.01), 2)
+#: Side of the grey thumbnails the shortcut probe of notebook 01 classifies.
+SHORTCUT_SIDE = 8
 
 
 def centered_unit(features: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:

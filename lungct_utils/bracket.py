@@ -119,7 +119,7 @@ def family_table(groupings: dict, model: str, level: str = "slice") -> pd.DataFr
 
 
 def bracket_table(result: dict) -> pd.DataFrame:
-    """The bracket as text: central [interval] and the range over the family.
+    """The bracket as text: central [interval] and the range over the readings of the patients.
 
     Args:
         result: from :func:`bracket`.
@@ -133,7 +133,7 @@ def bracket_table(result: dict) -> pd.DataFrame:
         for level, metrics in levels.items():
             rows[f"{names[model]}, {'per slice' if level == 'slice' else 'per patient'}"] = {
                 LABELS[k]: f"{with_interval(m['central'], m['ci95'])}; "
-                f"family {100 * m['min']:.1f}-{100 * m['max']:.1f}"
+                f"readings {100 * m['min']:.1f}-{100 * m['max']:.1f}"
                 for k, m in metrics.items()
             }
     return pd.DataFrame(rows).T

@@ -18,7 +18,10 @@ the bootstrap replicates.
 
 from __future__ import annotations
 
+import math
 from statistics import NormalDist
+
+from .evaluate import N_BOOT
 
 #: The primary comparison: model ``a`` minus model ``b`` on ``metric`` at ``level`` under
 #: ``grouping`` (issue 25 named it before its figures were read).
@@ -67,20 +70,42 @@ def holm(p_values: dict, alpha: float = ALPHA) -> dict:
     return out
 
 
+def replicates_for(m: int, alpha: float = ALPHA, per_tail: int = 10) -> int:
+    """Bootstrap replicates that resolve Holm's first level in a family of ``m``.
+
+    Holm's smallest level is ``alpha / m``; an interval at that level rests on the
+    ``alpha / (2 m)`` tails of the replicates, which need ``per_tail`` draws each.
+
+    Args:
+        m: comparisons in the family (>= 1).
+        alpha: the family-wise error rate.
+        per_tail: draws wanted in each tail at the smallest level.
+
+    Returns:
+        At least :data:`lungct_utils.evaluate.N_BOOT`.
+    """
+    if not isinstance(m, int) or m < 1 or not 0 < alpha < 1:
+        raise ValueError(f"replicates_for: bad m={m!r} or alpha={alpha!r}")
+    return max(N_BOOT, math.ceil(2 * per_tail * m / alpha))
+
+
 def holm_family(paired, recompute, alpha: float = ALPHA) -> dict:
     """A family of paired differences with Holm-adjusted intervals and verdicts.
 
-    The comparisons are taken in :func:`holm`'s order, each interval at its step's level;
-    one is called better or worse only while every earlier one was and its own interval
-    excludes 0. At the first that is not, the walk stops, and every later interval is taken at
-    that step's level. A verdict therefore always agrees with the interval shown beside it.
+    Holm's levels come from the p-values (:func:`holm`); each comparison's interval is then
+    taken at its level. The p-value and the interval are read from the same replicates
+    (:func:`~lungct_utils.evaluate.bootstrap_p_value`,
+    :func:`~lungct_utils.evaluate.order_interval`),
+    so "rejected" and "the interval excludes 0" agree; walking in Holm's order, a comparison
+    is called different only while every earlier one was and its own interval excludes 0, so
+    a verdict never contradicts the interval shown beside it, even at a float tie.
 
     Args:
         paired: name -> metric -> :func:`lungct_utils.evaluate.paired_difference` result
-            (plain 95% intervals, ``p_value``).
+            (``p_value``, ``n_boot``).
         recompute: ``recompute(name, coverage)`` -> the same comparison for the metrics of
             ``coverage`` (metric -> coverage), e.g. ``paired_difference(..., ci=coverage)``
-            with the same seed, so the replicates are the same.
+            with the same seed and replicates.
         alpha: the family-wise error rate.
 
     Returns:
@@ -89,18 +114,41 @@ def holm_family(paired, recompute, alpha: float = ALPHA) -> dict:
     """
     p_values = {(name, k): d["p_value"] for name, part in paired.items() for k, d in part.items()}
     steps = holm(p_values, alpha)
-    order = sorted(p_values, key=lambda key: (p_values[key], str(key)))
-    out = {name: {} for name in paired}
+    low = min(d["n_boot"] for part in paired.values() for d in part.values())
+    if low < replicates_for(len(p_values), alpha) and len(p_values) > 1:
+        need = replicates_for(len(p_values), alpha)
+        raise ValueError(
+            f"holm_family: {low} replicates cannot resolve {len(p_values)} (use {need})"
+        )
+    intervals = {}
+    for name, part in paired.items():
+        again = recompute(name, {k: 1 - steps[(name, k)]["level"] for k in part})
+        intervals |= {(name, k): again[k]["diff_ci95"] for k in part}
     stopped = None
-    for name, k in order:
-        level = steps[(name, k)]["level"] if stopped is None else stopped
-        lo, hi = recompute(name, {k: 1 - level})[k]["diff_ci95"]
+    for key in sorted(p_values, key=lambda key: (p_values[key], str(key))):
+        level = steps[key]["level"]
+        if stopped is not None and level != stopped:  # the walk stopped before Holm did
+            level = stopped
+            intervals[key] = recompute(key[0], {key[1]: 1 - level})[key[1]]["diff_ci95"]
+        lo, hi = intervals[key]
         rejected = stopped is None and (lo > 0 or hi < 0)
         if not rejected and stopped is None:
             stopped = level
-        step = {"p_holm": steps[(name, k)]["p_holm"], "level": level, "rejected": rejected}
-        out[name][k] = {**paired[name][k], "holm": {**step, "ci": [lo, hi], "coverage": 1 - level}}
-    return {name: {k: out[name][k] for k in paired[name]} for name in paired}
+        steps[key] = {**steps[key], "level": level, "rejected": rejected}
+    return {
+        name: {
+            k: {
+                **d,
+                "holm": {
+                    **steps[(name, k)],
+                    "ci": intervals[(name, k)],
+                    "coverage": 1 - steps[(name, k)]["level"],
+                },
+            }
+            for k, d in part.items()
+        }
+        for name, part in paired.items()
+    }
 
 
 def verdict(d: dict) -> str:

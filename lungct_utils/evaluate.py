@@ -24,6 +24,8 @@ take a fraction of a second.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, rankdata
@@ -882,7 +884,11 @@ def repeated_cv_summary(preds: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0
     per_repeat = [score(y[r], p[r]) for r in range(len(parts))]
     counts = _draw_counts(len(units), n_boot, seed)[1:]
     draws = [_replicate_scores(counts, codes[r], y[r], p[r]) for r in range(len(parts))]
-    ci = _percentile_intervals({k: np.mean([d[k] for d in draws], axis=0) for k in draws[0]}, 0.95)
+    ci = {}
+    for k in draws[0]:  # a replicate without a class has NaN for its recall: left out
+        values = np.mean([d[k] for d in draws], axis=0)
+        values = values[~np.isnan(values)]
+        ci[k] = order_interval(values, 0.95) if len(values) else [math.nan, math.nan]
     per_case = [case_score(y[r], p[r], parts[r]["case"].to_numpy()) for r in range(len(parts))]
     case_mean = {k: float(np.mean([s[k] for s in per_case])) for k in CASE_KEYS}
     return {
@@ -926,7 +932,9 @@ def _case_cells(preds: pd.DataFrame, level: str, cases: pd.Index) -> np.ndarray:
         y, probs, case = part["y"].to_numpy(), part[PROB_COLUMNS].to_numpy(), part["case"]
         if level == "case":
             y, probs, case = case_predictions(y, probs, case)
-        cell = cases.get_indexer(case) * K * K + y * K + probs.argmax(axis=1)
+        cell = (
+            cases.get_indexer(np.asarray(case).astype(str)) * K * K + y * K + probs.argmax(axis=1)
+        )
         blocks.append(np.bincount(cell, minlength=len(cases) * K * K).reshape(len(cases), -1))
     return np.concatenate(blocks, axis=1)
 
@@ -980,7 +988,7 @@ def paired_difference(
     if unknown or not all(0 < coverage.get(k, -1) < 1 for k in keys) or not n_boot >= 10:
         raise ValueError(f"paired_difference: bad keys {unknown}, ci={ci!r} or n_boot={n_boot!r}")
     a, b = _aligned(a, b)
-    cases = pd.Index(np.unique(a["case"].to_numpy()))
+    cases = pd.Index(np.unique(a["case"].to_numpy().astype(str)))  # as repeated_cv_summary
     cells = [_case_cells(t, level, cases) for t in (a, b)]
     weights = _draw_counts(len(cases), n_boot, seed)  # row 0: the estimate, then replicates
     metrics = [confusion_metrics((weights @ c).reshape(n_boot + 1, -1, K, K)) for c in cells]
@@ -989,35 +997,60 @@ def paired_difference(
         mean_a, mean_b = (m[key].mean(axis=1) for m in metrics)
         diff = mean_a - mean_b
         draws = diff[1:][~np.isnan(diff[1:])]
-        lo, hi = np.quantile(draws, [(1 - coverage[key]) / 2, (1 + coverage[key]) / 2])
+        lo, hi = order_interval(draws, coverage[key])
         out[key] = {
             "a": float(mean_a[0]),
             "b": float(mean_b[0]),
             "diff": float(diff[0]),
-            "diff_ci95": [float(lo), float(hi)],
+            "diff_ci95": [lo, hi],
             "coverage": float(coverage[key]),
             "excludes_zero": bool(lo > 0 or hi < 0),
             "p_value": bootstrap_p_value(draws),
             "se": float(np.std(draws, ddof=1)),
+            "n_boot": int(len(draws)),
         }
     return out
 
 
+def order_interval(draws, coverage: float) -> list[float]:
+    """The percentile interval of bootstrap draws as order statistics (no interpolation).
+
+    With ``k = floor(n * (1 - coverage) / 2)``, the interval is the ``k``-th smallest and
+    ``k``-th largest draw (0-based), so it excludes 0 exactly when
+    :func:`bootstrap_p_value` is at most ``1 - coverage``.
+
+    Args:
+        draws: 1-D finite replicates (at least one).
+        coverage: in (0, 1).
+
+    Returns:
+        ``[low, high]``.
+    """
+    draws = np.sort(np.asarray(draws, np.float64))
+    if draws.ndim != 1 or len(draws) == 0 or np.isnan(draws).any() or not 0 < coverage < 1:
+        raise ValueError(f"order_interval: bad draws {draws.shape} or coverage={coverage!r}")
+    k = int(np.floor(len(draws) * (1 - coverage) / 2 + 1e-9))
+    return [float(draws[k]), float(draws[len(draws) - 1 - k])]
+
+
 def bootstrap_p_value(draws) -> float:
-    """Two-sided bootstrap p-value of "no difference": twice the smaller tail at 0.
+    """Two-sided bootstrap p-value of "no difference": twice the share of draws on the far side
+    of 0 (a draw at exactly 0 counts on both sides).
 
     Args:
         draws: the replicates of a difference (at least one).
 
     Returns:
-        ``min(1, 2 * min(#(d <= 0) + 1, #(d >= 0) + 1) / (n + 1))``: never 0, so a
-        finite number of replicates never claims certainty.
+        ``min(1, 2 * min(#(d <= 0), #(d >= 0)) / n)``. It is at most ``1 - c`` exactly when
+        the order-statistic interval of coverage ``c`` (:func:`order_interval`) excludes 0;
+        it is 0 when every draw lies on one side, which a family needs enough replicates to
+        resolve (:func:`lungct_utils.comparisons.replicates_for`).
     """
     draws = np.asarray(draws, np.float64)
     if draws.ndim != 1 or len(draws) == 0 or np.isnan(draws).any():
         raise ValueError(f"bootstrap_p_value: needs 1-D finite draws, got shape {draws.shape}")
-    tail = min(np.sum(draws <= 0), np.sum(draws >= 0)) + 1
-    return float(min(1.0, 2 * tail / (len(draws) + 1)))
+    tail = min(np.sum(draws <= 0), np.sum(draws >= 0))
+    return float(min(1.0, 2 * tail / len(draws)))
 
 
 def roc_data(y_true, probs) -> dict[str, tuple]:

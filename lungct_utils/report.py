@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from . import bracket, comparisons, config, external_summary, tables
+from .audit import SHORTCUT_SIDE
 from .config import PAPER_EPOCHS, PAPER_TABLE_III, PAPER_TABLE_IV
 from .evaluate import ECE_BINS
 from .groupings import LEAK_CONTROLS
@@ -194,7 +195,7 @@ def _malignant(metrics: dict) -> str:
 
 def _points(d: dict, interval: list[float]) -> str:
     """A difference and its interval in points: ``+1.2 [-0.3, +2.7]``."""
-    return f"{100 * d['diff']:+.1f} [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+    return f"{100 * d['diff']:+.2f} [{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]"
 
 
 def _level(level: str) -> str:
@@ -221,9 +222,10 @@ def comparison_sentences(comparison: dict) -> list[str]:
     primary = (
         f"* **Primary comparison** (named before its figures): 06's nested selection minus the "
         f"paper's model, {tables.LABELS[p['metric']]} {_level(p['level'])}, {p['grouping']} "
-        f"grouping: {_points(p, p['diff_ci95'])} points (95% interval over patients): "
-        f"**{comparisons.verdict(p)}**. This data detects a true difference of "
-        f"{100 * p['detectable']:.1f} points with {comparisons.POWER:.0%} power at the 5% level "
+        f"grouping: {_points(p, p['diff_ci95'])} points ({p['coverage']:.0%} interval over "
+        f"patients): **{comparisons.verdict(p)}**. This data detects a true difference of "
+        f"{100 * p['detectable']:.1f} points with {comparisons.POWER:.0%} power at the "
+        f"{comparisons.ALPHA:.0%} level "
         f"(from the bootstrap spread); for benign recall per patient, "
         f"{100 * recall['detectable']:.1f} points at its Holm level, where one benign patient "
         f"of {benign} is {100 / benign:.1f} points."
@@ -246,30 +248,43 @@ def comparison_sentences(comparison: dict) -> list[str]:
 def nearest_training_sentence(nearest: dict) -> str:
     """Whether the feature-based cuts push test folds away from training, from the numbers.
 
+    The central grouping is compared with cuts by thumbnails only; a gap counts only when it
+    exceeds the repeat-to-repeat spread of either (the per-repeat medians' range), and values
+    are rounded to 3 decimals first, so float rounding cannot turn the sentence.
+
     Args:
-        nearest: grouping -> median nearest-training cosine
-            (:func:`lungct_utils.splits.nearest_training_similarity`).
+        nearest: grouping -> :func:`lungct_utils.splits.nearest_training_similarity`.
 
     Returns:
-        One sentence, comparing the central grouping with cuts blind to the features and with
-        the leak controls (rounded to 3 decimals first, so float rounding cannot turn it).
+        One sentence, with the leak controls' values beside.
     """
     for name in ("central", "thumbnails_only"):
         if name not in nearest:
             raise ValueError(f"nearest_training_sentence: no {name!r} in {sorted(nearest)}")
-    central, blind = round(nearest["central"], 3), round(nearest["thumbnails_only"], 3)
-    if central < blind:
-        verdict = f"lower by {blind - central:.3f}: the feature-based cuts push test folds away"
+    pair = [nearest["central"], nearest["thumbnails_only"]]
+    central, blind = (round(v["median"], 3) for v in pair)
+    noise = round(max(max(v["per_repeat"]) - min(v["per_repeat"]) for v in pair), 3)
+    gap = round(blind - central, 3)
+    moved = f"the {noise:.3f} the repeats move it"
+    if gap > noise:
+        verdict = (
+            f"lower by {gap:.3f}, more than {moved}: the feature-based cuts push test folds away"
+        )
+    elif -gap > noise:
+        verdict = (
+            f"higher by {-gap:.3f}, more than {moved}: the feature-based cuts do not push them"
+        )
     else:
-        verdict = "not lower: the feature-based cuts do not push test folds away"
-    controls = [round(v, 3) for g, v in nearest.items() if g in LEAK_CONTROLS]
+        verdict = f"within {moved}: no push of the test folds away from training is shown"
+    controls = [round(v["median"], 3) for g, v in nearest.items() if g in LEAK_CONTROLS]
     spread = (
         f"; under the leak controls, {min(controls):.3f}-{max(controls):.3f}" if controls else ""
     )
     return (
         f"Median cosine of a test slice's feature to the most alike training slice: "
         f"{central:.3f} under the central grouping, against {blind:.3f} with cuts by "
-        f"thumbnails only ({verdict} from training){spread}."
+        f"thumbnails only (the merge still uses the backbone's near-duplicate links): "
+        f"{verdict}{spread}."
     )
 
 
@@ -287,7 +302,8 @@ def comparison_lines(metrics: dict) -> list[str]:
     b, fam, comparison = metrics["bracket"], metrics["groupings"], metrics["comparison"]
     seeds = metrics["paper_seeds"]["cv_balanced_accuracy"]
     bal = b["paper"]["slice"]["balanced_accuracy"]
-    moves_to = "falls" if bal["central"] < seeds["mean"] else "rises"
+    drop = round(seeds["mean"], 4) - round(bal["central"], 4)
+    moves_to = "falls" if drop > 0 else "rises" if drop < 0 else "stays"
     lines = [
         f"* Like for like, the paper's model's balanced accuracy {moves_to} from "
         f"{pct(seeds['mean'])}% "
@@ -297,7 +313,8 @@ def comparison_lines(metrics: dict) -> list[str]:
     ]
     p = comparison["primary"]
     width = b["paper"][p["level"]][p["metric"]]["width"]
-    moves = "more" if round(width, 4) > round(abs(p["diff"]), 4) else "less"
+    gap = round(width, 4) - round(abs(p["diff"]), 4)
+    moves = "more" if gap > 0 else "less" if gap < 0 else "as much"
     lines.append(
         f"* The unknown patient boundaries move the answer {moves} than the choice of model: "
         f"the paper's model's {tables.LABELS[p['metric']]} {_level(p['level'])} spans "
@@ -316,15 +333,42 @@ def comparison_lines(metrics: dict) -> list[str]:
         f"difference runs from {100 * diffs[low]:+.1f} ({low}) to {100 * diffs[high]:+.1f} "
         f"({high}) points."
     )
-    controls = b["paper"]["slice"]["balanced_accuracy"]["leak_controls"]
-    if controls:
-        shown = ", ".join(f"{pct(v, 1)}% ({g.removeprefix('equal_')})" for g, v in controls.items())
-        lines.append(
-            f"* Leak controls (equal runs of file numbers at a multiple of the stated cases, which "
-            f"cut through patients; not in the range, per slice only): the paper's model's "
-            f"balanced accuracy per slice is {shown}, what cutting through patients would add."
-        )
+    if bal["leak_controls"]:
+        lines.append(leak_control_sentence(bal))
     return lines
+
+
+def leak_control_sentence(bal: dict) -> str:
+    """What cutting through patients adds to the paper's model, chosen by the numbers.
+
+    Args:
+        bal: the bracket's ``paper -> slice -> balanced_accuracy`` entry (``central``,
+            ``max`` over the readings, ``leak_controls``: grouping -> balanced accuracy).
+
+    Returns:
+        One bullet: each control's figure and its difference from the central estimate, and
+        whether cutting through patients raises the answer above every reading of them.
+    """
+    controls = bal["leak_controls"]
+    if not controls:
+        raise ValueError("leak_control_sentence: no leak control in the bracket")
+    shown = ", ".join(
+        f"{pct(v, 1)}% ({g.removeprefix('equal_')}: {100 * (v - bal['central']):+.1f} points)"
+        for g, v in controls.items()
+    )
+    above = [g for g, v in controls.items() if round(v - bal["max"], 4) > 0]
+    said = (
+        f"{len(above)} of the {len(controls)} lie above every reading of the patients: "
+        "cutting through patients raises the answer"
+        if above
+        else "none lies above every reading of the patients: cutting through patients is not "
+        "shown to raise the answer"
+    )
+    return (
+        "* Leak controls (equal runs of file numbers at a multiple of the stated cases, which "
+        "cut through patients; not in the range, per slice only): the paper's model's balanced "
+        f"accuracy per slice is {shown} against the central estimate; {said}."
+    )
 
 
 def readme_block(metrics: dict) -> str:
@@ -703,7 +747,8 @@ def _shortcut_bullet(metrics: dict) -> str:
     return (
         f"* **Shortcuts, under the same patient folds.** Image shape alone reaches "
         f"{pct(audit['shape_shortcut_balanced_accuracy'])}% balanced accuracy (accuracy "
-        f"{pct(audit['shape_shortcut_accuracy'])}%, majority class {pct(majority)}%), an 8x8 "
+        f"{pct(audit['shape_shortcut_accuracy'])}%, majority class {pct(majority)}%), a "
+        f"{SHORTCUT_SIDE}x{SHORTCUT_SIDE} grey "
         f"thumbnail {pct(thumb)}% (accuracy {pct(audit['thumbnail_shortcut_accuracy'])}%), "
         f"against the model's {pct(model)}%: {share} of the honest "
         f"figure above chance needs no look at the lungs."
@@ -1481,7 +1526,7 @@ def parameter_count_sentence(counts: dict, dense_units: int) -> str:
     )
     paper = config.PAPER.dense_units
     if units == paper:
-        return f"{head} These are the counts of the paper's head, Dense({paper}) (Table II)."
+        return f"{head} The head is the paper's, Dense({paper}) (Table II)."
     return f"{head} The head has Dense({units}), not the paper's Dense({paper}) (Table II)."
 
 

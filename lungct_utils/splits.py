@@ -420,7 +420,7 @@ def leakage_table(splits_by_protocol: dict[str, pd.DataFrame], table: pd.DataFra
     return pd.DataFrame(rows).T
 
 
-def nearest_training_similarity(unit_features: np.ndarray, folds: np.ndarray) -> float:
+def nearest_training_similarity(unit_features: np.ndarray, folds: np.ndarray) -> dict:
     """How alike each test slice is to its most alike training slice, across every fold.
 
     A grouping whose cuts follow the same features the heads use could push test folds away
@@ -431,17 +431,23 @@ def nearest_training_similarity(unit_features: np.ndarray, folds: np.ndarray) ->
         folds: int ``(n, repeats)``: the fold of each original in each repeat.
 
     Returns:
-        The median, over repeats, folds and test originals, of the largest cosine similarity
-        to an original of the other folds.
+        ``{"median", "per_repeat"}``: the median, over repeats, folds and test originals, of
+        the largest cosine similarity to an original of the other folds, and the same median
+        within each repeat (its spread is the repeat-to-repeat noise).
     """
     x = np.asarray(unit_features, np.float64)
     folds = np.asarray(folds)
     if folds.ndim != 2 or len(folds) != len(x):
         raise ValueError(f"nearest_training_similarity: folds {folds.shape} for {len(x)} rows")
     sim = x @ x.T
-    best = []
+    per_repeat = []
     for column in folds.T:
+        best = np.empty(len(x))
         for k in np.unique(column):
             test, train = column == k, column != k
-            best.append(sim[np.ix_(test, train)].max(axis=1))
-    return float(np.median(np.concatenate(best)))
+            best[test] = sim[np.ix_(test, train)].max(axis=1)
+        per_repeat.append(best)
+    return {
+        "median": float(np.median(np.concatenate(per_repeat))),
+        "per_repeat": [float(np.median(b)) for b in per_repeat],
+    }

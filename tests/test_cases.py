@@ -511,3 +511,32 @@ def test_link_distances_tabulates_same_class_pairs_by_level_and_distance():
     # (1, 2) 1 apart at 0.95; (1, 10) 9 apart at 0.85; (2, 10) 8 apart at 0.95
     assert table.to_numpy().tolist() == [[0, 1], [1, 1]]
     assert table.to_numpy().sum() == 3
+
+
+def test_a_lower_long_run_factor_cuts_long_runs():
+    frame, feats, images = _sequence([10, 10], seed=5)
+    assert _reconstruct(frame, feats, images, {"benign": 2})["case"].nunique() == 2
+    # runs over 0.5 x the mean case (10 slices) are cut, never below the shortest run
+    short = _reconstruct(frame, feats, images, {"benign": 2}, rule={"long_run_factor": 0.5})
+    assert short["case"].nunique() > 2
+    assert short["case"].value_counts().min() >= cases.MIN_RUN
+
+
+def test_sensitivity_changes_one_thing_of_the_central_rule_at_a_time():
+    from lungct_utils import groupings
+
+    frame, feats, images = _sequence([5, 6, 5], seed=7)
+    n = len(frame)
+    sim = np.full((n, n), -1.0)
+    sim[1, 13] = sim[13, 1] = 0.95  # one look-alike pair between runs 0 and 2
+    views, soft = cases.slice_views(feats, images), cases.soft_window(images)
+    out = groupings.sensitivity(frame, views, sim, 0.9, soft, NO_LEVELS)
+    assert list(out) == list(groupings.SENSITIVITY)
+    assert all(len(v) == n for v in out.values())
+    one = cases.reconstruct(frame, views, sim, 0.9, soft, NO_LEVELS, rule={"min_links": 1})
+    assert out["links_1"].tolist() == one["case"].tolist()
+    assert out["links_1"][1] == out["links_1"][13] and out["links_3"][1] != out["links_3"][13]
+    # a one-view variant takes its levels from that view
+    levels = cases.cut_levels(frame, sim, views[1])
+    blind = cases.reconstruct(frame, views[1:], sim, 0.9, soft, levels)
+    assert out["thumbnails_only"].tolist() == blind["case"].tolist()

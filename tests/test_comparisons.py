@@ -41,8 +41,10 @@ def test_holm_family_calls_a_difference_only_when_its_adjusted_interval_excludes
     b = pd.concat([_table(r, wrong=b_wrong) for r in range(2)], ignore_index=True)
     keys = ("accuracy", "recall_malignant", "recall_normal", "recall_benign")
 
+    n_boot = comparisons.replicates_for(2 * len(keys))
+
     def recompute(level, coverage):
-        return evaluate.paired_difference(a, b, tuple(coverage), level, 400, 1, ci=coverage)
+        return evaluate.paired_difference(a, b, tuple(coverage), level, n_boot, 1, ci=coverage)
 
     paired = {level: recompute(level, dict.fromkeys(keys, 0.95)) for level in ("slice", "case")}
     out = comparisons.holm_family(paired, recompute)
@@ -53,13 +55,14 @@ def test_holm_family_calls_a_difference_only_when_its_adjusted_interval_excludes
         assert comparisons.verdict(out[level]["recall_benign"]) == "not shown different"
         for d in out[level].values():
             lo, hi = d["holm"]["ci"]
-            if d["holm"]["rejected"]:  # a verdict agrees with the interval shown beside it
-                assert lo > 0 or hi < 0
+            # a verdict agrees with the interval shown beside it, both ways, and with p_holm
+            assert d["holm"]["rejected"] == (lo > 0 or hi < 0)
+            assert d["holm"]["rejected"] == (d["holm"]["p_holm"] <= comparisons.ALPHA)
             assert hi - lo >= d["diff_ci95"][1] - d["diff_ci95"][0] - 1e-12  # never narrower
     # planted: the same verdict turns when the models swap
     swapped = comparisons.holm_family(
-        {"case": evaluate.paired_difference(b, a, keys, "case", 400, 1)},
-        lambda level, cov: evaluate.paired_difference(b, a, tuple(cov), level, 400, 1, ci=cov),
+        {"case": evaluate.paired_difference(b, a, keys, "case", n_boot, 1)},
+        lambda level, cov: evaluate.paired_difference(b, a, tuple(cov), level, n_boot, 1, ci=cov),
     )
     assert comparisons.verdict(swapped["case"]["recall_malignant"]) == "worse"
 
@@ -82,10 +85,26 @@ def test_detectable_difference_grows_with_the_spread():
         comparisons.detectable(-0.1)
 
 
-def test_bootstrap_p_value_is_never_zero_and_symmetric():
-    assert evaluate.bootstrap_p_value(np.ones(99)) == pytest.approx(2 / 100)
-    assert evaluate.bootstrap_p_value(-np.ones(99)) == pytest.approx(2 / 100)
-    assert evaluate.bootstrap_p_value(np.r_[-np.ones(50), np.ones(49)]) == 1.0
+def test_a_family_too_large_for_its_replicates_is_refused():
+    # 104 comparisons whose every draw is above 0: Holm's first level, 0.05 / 104, rests on
+    # tails of 1000 replicates that hold about a quarter of a draw
+    draws = {(f"v{i}", "accuracy"): {"p_value": 0.0, "n_boot": 1000} for i in range(104)}
+    paired = {name: {k: d} for (name, k), d in draws.items()}
+    with pytest.raises(ValueError, match="1000 replicates cannot resolve 104 \\(use 41600\\)"):
+        comparisons.holm_family(paired, lambda name, cov: None)
+    assert comparisons.replicates_for(1) == evaluate.N_BOOT
+
+
+def test_bootstrap_p_value_and_the_order_interval_agree():
+    rng = np.random.default_rng(3)
+    for shift in (0.0, 0.1, 0.2, 0.3, 0.5):
+        draws = np.round(rng.normal(shift, 0.1, 999), 2)  # ties at 0 included
+        p = evaluate.bootstrap_p_value(draws)
+        for coverage in (0.9, 0.95, 0.99, 0.995, 0.999):
+            lo, hi = evaluate.order_interval(draws, coverage)
+            assert (lo > 0 or hi < 0) == (p <= 1 - coverage + 1e-12), (shift, coverage)
+    assert evaluate.bootstrap_p_value(np.ones(99)) == 0.0
+    assert evaluate.bootstrap_p_value(np.r_[-np.ones(50), np.ones(50)]) == 1.0
     with pytest.raises(ValueError, match="finite"):
         evaluate.bootstrap_p_value([0.1, np.nan])
 
@@ -96,7 +115,8 @@ def test_primary_and_secondary_keeps_the_primary_out_of_the_family():
     keys = ("accuracy", "macro_f1", "recall_malignant")
 
     def recompute(level, coverage):
-        return evaluate.paired_difference(a, b, tuple(coverage), level, 300, 1, ci=coverage)
+        n_boot = comparisons.replicates_for(6)
+        return evaluate.paired_difference(a, b, tuple(coverage), level, n_boot, 1, ci=coverage)
 
     paired = {level: recompute(level, dict.fromkeys(keys, 0.95)) for level in ("slice", "case")}
     out = comparisons.primary_and_secondary(paired, recompute)

@@ -437,11 +437,23 @@ def _reference_repeated_cv(preds, n_boot, seed):
                 scores.append(evaluate.score(y, p) | {f"case_{k}": v for k, v in case.items()})
             for key in scores[0]:
                 draws.setdefault(key, []).append(np.mean([sc[key] for sc in scores]))
-    intervals = {
-        k: [float(np.nanquantile(v, 0.025)), float(np.nanquantile(v, 0.975))]
-        for k, v in draws.items()
-    }
+    intervals = {}
+    for k, v in draws.items():
+        v = np.sort(np.asarray(v, dtype=float))
+        v = v[~np.isnan(v)]
+        k_low = int(np.floor(len(v) * 0.05 / 2 + 1e-9))
+        intervals[k] = [float(v[k_low]), float(v[len(v) - 1 - k_low])]
     return intervals, {k: np.asarray(v, dtype=float) for k, v in draws.items()}
+
+
+def test_single_and_paired_intervals_share_their_draws():
+    # b calls every slice benign: its malignant recall is 0 in every replicate, so the paired
+    # difference's replicates are a's own, and so are the intervals
+    a = _ragged(n_cases=24, seed=4).assign(id=lambda t: t.groupby("repeat").cumcount())
+    b = a.assign(p_benign=0.9, p_malignant=0.05, p_normal=0.05)
+    single = evaluate.repeated_cv_summary(a, n_boot=300, seed=9)["ci95"]["recall_malignant"]
+    paired = evaluate.paired_difference(a, b, ("recall_malignant",), n_boot=300, seed=9)
+    assert paired["recall_malignant"]["diff_ci95"] == pytest.approx(single)
 
 
 def _ragged(repeats=4, n_cases=24, seed=0):

@@ -59,11 +59,19 @@ def test_int8_goal_follows_the_accuracy_change(metrics):
     assert "**int8 file**" not in model_card.render(metrics, None)
 
 
-@pytest.mark.parametrize(("int8_acc", "status"), [(0.7305, "met"), (0.7285, "SHORTFALL")])
-def test_int8_goal_is_the_deployment_reports(int8_acc, status):
+@pytest.mark.parametrize(
+    ("f32_acc", "int8_acc", "status"),
+    [
+        (0.7389, 0.7305, "met"),
+        (0.7389, 0.7285, "SHORTFALL"),
+        (0.97, 0.96, "met"),  # exactly one image in a hundred: -1.0000000000000009 points
+        (0.97, 0.9599, "SHORTFALL"),
+    ],
+)
+def test_int8_goal_is_the_deployment_reports(f32_acc, int8_acc, status):
     from lungct_utils.app.deployment import format_deployment
 
-    result = deployment(0.7389, int8_acc)
+    result = deployment(f32_acc, int8_acc)
     assert model_card.int8_status(model_card.int8_change(result)) == status
     report = line(format_deployment(result, "Deployment"), "* tflite_int8")
     assert report.endswith("; met).") == (status == "met")

@@ -400,10 +400,12 @@ def test_run_time_sentence_comes_from_the_run_and_says_cold_or_warm(tmp_path):
 
 
 def _difference(diff, lo, hi, rejected=None, se=0.02):
+    """A planted paired difference; a secondary one's Holm interval agrees with ``rejected``."""
     d = {"diff": diff, "diff_ci95": [lo, hi], "excludes_zero": lo > 0 or hi < 0, "se": se}
     d |= {"coverage": 0.95, "detectable": 2.8 * se}
     if rejected is not None:
-        d["holm"] = {"rejected": rejected, "ci": [lo - 0.01, hi + 0.01], "coverage": 0.99}
+        wide = [lo, hi] if rejected else [min(lo, -0.01), max(hi, 0.01)]
+        d["holm"] = {"rejected": rejected, "ci": wide, "coverage": 0.99}
     return d
 
 
@@ -425,27 +427,56 @@ def _comparison(primary, benign_recall):
 def test_comparison_sentences_turn_with_the_planted_intervals():
     held = _comparison(_difference(0.008, -0.04, 0.06), _difference(0.2, 0.05, 0.4, False))
     primary, secondary = report.comparison_sentences(held)
-    assert "**not shown different**" in primary and "+0.8 [-4.0, +6.0]" in primary
+    assert "**not shown different**" in primary and "+0.80 [-4.00, +6.00]" in primary
+    assert "(95% interval over patients)" in primary and "at the 5% level" in primary
     assert "one benign patient of 15 is 6.7 points" in primary
-    # Holm keeps benign recall (its adjusted interval is not the verdict's), calls accuracy
-    assert "worse: accuracy per patient -5.0" in secondary
-    assert "not shown different: accuracy per slice +1.0" in secondary
-    assert "benign recall per patient +20.0" in secondary.split("not shown different:")[1]
+    assert "worse: accuracy per patient -5.00 [-8.00, -2.00]" in secondary
+    assert "not shown different: accuracy per slice +1.00" in secondary
+    # Holm keeps benign recall: its adjusted interval reaches below 0
+    kept = secondary.split("not shown different:")[1]
+    assert "benign recall per patient +20.00 [-1.00, +40.00]" in kept
     shown = _comparison(_difference(0.06, 0.01, 0.11), _difference(0.2, 0.05, 0.4, True))
     primary, secondary = report.comparison_sentences(shown)
     assert "**better**" in primary
-    assert "better: benign recall per patient +20.0" in secondary
+    assert "better: benign recall per patient +20.00 [+5.00, +40.00]" in secondary
     lower = _comparison(_difference(-0.06, -0.11, -0.01), _difference(0.2, 0.05, 0.4, True))
     assert "**worse**" in report.comparison_sentences(lower)[0]
     with pytest.raises(ValueError, match="lacks benign recall per patient"):
         report.comparison_sentences({**held, "secondary": {"slice": {}}})
 
 
+def _nearest(median, per_repeat):
+    return {"median": median, "per_repeat": per_repeat}
+
+
 def test_nearest_training_sentence_turns_with_the_numbers():
-    pushed = {"central": 0.80, "thumbnails_only": 0.83, "equal_1x": 0.9, "equal_2x": 0.95}
-    assert "lower by 0.030: the feature-based cuts push" in report.nearest_training_sentence(pushed)
-    assert "leak controls, 0.900-0.950" in report.nearest_training_sentence(pushed)
-    same = {"central": 0.83 + 1e-9, "thumbnails_only": 0.83}
-    assert "not lower" in report.nearest_training_sentence(same)  # rounding cannot turn it
+    pushed = {
+        "central": _nearest(0.80, [0.79, 0.80, 0.81]),
+        "thumbnails_only": _nearest(0.83, [0.82, 0.83, 0.835]),
+        "equal_1x": _nearest(0.9, [0.9]),
+        "equal_2x": _nearest(0.95, [0.95]),
+    }
+    text = report.nearest_training_sentence(pushed)
+    assert "lower by 0.030, more than the 0.020 the repeats move it: the feature-based" in text
+    assert "leak controls, 0.900-0.950" in text
+    noisy = {**pushed, "central": _nearest(0.80, [0.75, 0.80, 0.85])}
+    assert "within the 0.100 the repeats move it: no push" in report.nearest_training_sentence(
+        noisy
+    )
+    higher = {**pushed, "central": _nearest(0.86, [0.86, 0.861])}
+    assert "higher by 0.030" in report.nearest_training_sentence(higher)
+    same = {"central": _nearest(0.83 + 1e-9, [0.83]), "thumbnails_only": _nearest(0.83, [0.83])}
+    assert "within the 0.000" in report.nearest_training_sentence(same)  # rounding cannot turn it
     with pytest.raises(ValueError, match="no 'thumbnails_only'"):
-        report.nearest_training_sentence({"central": 0.8})
+        report.nearest_training_sentence({"central": _nearest(0.8, [0.8])})
+
+
+def test_leak_control_sentence_says_whether_cutting_through_patients_raises_the_answer():
+    bal = {"central": 0.65, "max": 0.67, "leak_controls": {"equal_1x": 0.77, "equal_2x": 0.66}}
+    text = report.leak_control_sentence(bal)
+    assert "77.0% (1x: +12.0 points), 66.0% (2x: +1.0 points)" in text
+    assert "1 of the 2 lie above every reading of the patients: cutting through" in text
+    low = {**bal, "leak_controls": {"equal_1x": 0.66, "equal_2x": 0.67}}
+    assert "none lies above every reading" in report.leak_control_sentence(low)
+    with pytest.raises(ValueError, match="no leak control"):
+        report.leak_control_sentence({**bal, "leak_controls": {}})

@@ -227,10 +227,10 @@ def test_parameter_count_sentence_says_whether_the_head_is_the_papers():
     counts = {"total": 110, "trainable": 10, "non_trainable": 100}
     paper = report.parameter_count_sentence(counts, config.PAPER.dense_units)
     assert paper.startswith("The network has 110 parameters: the head's 10 train")
-    assert "These are the counts of the paper's head" in paper
+    assert "The head is the paper's, Dense(128)" in paper
     other = report.parameter_count_sentence(counts, 64)
     assert "The head has Dense(64), not the paper's Dense(128)" in other
-    assert "counts of the paper's head" not in other
+    assert "The head is the paper's" not in other
     with pytest.raises(ValueError, match=r"total 111 is not 10 \+ 100"):
         report.parameter_count_sentence({**counts, "total": 111}, 128)
 

@@ -307,6 +307,8 @@ def test_nearest_training_similarity_sees_a_near_copy_across_folds():
     apart = np.array([[0, 1, 2, 0, 1, 2] * 2]).T  # each row and its copy in one fold
     together = np.array([[0, 1, 2, 0, 1, 2, 1, 2, 0, 1, 2, 0]]).T  # copies in other folds
     near = nearest_training_similarity(x, together)
-    assert near > 0.99 > nearest_training_similarity(x, apart)
+    assert near["median"] > 0.99 > nearest_training_similarity(x, apart)["median"]
+    twice = nearest_training_similarity(x, np.column_stack([together[:, 0], apart[:, 0]]))
+    assert twice["per_repeat"][0] > 0.99 > twice["per_repeat"][1]
     with pytest.raises(ValueError, match="folds \\(12,\\) for 12 rows"):
         nearest_training_similarity(x, apart[:, 0])

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 from .. import config, external_summary, tables
+from ..audit import SHORTCUT_SIDE
 from ..io_utils import DataError, write_text
 from ..report import INPUT_CHECK_GOAL_CT, results_table
 from ..tables import goal_status, markdown, pct
+from .deployment import INT8_GOAL_POINTS, int8_met
 
-#: The int8 goal the deployment report judges (``deployment._int8_verdicts``): the int8
-#: file's accuracy at most this many points below the float32 file's.
-INT8_GOAL_POINTS = 1.0
 #: The pixel scaling of the shipped model, whose input-check figures the card states.
 SHIPPED_SCALING = "mobilenet_v2"
 
@@ -278,9 +277,10 @@ def _failure_lines(metrics: dict) -> list[str]:
         "level; benign is mostly confused with normal (the label belongs to the patient, many "
         "benign slices show no nodule).",
         f"* **Calibration**: expected calibration error {pct(sel['ece'])}% on new patients.",
-        f"* **Shortcuts**: an 8x8 thumbnail alone predicts the class with "
-        f"{pct(audit['thumbnail_shortcut_accuracy'])}% accuracy; non-square slices are almost "
-        "all malignant, so stretched images carry a shape cue.",
+        f"* **Shortcuts**: a {SHORTCUT_SIDE}x{SHORTCUT_SIDE} grey thumbnail alone reaches "
+        f"{pct(audit['thumbnail_shortcut_balanced_accuracy'])}% balanced accuracy, the image's "
+        f"shape alone {pct(audit['shape_shortcut_balanced_accuracy'])}% (chance: "
+        f"{pct(1 / len(config.CLASSES))}%), under the same patient folds (notebook 01).",
         f"* **Other hospitals**: {_elsewhere(metrics)}",
         "* **Trained on slices**: it classifies single slices (a normal-looking slice of a "
         "cancer patient is labelled malignant in the data); the per-patient answer of "
@@ -460,7 +460,7 @@ def int8_status(change: float) -> str:
     Returns:
         The status.
     """
-    return "met" if change >= -INT8_GOAL_POINTS else "SHORTFALL"
+    return "met" if int8_met(change) else "SHORTFALL"
 
 
 def _study_int8(study: dict | None, deployment: dict) -> str:
