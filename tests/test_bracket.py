@@ -58,6 +58,12 @@ def test_leak_controls_stay_out_of_the_range_and_need_only_the_papers_model():
     assert (paper["min"], paper["max"], paper["max_at"]) == (0.6, 0.65, "fine")
     assert paper["leak_controls"] == {"equal_2x": 0.9}
     assert out["selected"]["slice"]["macro_f1"]["leak_controls"] == {}
+    # its groups are not patients: no per-patient figure of a leak control anywhere
+    del fam["equal_2x"]["paper"]["case"]
+    out = bracket.bracket(fam, leak_controls=("equal_2x",))
+    assert out["paper"]["case"]["macro_f1"]["leak_controls"] == {}
+    assert "equal_2x" not in bracket.family_frame(fam, "case")["grouping"].tolist()
+    assert len(bracket.family_table(fam, "paper", "case")) == 2
     assert "equal_2x" not in bracket.family_table(fam, "selected").index
     assert len(bracket.family_table(fam, "paper")) == 3
     frame = bracket.family_frame(fam)
@@ -73,7 +79,7 @@ def test_tables_show_every_grouping_and_mark_only_real_differences():
     table = bracket.family_table(fam, "selected", "case")
     assert table.index.tolist() == ["central reconstruction", "its runs, not merged"]
     assert table.loc["its runs, not merged", "macro-F1"] == "90.00 [85.00, 95.00]"
-    assert "family 50.0-60.0" in bracket.bracket_table(bracket.bracket(fam)).iloc[0, 0]
+    assert "readings 50.0-60.0" in bracket.bracket_table(bracket.bracket(fam)).iloc[0, 0]
     real = {"a": 0.7, "b": 0.6, "diff": 0.1, "diff_ci95": [0.02, 0.2], "excludes_zero": True}
     unsure = {**real, "diff_ci95": [-0.02, 0.2], "excludes_zero": False}
     paired = bracket.paired_table({"probe": {"slice": {"macro_f1": real, "recall_benign": unsure}}})
@@ -99,3 +105,29 @@ def test_level_table_reads_patient_scores_from_real_summaries():
     table = bracket.level_table({"model": summary}, "case")
     expected = summary["case"]["mean"]["macro_f1"]
     assert table.loc["model", "macro-F1"].startswith(f"{100 * expected:.2f} [")
+
+
+def test_paired_tables_mark_holm_verdicts_and_never_exploratory_rows():
+    plain = {"a": 0.7, "b": 0.6, "diff": 0.1, "diff_ci95": [0.02, 0.2], "excludes_zero": True}
+    kept = {**plain, "holm": {"rejected": False, "ci": [-0.01, 0.25], "coverage": 0.99}}
+    called = {**plain, "holm": {"rejected": True, "ci": [0.01, 0.22], "coverage": 0.99}}
+    table = bracket.paired_table({"v": {"slice": {"macro_f1": kept, "recall_benign": called}}})
+    assert table.loc["v, per slice", "macro-F1"] == "+10.00 [-1.00, +25.00]"
+    assert table.loc["v, per slice", "benign recall"] == "+10.00 [+1.00, +22.00] *"
+    exploratory = bracket.paired_table({"v": {"slice": {"macro_f1": plain}}}, exploratory=True)
+    assert exploratory.loc["v, per slice", "macro-F1"] == "+10.00 [+2.00, +20.00]"
+
+
+def test_comparison_table_leads_with_the_primary_row():
+    d = {"diff": 0.01, "diff_ci95": [-0.03, 0.05], "coverage": 0.95, "detectable": 0.08}
+    d |= {"excludes_zero": False}
+    worse = {**d, "diff": -0.1, "holm": {"rejected": True, "ci": [-0.2, -0.01], "coverage": 0.995}}
+    block = {
+        "primary": {"metric": "macro_f1", "level": "case", **d},
+        "secondary": {"slice": {"accuracy": worse}},
+    }
+    table = bracket.comparison_table(block)
+    assert table.index.tolist() == ["macro-F1, per patient", "accuracy, per slice"]
+    assert table.iloc[0]["role"] == "primary" and table.iloc[0]["verdict"] == "not shown different"
+    assert table.iloc[1]["verdict"] == "worse"
+    assert table.iloc[1]["interval"] == "[-20.00, -1.00] (99.50%)"
