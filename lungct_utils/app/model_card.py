@@ -486,7 +486,7 @@ def _study_int8(study: dict | None, deployment: dict) -> str:
         f"{status}; mean {sum(changes) / len(changes):+.2f}, worst {min(changes):+.2f} points."
     )
     at, here = study["_meta"].get("git_commit", ""), deployment["_meta"].get("git_commit", "")
-    if at != here:
+    if at.removesuffix("+dirty") != here.removesuffix("+dirty"):  # reports written in between
         dirty = " with uncommitted changes" if at.endswith("+dirty") else ""
         text += (
             f" Measured at commit `{at[:7]}`{dirty}, not this card's `{here[:7]}`; its float32 "
