@@ -23,11 +23,12 @@ from statistics import NormalDist
 
 from .evaluate import N_BOOT
 
-#: The primary comparison: model ``a`` minus model ``b`` on ``metric`` at ``level`` under
-#: ``grouping`` (issue 25 named it before its figures were read).
+#: The primary comparison: ``model`` minus ``against`` on ``metric`` at ``level`` under
+#: ``grouping`` (issue 25 named it before its figures were read; the paired result's ``a``
+#: and ``b`` are the two models' values).
 PRIMARY = {
-    "a": "selected",
-    "b": "paper",
+    "model": "selected",
+    "against": "paper",
     "grouping": "central",
     "level": "case",
     "metric": "macro_f1",

@@ -295,8 +295,8 @@ def comparison_lines(metrics: dict) -> list[str]:
         metrics: the ``metrics.json`` dict.
 
     Returns:
-        Lines: the like-for-like drop, what moves the answer more (the patient boundaries
-        or the model), the primary and secondary comparisons, the exploratory range of the
+        Lines: the like-for-like drop, the primary and secondary comparisons, what moves the
+        answer more (the patient boundaries or the model), the exploratory range of the
         primary difference over the readings, and the leak controls.
     """
     b, fam, comparison = metrics["bracket"], metrics["groupings"], metrics["comparison"]
@@ -311,6 +311,7 @@ def comparison_lines(metrics: dict) -> list[str]:
         f"apart ({bal['readings']} readings of the patients: {pct(bal['min'], 1)}-"
         f"{pct(bal['max'], 1)}%)."
     ]
+    lines += comparison_sentences(comparison)
     p = comparison["primary"]
     width = b["paper"][p["level"]][p["metric"]]["width"]
     gap = round(width, 4) - round(abs(p["diff"]), 4)
@@ -321,7 +322,6 @@ def comparison_lines(metrics: dict) -> list[str]:
         f"{pct(width, 1)} points over the readings, while 06's nested selection differs from it "
         f"by {_points(p, p['diff_ci95'])} points under the central grouping."
     )
-    lines += comparison_sentences(comparison)
     diffs = {
         g: v["paired"][p["level"]][p["metric"]]["diff"]
         for g, v in fam.items()

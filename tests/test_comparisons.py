@@ -120,7 +120,8 @@ def test_primary_and_secondary_keeps_the_primary_out_of_the_family():
 
     paired = {level: recompute(level, dict.fromkeys(keys, 0.95)) for level in ("slice", "case")}
     out = comparisons.primary_and_secondary(paired, recompute)
-    assert out["primary"]["metric"] == "macro_f1" and out["primary"]["level"] == "case"
+    # the definition survives the merge with the result's fields
+    assert {k: out["primary"][k] for k in comparisons.PRIMARY} == comparisons.PRIMARY
     assert out["primary"]["diff"] == paired["case"]["macro_f1"]["diff"]
     assert "macro_f1" not in out["secondary"]["case"] and "macro_f1" in out["secondary"]["slice"]
     assert out["primary"]["detectable"] > 0

@@ -266,29 +266,25 @@ def test_a_failing_metrics_file_flips_every_verdict_of_the_summary(tmp_path):
 
 def test_summary_sentences_follow_the_numbers(metrics):
     """A planted failing metrics.json changes the words, not just the figures."""
-    gain = {"a": 0.7, "b": 0.6, "diff": 0.1, "diff_ci95": [0.05, 0.15], "excludes_zero": True}
-    loss = {**gain, "diff": -0.1, "diff_ci95": [-0.15, -0.05]}
-    none = {**gain, "diff_ci95": [-0.01, 0.2], "excludes_zero": False}
-    keys = ("balanced_accuracy", "macro_f1", "recall_benign")
-    paired = {"slice": {k: gain for k in keys}, "case": {k: none for k in keys}}
-    paired["slice"]["recall_benign"] = loss
-    text = "\n".join(
-        report.comparison_lines(_planted(metrics, **{"groupings/central/paired": paired}))
-    )
-    assert "macro-F1 per slice: better (+10.0)" in text
-    assert "benign recall per slice: worse (-10.0)" in text
-    assert "macro-F1 per patient: not shown different (+10.0)" in text
-    controls = {"equal_0.5x": 0.5, "equal_2x": 0.9}
+    held = _comparison(_difference(0.008, -0.04, 0.06), _difference(0.2, 0.05, 0.4, False))
+    shown = _comparison(_difference(0.06, 0.01, 0.11), _difference(0.2, 0.05, 0.4, True))
+    lines = report.comparison_lines(_planted(metrics, comparison=held))
+    assert lines[1].startswith("* **Primary comparison**")  # it leads the comparisons
+    assert "**not shown different**" in lines[1]
+    assert "**better**" in report.comparison_lines(_planted(metrics, comparison=shown))[1]
+    text = "\n".join(lines)
+    width = metrics["bracket"]["paper"]["case"]["macro_f1"]["width"]
+    moves = "more" if round(width, 4) > 0.008 else "less"
+    assert f"move the answer {moves} than the choice of model" in text
+    controls = {"equal_0.5x": 0.5, "equal_2x": 0.99}
     planted = _planted(metrics, **{"bracket/paper/slice/balanced_accuracy/leak_controls": controls})
     lines = "\n".join(report.comparison_lines(planted))
-    assert "balanced accuracy per slice is 50.0% (0.5x), 90.0% (2x)" in lines
+    assert "balanced accuracy per slice is 50.0% (0.5x: " in lines
+    assert "1 of the 2 lie above every reading" in lines
     no_controls = {"bracket/paper/slice/balanced_accuracy/leak_controls": {}}
     assert "Leak controls" not in "\n".join(
         report.comparison_lines(_planted(metrics, **no_controls))
     )
-    width = metrics["bracket"]["paper"]["slice"]["macro_f1"]["width"]
-    moves = "more" if width > 0.1 else "less"
-    assert f"move the answer {moves} than the choice of model" in text
 
 
 def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeypatch):
@@ -302,7 +298,7 @@ def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeyp
     prov = {k: metrics[k] for k in ("params", "seed", "git_commit", "created", "versions", "cpu")}
     honest = {"protocols": metrics["honest_cv"], "dataset": metrics["dataset"], "provenance": prov}
     write_json(honest, parts / "honest_cv.json")
-    bracket = {"groupings": metrics["groupings"], "bracket": metrics["bracket"]}
+    bracket = {k: metrics[k] for k in ("groupings", "bracket", "comparison", "nearest_training")}
     write_json(bracket, parts / "bracket.json")
     if "input_check" in metrics:
         write_json(metrics["input_check"], parts / "input_check.json")
