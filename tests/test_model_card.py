@@ -90,6 +90,10 @@ def test_int8_study_counts_the_draws_that_miss_and_flags_another_commit(metrics)
     # the study run right after make report, before its reports are committed, is current
     same = model_card.render(metrics, dep, study(1.0, [0.99], commit="abc1234+dirty"))
     assert "rerun" not in line(same, "  * Over 1 draw")
+    # another commit whose float32 file scores the same on the images is named, not stale
+    later = model_card.render(metrics, dep, study(0.9747, [0.97], commit="def5678"))
+    assert "commit `def5678`, whose float32 file scores as this card's" in later
+    assert "rerun" not in line(later, "  * Over 1 draw")
     assert "Over other draws of the representative images: not measured." in (
         model_card.render(metrics, dep)
     )

@@ -486,14 +486,22 @@ def _study_int8(study: dict | None, deployment: dict) -> str:
         f"{status}; mean {sum(changes) / len(changes):+.2f}, worst {min(changes):+.2f} points."
     )
     at, here = study["_meta"].get("git_commit", ""), deployment["_meta"].get("git_commit", "")
-    if at.removesuffix("+dirty") != here.removesuffix("+dirty"):  # reports written in between
-        dirty = " with uncommitted changes" if at.endswith("+dirty") else ""
-        text += (
-            f" Measured at commit `{at[:7]}`{dirty}, not this card's `{here[:7]}`; its float32 "
-            f"file scored {pct(ref['test_accuracy'])}% on these images, this one "
-            f"{pct(deployment['tflite_float32']['accuracy'])}%: rerun `make deployment-study`."
+    if at.removesuffix("+dirty") == here.removesuffix("+dirty"):  # reports written in between
+        return text
+    dirty = " with uncommitted changes" if at.endswith("+dirty") else ""
+    ours, theirs = (
+        pct(r) for r in (deployment["tflite_float32"]["accuracy"], ref["test_accuracy"])
+    )
+    if ours == theirs:
+        return text + (
+            f" Measured at commit `{at[:7]}`{dirty}, whose float32 file scores as this card's "
+            f"on these images ({ours}%)."
         )
-    return text
+    return text + (
+        f" Measured at commit `{at[:7]}`{dirty}, not this card's `{here[:7]}`; its float32 "
+        f"file scored {theirs}% on these images, this one {ours}%: rerun "
+        "`make deployment-study`."
+    )
 
 
 def _int8_lines(deployment: dict | None, study: dict | None) -> list[str]:
