@@ -31,8 +31,10 @@ lily, are not used):
 
 **Parts.** Each kind lists its items in a fixed order; the item at position ``p`` (0-based)
 is in the ``"design"`` part when ``p % 3 == 0`` and in the ``"held-out"`` part otherwise.
-Thresholds and rules may be tuned on the design part; the held-out part (about two thirds)
-is looked at only to report how well they work. A grey photograph is never a grey copy of an
+Thresholds and rules may be tuned on the design part; no threshold or classifier is fitted on
+the held-out part (about two thirds), which reports how well they work. The corpus and the
+check's layers were written (and widened) together, so the held-out part is held out from
+fitting, not from design. A grey photograph is never a grey copy of an
 image used as a colour photograph, and an item made from another item's picture sits at a
 position of that item's part: the variants of the MRI slice and of immunohistochemistry are
 held-out, the window of cell is design. Each kind has items in both parts. New items are

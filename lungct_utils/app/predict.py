@@ -8,9 +8,9 @@ cannot be a chest CT slice in HU (no value below -500 HU, while air outside the 
 about -1000 HU, or a range under half the window: a picture converted to DICOM) is scaled
 from its own minimum and maximum instead, like a 16-bit PNG, unless ``--window`` is given.
 (The training JPEGs were read with windows of width 350-1200 and centre 50-600 HU, per the
-dataset's description, so a lung-windowed slice can look unusual to the model: the input
-check says so.) 16-bit PNGs are scaled from their own minimum and maximum to 0-255; RGBA is
-composited on black.
+dataset's description, so a lung-windowed slice can look unusual to the model; how the model
+and the input check answer it is not measured: see the model card.) 16-bit PNGs are scaled
+from their own minimum and maximum to 0-255; RGBA is composited on black.
 
 Every image then goes through the paper's preprocessing (RGB, 224x224 bilinear, /255 or the
 model's own scaling), the model gives three probabilities, and the input check
