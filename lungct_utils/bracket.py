@@ -15,7 +15,7 @@ import pandas as pd
 
 from .comparisons import verdict
 from .groupings import FAMILY_LABELS, LEAK_CONTROLS
-from .tables import LABELS, with_interval
+from .tables import LABELS, LEVEL_NAMES, signed_interval, with_interval
 
 #: The metrics of the bracket, headline first (balanced accuracy and macro-F1 do not depend
 #: on the class mix of the test set; accuracy does).
@@ -131,7 +131,7 @@ def bracket_table(result: dict) -> pd.DataFrame:
     rows = {}
     for model, levels in result.items():
         for level, metrics in levels.items():
-            rows[f"{names[model]}, {'per slice' if level == 'slice' else 'per patient'}"] = {
+            rows[f"{names[model]}, {LEVEL_NAMES[level]}"] = {
                 LABELS[k]: f"{with_interval(m['central'], m['ci95'])}; "
                 f"readings {100 * m['min']:.1f}-{100 * m['max']:.1f}"
                 for k, m in metrics.items()
@@ -163,12 +163,6 @@ def family_frame(groupings: dict, level: str = "slice") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _difference(d: dict, interval: list[float], mark: bool) -> str:
-    """``+1.23 [-0.45, +2.67]`` in points, with `` *`` when ``mark``."""
-    lo, hi = interval
-    return f"{100 * d['diff']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" + (" *" if mark else "")
-
-
 def paired_table(paired: dict, exploratory: bool = False) -> pd.DataFrame:
     """Differences from the paper's model: mean over repeats [interval], percent points.
 
@@ -190,11 +184,12 @@ def paired_table(paired: dict, exploratory: bool = False) -> pd.DataFrame:
             cells = {}
             for k, d in metrics.items():
                 if "holm" in d and not exploratory:
-                    cells[LABELS[k]] = _difference(d, d["holm"]["ci"], d["holm"]["rejected"])
+                    mark = " *" if d["holm"]["rejected"] else ""
+                    cells[LABELS[k]] = signed_interval(d, 2, d["holm"]["ci"]) + mark
                 else:
-                    mark = d["excludes_zero"] and not exploratory
-                    cells[LABELS[k]] = _difference(d, d["diff_ci95"], mark)
-            rows[f"{variant}, {'per slice' if level == 'slice' else 'per patient'}"] = cells
+                    mark = " *" if d["excludes_zero"] and not exploratory else ""
+                    cells[LABELS[k]] = signed_interval(d, 2) + mark
+            rows[f"{variant}, {LEVEL_NAMES[level]}"] = cells
     return pd.DataFrame(rows).T
 
 
@@ -220,11 +215,11 @@ def comparison_table(block: dict) -> pd.DataFrame:
         }
 
     p = block["primary"]
-    where = "per patient" if p["level"] == "case" else "per slice"
+    where = LEVEL_NAMES[p["level"]]
     rows = {f"{LABELS[p['metric']]}, {where}": row("primary", p, p["diff_ci95"], p["coverage"])}
     for level, metrics in block["secondary"].items():
         for k, d in metrics.items():
-            name = f"{LABELS[k]}, {'per patient' if level == 'case' else 'per slice'}"
+            name = f"{LABELS[k]}, {LEVEL_NAMES[level]}"
             rows[name] = row("secondary (Holm)", d, d["holm"]["ci"], d["holm"]["coverage"])
     return pd.DataFrame(rows).T
 

@@ -193,16 +193,6 @@ def _malignant(metrics: dict) -> str:
     return pct(counts["malignant"] / sum(counts.values()), 0)
 
 
-def _points(d: dict, interval: list[float]) -> str:
-    """A difference and its interval in points: ``+1.2 [-0.3, +2.7]``."""
-    return f"{100 * d['diff']:+.2f} [{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]"
-
-
-def _level(level: str) -> str:
-    """``per slice`` or ``per patient``."""
-    return "per patient" if level == "case" else "per slice"
-
-
 def comparison_sentences(comparison: dict) -> list[str]:
     """The primary comparison and its secondary family in words, chosen by the numbers.
 
@@ -221,9 +211,10 @@ def comparison_sentences(comparison: dict) -> list[str]:
         raise ValueError("comparison_sentences: the family lacks benign recall per patient")
     primary = (
         f"* **Primary comparison** (named before its figures): 06's nested selection minus the "
-        f"paper's model, {tables.LABELS[p['metric']]} {_level(p['level'])}, {p['grouping']} "
-        f"grouping: {_points(p, p['diff_ci95'])} points ({p['coverage']:.0%} interval over "
-        f"patients): **{comparisons.verdict(p)}**. This data detects a true difference of "
+        f"paper's model, {tables.LABELS[p['metric']]} {tables.LEVEL_NAMES[p['level']]}, "
+        f"{p['grouping']} grouping: {tables.signed_interval(p, 2)} points "
+        f"({p['coverage']:.0%} interval over patients): **{comparisons.verdict(p)}**. This "
+        "data detects a true difference of "
         f"{100 * p['detectable']:.1f} points with {comparisons.POWER:.0%} power at the "
         f"{comparisons.ALPHA:.0%} level "
         f"(from the bootstrap spread); for benign recall per patient, "
@@ -233,8 +224,10 @@ def comparison_sentences(comparison: dict) -> list[str]:
     groups: dict[str, list[str]] = {"better": [], "worse": [], "not shown different": []}
     for level, metrics in sec.items():
         for k, d in metrics.items():
-            name = f"{tables.LABELS[k]} {_level(level)}"
-            groups[comparisons.verdict(d)].append(f"{name} {_points(d, d['holm']['ci'])}")
+            name = f"{tables.LABELS[k]} {tables.LEVEL_NAMES[level]}"
+            groups[comparisons.verdict(d)].append(
+                f"{name} {tables.signed_interval(d, 2, d['holm']['ci'])}"
+            )
     n = sum(len(v) for v in groups.values())
     said = "; ".join(f"{v}: {', '.join(items)}" for v, items in groups.items() if items)
     secondary = (
@@ -318,9 +311,9 @@ def comparison_lines(metrics: dict) -> list[str]:
     moves = "more" if gap > 0 else "less" if gap < 0 else "as much"
     lines.append(
         f"* The unknown patient boundaries move the answer {moves} than the choice of model: "
-        f"the paper's model's {tables.LABELS[p['metric']]} {_level(p['level'])} spans "
+        f"the paper's model's {tables.LABELS[p['metric']]} {tables.LEVEL_NAMES[p['level']]} spans "
         f"{pct(width, 1)} points over the readings, while 06's nested selection differs from it "
-        f"by {_points(p, p['diff_ci95'])} points under the central grouping."
+        f"by {tables.signed_interval(p, 2)} points under the central grouping."
     )
     diffs = {
         g: v["paired"][p["level"]][p["metric"]]["diff"]

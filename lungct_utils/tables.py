@@ -473,17 +473,23 @@ def rate_table(rates: dict[str, dict[str, dict]]) -> pd.DataFrame:
     ).T
 
 
-def signed_interval(d: dict, digits: int = 1) -> str:
+#: How the reports name the two levels of scoring.
+LEVEL_NAMES = {"slice": "per slice", "case": "per patient"}
+
+
+def signed_interval(d: dict, digits: int = 1, interval=None) -> str:
     """``"+5.2 [+1.0, +9.3]"``: a paired difference and its interval, in points.
 
     Args:
         d: ``{"diff", "diff_ci95": [lo, hi]}`` (fractions).
         digits: decimals.
+        interval: another ``[lo, hi]`` to show (e.g. a Holm-adjusted one); default
+            ``d["diff_ci95"]``.
 
     Returns:
         The text.
     """
-    lo, hi = d["diff_ci95"]
+    lo, hi = d["diff_ci95"] if interval is None else interval
     return f"{100 * d['diff']:+.{digits}f} [{100 * lo:+.{digits}f}, {100 * hi:+.{digits}f}]"
 
 
