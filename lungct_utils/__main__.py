@@ -1,7 +1,7 @@
-"""``python -m lungct_utils``: see :mod:`lungct_utils.app.cli`."""
+"""``python -m lungct_utils``: see :mod:`lungct_utils.cli`."""
 
 import sys
 
-from .app.cli import main
+from .cli import main
 
 sys.exit(main())

@@ -73,7 +73,7 @@ def module_source(name: str) -> bytes:
 def package_modules(module: types.ModuleType) -> list[str]:
     """The module and every module of its package it uses, directly or through another.
 
-    A loop's result depends on the code its modules call (``probe`` scores through
+    A loop's result depends on the code its modules call (``heads`` scores through
     ``evaluate``), so a module key part stands for all of them.
 
     Args:

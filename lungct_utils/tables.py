@@ -508,7 +508,7 @@ def metric_table(rows: dict) -> pd.DataFrame:
     """Malignant-against-normal metrics with intervals, one row per (model, set).
 
     Args:
-        rows: row label -> a :func:`lungct_utils.app.validate.binary_metrics` result.
+        rows: row label -> a :func:`lungct_utils.deploy.validate.binary_metrics` result.
 
     Returns:
         DataFrame of ``"value [lo, hi]"`` percent cells plus ``n`` and ``clusters``.

@@ -41,9 +41,12 @@ CHOICES = (
     (
         "input check, question 1 (not CT)",
         "IQ-OTH/NCCD held-out patients + their simulated-shift "
-        "views + the design part of the non-CT corpus (ood.fit_input_check)",
+        "views + the design part of the non-CT corpus (input_check.fit_input_check)",
     ),
-    ("input check, question 2 (unlike training)", "IQ-OTH/NCCD held-out patients (ood.fit)"),
+    (
+        "input check, question 2 (unlike training)",
+        "IQ-OTH/NCCD held-out patients (input_check.fit)",
+    ),
     ("simulated-shift ranges", "a rule written down in lungct_utils/shift.py before scoring"),
     ("standardisation rule", "a rule written down in lungct_utils/shift.py before scoring"),
     ("which recipe ships", "transfer.ship: internal nested CV + simulated-shift score"),

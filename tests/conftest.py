@@ -127,8 +127,7 @@ def prepared(real_release, imagenet_weights, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(prepared, tmp_path_factory):
     """A real holdout run (cases protocol): saved end-to-end model, OOD reference, test data."""
-    from lungct_utils import pipeline
-    from lungct_utils.app import ood
+    from lungct_utils import input_check, pipeline
     from lungct_utils.augment import load_images
     from lungct_utils.config import PAPER
     from lungct_utils.images import label_indices
@@ -147,10 +146,10 @@ def trained_run(prepared, tmp_path_factory):
     seen = np.isin(roles, ("train", "val")) & splits["scored"].to_numpy()
     labels = label_indices(table["label"][seen])
     # both questions of predict's input check, as 03 fits them
-    reference = ood.fit_input_check(
+    reference = input_check.fit_input_check(
         images[seen], feats[seen], labels, table["case"][seen].to_numpy(), PAPER.preprocess
     )
-    ood.save(reference, ood.path_for(path))
+    input_check.save(reference, input_check.path_for(path))
     return {
         "path": path,
         "result": result,

@@ -142,25 +142,25 @@ def test_a_cached_fold_loop_scores_like_a_fresh_one(tmp_path):
 
 
 def test_a_module_key_part_covers_the_package_modules_it_uses(monkeypatch):
-    from lungct_utils import probe
+    from lungct_utils import heads
 
-    used = cache.package_modules(probe)
-    assert {"lungct_utils.probe", "lungct_utils.evaluate", "lungct_utils.splits"} <= set(used)
-    assert "lungct_utils.train" not in used  # probe does not train the paper's head
-    key = cache.digest({"code": [probe]})
+    used = cache.package_modules(heads)
+    assert {"lungct_utils.heads", "lungct_utils.evaluate", "lungct_utils.splits"} <= set(used)
+    assert "lungct_utils.train" not in used  # heads does not train the paper's head
+    key = cache.digest({"code": [heads]})
     original = cache.module_source
 
     def edited(name):  # evaluate.py as if its scoring had changed
         return original(name) + (b"# changed" if name == "lungct_utils.evaluate" else b"")
 
     monkeypatch.setattr(cache, "module_source", edited)
-    assert cache.digest({"code": [probe]}) != key
+    assert cache.digest({"code": [heads]}) != key
 
 
 def test_the_run_counts_results_rewritten_in_place_as_computed(tmp_path, monkeypatch):
     import os
 
-    from lungct_utils.app import notebooks
+    from lungct_utils import runner as notebooks
 
     stored = cache.results_dir() / "honest_cv" / "key.pkl"
     stored.parent.mkdir(parents=True)

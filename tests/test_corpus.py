@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lungct_utils.app import corpus
+from lungct_utils import corpus
 
 N_CT, SIDE = 12, 224
 RANDOMISED = {

@@ -6,7 +6,7 @@ import zipfile
 import pandas as pd
 import pytest
 
-from lungct_utils.app import cli
+from lungct_utils import cli
 from lungct_utils.audit import duplicate_groups
 from lungct_utils.data import (
     find_release,

@@ -9,7 +9,7 @@ def tiny(tmp_path_factory, tf_setup):
     """A small conv net (Keras and SavedModel), inputs in [0, 1) and its int8 conversion."""
     import keras
 
-    from lungct_utils.app.export import quantize_int8
+    from lungct_utils.deploy.export import quantize_int8
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -62,7 +62,7 @@ def test_int8_predictions_agree_with_the_float_model(tiny):
 
 
 def test_activation_ranges_are_the_min_max_over_the_representative_set(tiny, tmp_path):
-    from lungct_utils.app.export import quantize_int8
+    from lungct_utils.deploy.export import quantize_int8
 
     plain = _interpreter(tiny["int8"]).get_tensor_details()
     x = np.concatenate([tiny["x"], 20.0 * tiny["x"][:1]])  # one image 20 times brighter
@@ -77,7 +77,7 @@ def test_activation_ranges_are_the_min_max_over_the_representative_set(tiny, tmp
 
 
 def test_no_representative_images_is_refused(tiny):
-    from lungct_utils.app.export import quantize_int8
+    from lungct_utils.deploy.export import quantize_int8
 
     with pytest.raises(ValueError, match=r"0 representative images \(shape \(0, 16, 16, 3\)\)"):
         quantize_int8(tiny["saved"], np.zeros((0, 16, 16, 3), np.float32))
@@ -104,7 +104,7 @@ def _result(float_acc, int8_acc):
     [(0.74, "met"), (0.7305, "met"), (0.7285, "NOT met"), (0.70, "NOT met")],
 )
 def test_deployment_report_judges_the_one_point_goal(int8_acc, verdict):
-    from lungct_utils.app.deployment import format_deployment
+    from lungct_utils.studies.deployment import format_deployment
 
     text = format_deployment(_result(0.7389, int8_acc), "Deployment")
     line = next(x for x in text.splitlines() if x.startswith("* tflite_int8"))
@@ -113,7 +113,7 @@ def test_deployment_report_judges_the_one_point_goal(int8_acc, verdict):
 
 
 def test_calibration_study_table_reports_the_worst_draw():
-    from lungct_utils.app.deployment import INT8_CALIBRATION, format_calibration_study
+    from lungct_utils.studies.deployment import INT8_CALIBRATION, format_calibration_study
 
     rows = [
         {
@@ -147,9 +147,9 @@ def test_export_carries_the_sidecar_and_ood_reference(tmp_path, tf_setup):
     """The exported ``model.keras`` scales and flags like the model it copies."""
     import keras
 
-    from lungct_utils.app import ood
-    from lungct_utils.app.export import export_all, model_mode
-    from lungct_utils.app.predict import Predictor
+    from lungct_utils import input_check
+    from lungct_utils.deploy.export import export_all, model_mode
+    from lungct_utils.deploy.predict import Predictor
     from lungct_utils.io_utils import write_json
 
     keras.utils.set_random_seed(0)
@@ -164,17 +164,17 @@ def test_export_carries_the_sidecar_and_ood_reference(tmp_path, tf_setup):
         {"params": {"preprocess": "mobilenet_v2"}, "tta": False}, source.with_suffix(".json")
     )
     rng = np.random.default_rng(0)
-    reference = ood.fit(
+    reference = input_check.fit(
         rng.random((20, 4)), rng.random((20, 256)), np.arange(20) % 3, np.arange(20)
     )
-    ood.save(reference, ood.path_for(source))
+    input_check.save(reference, input_check.path_for(source))
     images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
 
     paths = export_all(source, tmp_path / "out", "cases", representative_images=images)
 
     exported = paths["keras"]
     assert model_mode(exported) == "mobilenet_v2" != model_mode(tmp_path / "none.keras")
-    assert ood.path_for(exported).read_bytes() == ood.path_for(source).read_bytes()
+    assert input_check.path_for(exported).read_bytes() == input_check.path_for(source).read_bytes()
     assert Predictor(exported).mode == "mobilenet_v2"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "model.json",

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lungct_utils import config
-from lungct_utils.app import model_card
+from lungct_utils.deploy import model_card
 
 CELL = "microscopy/astronomy/other modality: skimage cell (microscopy)"
 
@@ -69,7 +69,7 @@ def test_int8_goal_follows_the_accuracy_change(metrics):
     ],
 )
 def test_int8_goal_is_the_deployment_reports(f32_acc, int8_acc, status):
-    from lungct_utils.app.deployment import format_deployment
+    from lungct_utils.studies.deployment import format_deployment
 
     result = deployment(f32_acc, int8_acc)
     assert model_card.int8_status(model_card.int8_change(result)) == status

@@ -8,8 +8,8 @@ import nbformat
 import pytest
 
 from lungct_utils import config, report
-from lungct_utils.app.notebooks import clean, declared, notebook_paths, render_html
 from lungct_utils.io_utils import LungCTError
+from lungct_utils.runner import clean, declared, notebook_paths, render_html
 
 EXPECTED = [
     "01_eda",
@@ -273,7 +273,7 @@ def test_generated_reports_exist():
 
 @pytest.mark.slow
 def test_runner_is_quiet_and_names_the_failing_cell(tmp_path, monkeypatch, capfd):
-    from lungct_utils.app import notebooks as runner
+    from lungct_utils import runner
 
     good, bad = tmp_path / "01_good.ipynb", tmp_path / "02_bad.ipynb"
     for path, body in (

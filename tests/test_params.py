@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from lungct_utils import config, pipeline
-from lungct_utils.app.notebooks import declared, read_params
 from lungct_utils.io_utils import DataError, LungCTError
+from lungct_utils.runner import declared, read_params
 
 PARAMS = config.NOTEBOOKS / "params.yaml"
 NOTEBOOKS = sorted(config.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -135,7 +135,7 @@ def test_prepared_config_without_a_set_says_to_run_02(tmp_path):
 
 def test_one_notebook_takes_its_own_names_from_the_whole_params_file(tmp_path):
     """`report 05_cross_validation.ipynb --params ...`: names other notebooks declare are fine."""
-    from lungct_utils.app.notebooks import _parameters
+    from lungct_utils.runner import _parameters
 
     five = next(p for p in NOTEBOOKS if p.stem.startswith("05"))
     mine = tmp_path / "my.yaml"

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from lungct_utils.app import cli, gradcam, ood
-from lungct_utils.app.predict import Predictor, is_dicom, read_image, window_to_uint8
+from lungct_utils import cli, input_check
+from lungct_utils.deploy import gradcam
+from lungct_utils.deploy.predict import Predictor, is_dicom, read_image, window_to_uint8
 from lungct_utils.io_utils import DataError
 
 
@@ -135,15 +136,15 @@ def test_window_rejects_bad_width():
 def test_content_checks_name_blank_noise_and_tiny_images():
     rng = np.random.default_rng(0)
     grey = lambda a: Image.fromarray(a.astype(np.uint8), mode="L").convert("RGB")  # noqa: E731
-    assert ood.content_reason(grey(np.zeros((300, 300)))) == "blank image"
-    assert ood.content_reason(grey(np.full((300, 300), 255))) == "blank image"
-    assert ood.content_reason(grey(120 + rng.integers(0, 2, (300, 300)))) == "blank image"
-    assert ood.content_reason(grey(rng.integers(0, 256, (300, 300)))) == "pure noise"
-    assert ood.content_reason(grey(np.zeros((64, 90)))) == "too small: 90x64"
+    assert input_check.content_reason(grey(np.zeros((300, 300)))) == "blank image"
+    assert input_check.content_reason(grey(np.full((300, 300), 255))) == "blank image"
+    assert input_check.content_reason(grey(120 + rng.integers(0, 2, (300, 300)))) == "blank image"
+    assert input_check.content_reason(grey(rng.integers(0, 256, (300, 300)))) == "pure noise"
+    assert input_check.content_reason(grey(np.zeros((64, 90)))) == "too small: 90x64"
     ct_like = np.zeros((300, 300))
     ct_like[60:240, 50:250] = 90
     ct_like[100:200, 80:140] = 10
-    assert ood.content_reason(grey(ct_like)) == ""
+    assert input_check.content_reason(grey(ct_like)) == ""
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
@@ -194,7 +195,7 @@ def test_predict_cli_on_real_and_bad_inputs(trained_run, unusual, tmp_path, caps
     frame = pd.read_csv(out, keep_default_na=False)
     ok = frame[frame["error"] == ""]
     assert len(ok) == 26 and len(frame) == 28
-    assert "out_of_distribution" not in frame and set(ok["verdict"]) <= set(ood.VERDICTS)
+    assert "out_of_distribution" not in frame and set(ok["verdict"]) <= set(input_check.VERDICTS)
     assert (frame.loc[frame["error"] != "", "verdict"] == "").all()
     refused = ok["verdict"] == "not_ct"
     assert (ok.loc[refused, "prediction"] == "").all()
@@ -261,8 +262,8 @@ def _write_ct_formats(slices, folder):
 @pytest.mark.data
 @pytest.mark.weights
 def test_input_check_passes_ct_in_every_format_and_flags_what_is_not_ct(trained_run, tmp_path):
-    from lungct_utils.app.corpus import non_ct_corpus
-    from lungct_utils.app.predict import predict_files
+    from lungct_utils.corpus import non_ct_corpus
+    from lungct_utils.deploy.predict import predict_files
 
     predictor = Predictor(trained_run["path"])
     paths = _write_ct_formats(_release_slices(trained_run, 4), tmp_path / "ct")
@@ -278,7 +279,7 @@ def test_input_check_passes_ct_in_every_format_and_flags_what_is_not_ct(trained_
     _, checks = predictor([item.image for item in held])
     flagged = checks["reason"] != ""
     assert flagged.mean() >= 0.95, [i.name for i, f in zip(held, flagged, strict=True) if not f]
-    layers = {ood.layer(r) for r in checks["reason"]}
+    layers = {input_check.layer(r) for r in checks["reason"]}
     assert {"colour", "layout"} <= layers
 
 
@@ -287,7 +288,7 @@ def test_input_check_passes_ct_in_every_format_and_flags_what_is_not_ct(trained_
 def test_the_named_non_ct_images_get_a_reason(trained_run):
     import skimage.data
 
-    from lungct_utils.app.corpus import non_ct_corpus
+    from lungct_utils.corpus import non_ct_corpus
 
     predictor = Predictor(trained_run["path"])
     items = {i.name: i.image for i in non_ct_corpus(trained_run["images"][::200][:12])}
@@ -302,7 +303,9 @@ def test_the_named_non_ct_images_get_a_reason(trained_run):
     why = checks["reason"].tolist()
     assert why[0].startswith("colour image") and len(charts) >= 4 and len(texts) >= 3
     assert all(why), list(zip(names, why, strict=True))
-    assert ood.content_reason(Image.fromarray(np.zeros((300, 300), np.uint8))) == "blank image"
+    assert (
+        input_check.content_reason(Image.fromarray(np.zeros((300, 300), np.uint8))) == "blank image"
+    )
 
 
 def _case_slices(trained_run, n_min=4):
@@ -366,7 +369,7 @@ def test_predict_study_answers_once_per_patient(trained_run, unusual, tmp_path, 
     assert mixed_slices.loc[str(mixed / "cat.png"), "verdict"] == "not_ct", why
     assert mixed_slices.loc[str(mixed / "cat.png"), "prediction"] == ""  # refused: no class
     assert mixed_slices.loc[str(mixed / "broken.jpg"), "verdict"] == ""  # not checked
-    has_ct_layer = "ct_threshold" in ood.load(ood.path_for(trained_run["path"]))
+    has_ct_layer = "ct_threshold" in input_check.load(input_check.path_for(trained_run["path"]))
     photo = mixed_slices.loc[str(mixed / "photo.png"), "verdict"]
     assert photo == ("not_ct" if has_ct_layer else "ct_unlike_training"), why
     refused = 1 + (photo == "not_ct")
@@ -408,7 +411,7 @@ def test_predict_refuses_before_any_work_when_it_cannot_write(tmp_path, capsys):
 
 
 def test_collect_finds_dicom_by_header_not_only_by_suffix(tmp_path, monkeypatch):
-    from lungct_utils.app import predict
+    from lungct_utils.deploy import predict
 
     study = tmp_path / "study"
     (study / "series").mkdir(parents=True)
@@ -490,7 +493,7 @@ def _planted(verdicts, unreadable=0, probs=None, folder="study"):
 def test_a_study_answers_only_when_three_and_half_of_its_slices_pass(
     verdicts, unreadable, answered, reason
 ):
-    from lungct_utils.app.predict import study_row
+    from lungct_utils.deploy.predict import study_row
 
     row = study_row(_planted(verdicts, unreadable), Path("study"))
     n = len(verdicts) + unreadable
@@ -513,7 +516,7 @@ def test_a_study_answers_only_when_three_and_half_of_its_slices_pass(
 
 
 def test_a_study_answer_is_the_mean_log_probability_of_its_passing_slices():
-    from lungct_utils.app.predict import format_study, study_row
+    from lungct_utils.deploy.predict import format_study, study_row
     from lungct_utils.evaluate import study_probabilities
 
     passing = [(0.2, 0.1, 0.7), (0.5, 0.1, 0.4), (0.3, 0.3, 0.4), (0.1, 0.1, 0.8)]
@@ -542,7 +545,7 @@ def test_a_study_answer_is_the_mean_log_probability_of_its_passing_slices():
 
 
 def test_a_study_without_slices_or_readable_slices_has_no_answer():
-    from lungct_utils.app.predict import study_row
+    from lungct_utils.deploy.predict import study_row
 
     empty = study_row(pd.DataFrame(columns=["path", "prediction", "error"]), Path("empty"))
     assert (empty["prediction"], empty["verdict"], empty["slices"]) == ("", "", 0)
@@ -553,7 +556,7 @@ def test_a_study_without_slices_or_readable_slices_has_no_answer():
 
 
 def test_study_row_rejects_bad_arguments_and_old_rows():
-    from lungct_utils.app.predict import study_row
+    from lungct_utils.deploy.predict import study_row
 
     frame = _planted(["ok"] * 3)
     with pytest.raises(ValueError, match="min_slices must be an integer >= 1, got 0"):
@@ -571,7 +574,7 @@ def test_study_row_rejects_bad_arguments_and_old_rows():
 
 
 def test_the_table_refuses_non_ct_slices_and_warns_for_unlike_ones():
-    from lungct_utils.app.predict import format_table
+    from lungct_utils.deploy.predict import format_table
 
     frame = _planted(["ok", "ct_unlike_training", "not_ct"], unreadable=1)
     lines = format_table(frame).splitlines()
@@ -591,7 +594,7 @@ def test_the_table_refuses_non_ct_slices_and_warns_for_unlike_ones():
 
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_saved_results_carry_the_verdict_of_each_slice_and_study(tmp_path, suffix):
-    from lungct_utils.app.predict import save_results, study_row
+    from lungct_utils.deploy.predict import save_results, study_row
 
     frames = {
         "a": _planted(["ok", "ok", "ct_unlike_training", "not_ct"], 1, folder="a"),
@@ -642,7 +645,7 @@ def test_gradcam_map_has_image_size_and_structure(trained_run):
 def test_tflite_exports_match_keras(trained_run, tmp_path):
     import keras
 
-    from lungct_utils.app.export import export_all
+    from lungct_utils.deploy.export import export_all
     from lungct_utils.features import LiteRTModel
     from lungct_utils.images import scale
 

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lungct_utils import pipeline
-from lungct_utils.app import cli
+from lungct_utils import cli, pipeline
 from lungct_utils.augment import plan_augmentation, render
 from lungct_utils.config import HONEST_PROTOCOLS, PAPER, PROTOCOLS, STATED_CASES
 from lungct_utils.data import verify_release

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from lungct_utils import external
-from lungct_utils.app import cli, predict, validate
+from lungct_utils import cli, external
 from lungct_utils.config import CLASSES
+from lungct_utils.deploy import predict, validate
 from lungct_utils.evaluate import expected_calibration_error
 from lungct_utils.images import resize_rgb
 

@@ -9,7 +9,7 @@
      slices against images that are not. Its CT side is the training slices *and*
      transforms of them that simulate other scanners and hospitals (:mod:`lungct_utils.shift`:
      window and level, contrast, gamma, noise, blur, scale, shift, framing); its other side
-     is the design part of the non-CT corpus (:mod:`lungct_utils.app.corpus`). The
+     is the design part of the non-CT corpus (:mod:`lungct_utils.corpus`). The
      threshold refuses :data:`CT_RATE` of **held-out patients'** slices and their
      transforms (grouped folds). No image of an external set takes part.
 
@@ -40,13 +40,12 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from .. import shift
-from ..audit import centered_unit, thumbnails
-from ..features import cached_features
-from ..images import resize_rgb
-from ..io_utils import atomic_path
-from ..splits import group_kfold
-from . import corpus
+from . import corpus, shift
+from .audit import centered_unit, thumbnails
+from .features import cached_features
+from .images import resize_rgb
+from .io_utils import atomic_path
+from .splits import group_kfold
 
 #: Images smaller than this on either side are too small to be a CT slice (the release's
 #: smallest side is 331 pixels).
@@ -196,7 +195,7 @@ def reference(features: np.ndarray, layout: np.ndarray) -> dict:
     features = np.asarray(features, dtype=np.float32)
     if len(features) != len(layout) or len(features) < 2:
         raise ValueError(
-            f"ood.reference: needs as many layouts as features (>= 2), got {len(features)} "
+            f"input_check.reference: needs as many layouts as features (>= 2), got {len(features)} "
             f"features and {len(layout)} layouts"
         )
     mean = features.mean(axis=0)
@@ -283,7 +282,7 @@ def fit(
     """
     for name, rate in (("layout_rate", layout_rate), ("feature_rate", feature_rate)):
         if not 0 < rate < 0.5:
-            raise ValueError(f"ood.fit: {name} must be in (0, 0.5), got {rate!r}")
+            raise ValueError(f"input_check.fit: {name} must be in (0, 0.5), got {rate!r}")
     features, layout = np.asarray(features, np.float32), np.asarray(layout, np.float32)
     held = held_out_distances(features, layout, y, groups, n_folds, seed)
     ref = reference(features, layout)
@@ -389,7 +388,7 @@ def fit_ct(
         and ``ct_rate``; merge it into a :func:`fit` reference.
     """
     if not 0 < rate < 0.5:
-        raise ValueError(f"ood.fit_ct: rate must be in (0, 0.5), got {rate!r}")
+        raise ValueError(f"input_check.fit_ct: rate must be in (0, 0.5), got {rate!r}")
     ct, non_ct = np.asarray(ct, np.float64), np.asarray(non_ct, np.float64)
     if (
         not len(ct) == len(ct_y) == len(ct_groups)
@@ -397,7 +396,7 @@ def fit_ct(
         or not len(non_ct)
     ):
         raise ValueError(
-            f"ood.fit_ct: got {len(ct)} CT rows for {len(ct_y)} labels and "
+            f"input_check.fit_ct: got {len(ct)} CT rows for {len(ct_y)} labels and "
             f"{len(ct_groups)} groups, "
             f"{len(non_ct)} non-CT rows for {len(non_ct_items)} items (needs >= 1)"
         )
@@ -536,7 +535,7 @@ def layer(reason: str) -> str:
         return "features"
     if reason.startswith("too small") or reason in ("blank image", "pure noise"):
         return "content"
-    raise ValueError(f"ood.layer: not a reason of this input check: {reason!r}")
+    raise ValueError(f"input_check.layer: not a reason of this input check: {reason!r}")
 
 
 def verdict(reason: str) -> str:

@@ -25,17 +25,23 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from .. import config
+from ..deploy.export import (
+    INT8_GOAL_POINTS,
+    N_REPRESENTATIVE,
+    export_all,
+    int8_met,
+    model_mode,
+    quantize_int8,
+    split_images,
+)
 from ..features import LiteRTModel
 from ..images import label_indices, scale
 from ..io_utils import provenance, write_text
 from ..model import model_info
-from .export import N_REPRESENTATIVE, export_all, model_mode, quantize_int8, split_images
 
 #: The ``calibration`` of the int8 rows of :func:`calibration_study`: the TFLite converter's
 #: activation ranges, each activation's minimum and maximum over the representative images.
 INT8_CALIBRATION = "int8, min/max"
-#: The int8 file's goal: accuracy at most this many points below the float32 file's.
-INT8_GOAL_POINTS = 1.0
 
 
 def _float_row(scored: dict) -> dict:
@@ -220,7 +226,7 @@ def keras_latency_subprocess(model_path: Path, threads: int, runs: int) -> float
     env = dict(os.environ, LUNGCT_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
     code = (
         "import json,sys,numpy as np;from lungct_utils import train;train.setup(0);"
-        "import keras,tensorflow as tf;from lungct_utils.app.deployment import _median_latency;"
+        "import keras,tensorflow as tf;from lungct_utils.studies.deployment import _median_latency;"
         f"m=keras.models.load_model({str(model_path)!r},compile=False);"
         "f=tf.function(lambda b: m(b,training=False),reduce_retracing=True);"
         "x=np.random.default_rng(0).random((8,224,224,3),dtype=np.float32);"
@@ -371,21 +377,6 @@ def _format_table(result: dict) -> list[str]:
             f"{r['max_abs_prob_diff_vs_keras']:.4f} |"
         )
     return [*lines, ""]
-
-
-def int8_met(change: float) -> bool:
-    """Whether an int8 file meets its goal: at most :data:`INT8_GOAL_POINTS` below float32.
-
-    The change is rounded to 9 decimals first: losing exactly one image in a hundred
-    computes to -1.0000000000000009 points and must meet a 1-point goal.
-
-    Args:
-        change: int8 accuracy minus float32 accuracy, in points.
-
-    Returns:
-        True when the goal is met.
-    """
-    return round(change, 9) >= -INT8_GOAL_POINTS
 
 
 def _int8_verdicts(result: dict) -> list[str]:

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import external
+from .. import external, input_check
 from ..config import CLASSES
 from ..evaluate import ECE_BINS, cluster_intervals, rate_interval, weighted_auc_ovr
 from ..images import resize_rgb
-from . import ood, predict
+from . import predict
 
 #: Bootstrap replicates of the intervals.
 N_BOOT = 2000
@@ -328,7 +328,7 @@ def _confusion(frame: pd.DataFrame, by: str) -> dict:
 def _input_check(scored: pd.DataFrame, seed: int, n_boot: int) -> dict:
     """Counts of the input check's verdicts, layers, and verdicts per true class; the shares
     refused (``not_ct``) and warned (``ct_unlike_training``), with intervals over the proxy."""
-    layers = [ood.layer(r) or "none" for r in scored["reason"]]
+    layers = [input_check.layer(r) or "none" for r in scored["reason"]]
     shares = {}
     for key, verdict in (("refused_share", "not_ct"), ("unlike_share", "ct_unlike_training")):
         flags = scored["verdict"].to_numpy() == verdict
@@ -337,10 +337,10 @@ def _input_check(scored: pd.DataFrame, seed: int, n_boot: int) -> dict:
             shares[key] = {"value": rate["rate"], "ci95": rate["ci95"]}
     return {
         **shares,
-        "verdict": _counts(scored["verdict"], ood.VERDICTS),
-        "layer": _counts(layers, ["none", *ood.LAYERS]),
+        "verdict": _counts(scored["verdict"], input_check.VERDICTS),
+        "layer": _counts(layers, ["none", *input_check.LAYERS]),
         "verdict_by_class": {
-            c: _counts(scored.loc[scored["class"] == c, "verdict"], ood.VERDICTS)
+            c: _counts(scored.loc[scored["class"] == c, "verdict"], input_check.VERDICTS)
             for c in CLASSES
             if (scored["class"] == c).any()
         },
@@ -366,7 +366,7 @@ def summarise(
 
     Args:
         scan_frame: from :func:`lungct_utils.external.scan`.
-        rows: :func:`lungct_utils.app.predict.predict_files` rows of (at least) the distinct
+        rows: :func:`lungct_utils.deploy.predict.predict_files` rows of (at least) the distinct
             slices' paths (``kept["path"]`` of :func:`lungct_utils.external.distinct`).
         seed: bootstrap seed.
         proxy: the case proxy of each distinct slice, or None to compute it
@@ -439,7 +439,7 @@ def evaluate_folder(
     """Scan a labelled folder, predict each distinct slice once and summarise.
 
     Args:
-        predictor: a loaded :class:`~lungct_utils.app.predict.Predictor`.
+        predictor: a loaded :class:`~lungct_utils.deploy.predict.Predictor`.
         root: the labelled folder.
         prefixes: folder-name prefix -> class.
         seed: bootstrap seed.

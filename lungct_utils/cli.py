@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import config
-from ..audit import duplicate_groups
-from ..config import CLASSES
-from ..io_utils import LungCTError, console
+from . import config
+from .audit import duplicate_groups
+from .config import CLASSES
+from .io_utils import LungCTError, console
 
 #: Commands that load TensorFlow: what it prints goes to ``.cache/logs/<command>.log``.
 LOGGED = ("prepare", "predict", "export", "deployment", "benchmark", "finetune")
@@ -84,7 +84,7 @@ def format_summary(summary: dict) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ..data import read_reference, verify_release
+    from .data import read_reference, verify_release
 
     root = Path(args.data_dir) if args.data_dir else config.data_dir()
     reference = read_reference(Path(args.manifest))
@@ -103,8 +103,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from ..data import MANIFEST_COLUMNS, load_manifest
-    from ..io_utils import write_csv
+    from .data import MANIFEST_COLUMNS, load_manifest
+    from .io_utils import write_csv
 
     manifest = load_manifest(Path(args.data_dir), progress=not args.quiet)
     manifest = manifest[MANIFEST_COLUMNS].sort_values(["label", "path"], kind="stable")
@@ -114,7 +114,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from ..fetch import fetch_release
+    from .fetch import fetch_release
 
     dest = fetch_release(args.source, Path(args.dest), progress=not args.quiet)
     print(f"release ready and verified: {dest}")
@@ -122,7 +122,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from ..pipeline import prepare
+    from .pipeline import prepare
 
     table = prepare(config.PAPER.with_overrides(seed=args.seed), progress=not args.quiet)
     print(
@@ -133,21 +133,21 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import main as bench
+    from .studies.benchmark import main as bench
 
     bench(progress=not args.quiet, output=Path(args.output) if args.output else None)
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .notebooks import run_all
+    from .runner import run_all
 
     run_all(args.notebooks or None, params_file=Path(args.params) if args.params else None)
     return 0
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
-    from .. import drift
+    from . import drift
 
     current = Path(args.current) if args.current else None
     written = drift.write(Path(args.reference), current, tuple(args.skip))
@@ -195,7 +195,7 @@ def _predict_usage_problem(args: argparse.Namespace) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import (
+    from .deploy.predict import (
         Predictor,
         collect,
         format_study,
@@ -246,8 +246,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _evaluate_usage_problem(args: argparse.Namespace, prefixes) -> str:
     """Why ``evaluate`` cannot run ("" when it can), checked before the model loads."""
-    from ..external import find
-    from ..io_utils import DataError
+    from .external import find
+    from .io_utils import DataError
 
     try:
         find(Path(args.root), prefixes)  # the folder exists and holds class folders
@@ -263,8 +263,8 @@ def _evaluate_usage_problem(args: argparse.Namespace, prefixes) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..external import DEFAULT_PREFIXES, parse_classes
-    from ..io_utils import write_json
+    from .external import DEFAULT_PREFIXES, parse_classes
+    from .io_utils import write_json
 
     try:
         prefixes = parse_classes(args.classes) if args.classes is not None else DEFAULT_PREFIXES
@@ -276,8 +276,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     with console(LOGS / "evaluate.log", python_too=False):  # TensorFlow's logging to a file
-        from .predict import Predictor
-        from .validate import evaluate_folder, format_summary
+        from .deploy.predict import Predictor
+        from .deploy.validate import evaluate_folder, format_summary
 
         predictor = Predictor(Path(args.model))
         report = evaluate_folder(predictor, Path(args.root), prefixes, args.seed)
@@ -290,7 +290,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_all
+    from .deploy.export import export_all
 
     paths = export_all(Path(args.model), Path(args.outdir), args.protocol)
     for name, path in paths.items():
@@ -299,7 +299,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from .finetune import run
+    from .studies.finetune import run
 
     row = run(progress=not args.quiet)
     print(f"{row['name']}: macro-F1 {row['macro_f1']:.4f}, {row['train_seconds']:.0f} s per fold")
@@ -307,8 +307,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment(args: argparse.Namespace) -> int:
-    from .deployment import main as deploy
-    from .model_card import main as card
+    from .deploy.model_card import main as card
+    from .studies.deployment import main as deploy
 
     deploy(Path(args.model), Path(args.outdir), args.protocol, study=args.study)
     if args.study:

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from lungct_utils import evaluate
-from lungct_utils.app import ood
+from lungct_utils import evaluate, input_check
 
 
 def _phantom(rng, size=224, contrast=1.0, offset=0.0):
@@ -25,33 +24,33 @@ def _phantom(rng, size=224, contrast=1.0, offset=0.0):
 
 def test_colour_layer_flags_colour_pictures_only():
     grey = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (200, 1))
-    assert ood.colour_reason(Image.fromarray(grey).convert("RGB")) == ""
+    assert input_check.colour_reason(Image.fromarray(grey).convert("RGB")) == ""
     buf = io.BytesIO()  # a grey picture saved as a colour JPEG keeps a little chroma noise
     Image.fromarray(grey).convert("RGB").save(buf, format="JPEG", quality=70)
-    assert ood.colour_reason(Image.open(buf)) == ""
+    assert input_check.colour_reason(Image.open(buf)) == ""
     colour = np.stack([grey, grey[::-1], np.full_like(grey, 90)], axis=2)
-    assert ood.colour_reason(Image.fromarray(colour)).startswith("colour image (")
+    assert input_check.colour_reason(Image.fromarray(colour)).startswith("colour image (")
     dot = np.stack([grey] * 3, axis=2).copy()
     dot[:10, :10] = (255, 0, 0)  # a small coloured mark (0.2% of pixels) is not a colour picture
-    assert ood.colour_reason(Image.fromarray(dot)) == ""
+    assert input_check.colour_reason(Image.fromarray(dot)) == ""
 
 
 def test_layout_ignores_contrast_but_not_inversion():
     rng = np.random.default_rng(0)
     ct = _phantom(rng)
     dimmer = _phantom(np.random.default_rng(0), contrast=0.3, offset=60)
-    a, b, inv = ood.layouts(np.stack([ct, dimmer, 255 - ct]))
+    a, b, inv = input_check.layouts(np.stack([ct, dimmer, 255 - ct]))
     assert np.abs(a - b).max() < 0.05
     assert np.sqrt(((a - inv) ** 2).mean()) > 0.5
-    assert ood.layouts(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 256)
+    assert input_check.layouts(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 256)
 
 
 def test_layout_distance_is_the_nearest_reference():
     rng = np.random.default_rng(1)
     ref, query = rng.random((30, 256)), rng.random((7, 256))
     brute = np.sqrt(((query[:, None] - ref[None]) ** 2).mean(axis=2).min(axis=1))
-    np.testing.assert_allclose(ood.layout_distance(query, ref, chunk=3), brute, atol=1e-5)
-    assert ood.layout_distance(ref[:4], ref).max() < 1e-3
+    np.testing.assert_allclose(input_check.layout_distance(query, ref, chunk=3), brute, atol=1e-5)
+    assert input_check.layout_distance(ref[:4], ref).max() < 1e-3
 
 
 def _training_set(rng, n_cases=30, per_case=4):
@@ -64,32 +63,34 @@ def _training_set(rng, n_cases=30, per_case=4):
 def test_fit_calibrates_on_held_out_cases():
     rng = np.random.default_rng(2)
     images, feats, y, groups = _training_set(rng)
-    layout = ood.layouts(images)
-    ref = ood.fit(feats, layout, y, groups, layout_rate=0.1, feature_rate=0.2, seed=3)
-    held = ood.held_out_distances(feats, layout, y, groups, seed=3)
+    layout = input_check.layouts(images)
+    ref = input_check.fit(feats, layout, y, groups, layout_rate=0.1, feature_rate=0.2, seed=3)
+    held = input_check.held_out_distances(feats, layout, y, groups, seed=3)
     assert float(ref["threshold"]) == pytest.approx(np.quantile(held["feature_distance"], 0.8))
     assert float(ref["layout_threshold"]) == pytest.approx(
         np.quantile(held["layout_distance"], 0.9)
     )
     # held out: never the own case; every fold holds whole cases
     assert held.groupby(groups)["fold"].nunique().max() == 1
-    in_sample = ood.distances(feats, layout, ref)
+    in_sample = input_check.distances(feats, layout, ref)
     assert in_sample["ct_score"].isna().all()  # no ct layer without fit_ct
     distance = in_sample[["layout_distance", "feature_distance"]].to_numpy()
     assert distance.max() < 1e-3 < held["feature_distance"].min()
     for bad in (0, 0.5, -1):
         with pytest.raises(ValueError, match=repr(bad)):
-            ood.fit(feats, layout, y, groups, layout_rate=bad)
+            input_check.fit(feats, layout, y, groups, layout_rate=bad)
         with pytest.raises(ValueError, match=f"feature_rate must be in .*{bad!r}"):
-            ood.fit(feats, layout, y, groups, feature_rate=bad)
+            input_check.fit(feats, layout, y, groups, feature_rate=bad)
     with pytest.raises(ValueError, match="as many layouts"):
-        ood.reference(feats, layout[:5])
+        input_check.reference(feats, layout[:5])
 
 
 def test_layers_fire_in_order_and_name_themselves():
     rng = np.random.default_rng(4)
     images, feats, y, groups = _training_set(rng)
-    ref = ood.fit(feats, ood.layouts(images), y, groups, layout_rate=0.05, feature_rate=0.05)
+    ref = input_check.fit(
+        feats, input_check.layouts(images), y, groups, layout_rate=0.05, feature_rate=0.05
+    )
     ct = Image.fromarray(_phantom(rng))
     photo = Image.fromarray(np.stack([np.full((224, 224), 40, np.uint8)] * 3, axis=2))
     tiny = ct.resize((60, 60))
@@ -101,25 +102,25 @@ def test_layers_fire_in_order_and_name_themselves():
             "feature_distance": [0.0, 9.0, 9.0, 9.0, 0.0],
         }
     )
-    why = ood.reasons(candidates, dist, ref)
+    why = input_check.reasons(candidates, dist, ref)
     assert why[0] == ""
     assert why[1].startswith("far from training slices (feature distance 9.00 >")
     assert why[2] == "blank image"  # content wins over every distance
     assert why[3] == "too small: 60x60"
     assert why[4].startswith("unlike the training slices' layout (distance 9.00 >")
-    assert [ood.layer(w) for w in why] == ["", "features", "content", "content", "layout"]
+    assert [input_check.layer(w) for w in why] == ["", "features", "content", "content", "layout"]
     verdicts = ["ok", "ct_unlike_training", "not_ct", "not_ct", "ct_unlike_training"]
-    assert [ood.verdict(w) for w in why] == verdicts
-    assert ood.reasons(candidates, None, None)[:3] == ["", "", "blank image"]
+    assert [input_check.verdict(w) for w in why] == verdicts
+    assert input_check.reasons(candidates, None, None)[:3] == ["", "", "blank image"]
 
 
 def test_reference_round_trips(tmp_path):
     rng = np.random.default_rng(5)
     images, feats, y, groups = _training_set(rng, n_cases=12)
-    ref = ood.fit(feats, ood.layouts(images), y, groups)
-    path = ood.save(ref, ood.path_for(tmp_path / "run.keras"))
+    ref = input_check.fit(feats, input_check.layouts(images), y, groups)
+    path = input_check.save(ref, input_check.path_for(tmp_path / "run.keras"))
     assert path.name == "run.ood.npz"
-    back = ood.load(path)
+    back = input_check.load(path)
     keys = {"mean", "reference", "layout_reference", "threshold", "layout_threshold"}
     keys |= {"layout_rate", "feature_rate"}
     assert set(back) == keys
@@ -160,9 +161,9 @@ def test_threshold_reflects_other_patients_not_near_copies_in_the_own_case():
     centres = rng.normal(size=(20, 64))
     x = np.repeat(centres, 5, axis=0) + 0.01 * rng.normal(size=(100, 64))
     layout = np.repeat(rng.random((20, 256)), 5, axis=0)
-    ref = ood.fit(x, layout, np.arange(100) % 3, np.repeat(np.arange(20), 5))
+    ref = input_check.fit(x, layout, np.arange(100) % 3, np.repeat(np.arange(20), 5))
     assert ref["threshold"] > 0.5 and ref["layout_threshold"] > 0.2
-    near = ood.distances(x[:5], layout[:5], ref)[["layout_distance", "feature_distance"]]
+    near = input_check.distances(x[:5], layout[:5], ref)[["layout_distance", "feature_distance"]]
     assert near.to_numpy().max() < 0.01
 
 
@@ -179,8 +180,8 @@ def _ct_data(seed=0, n_groups=20, per_group=3, n_items=15, views=2, dim=6):
 
 def test_fit_ct_threshold_is_the_rate_quantile_of_held_out_ct_scores():
     ct, y, groups, non_ct, items = _ct_data()
-    out = ood.fit_ct(ct, y, groups, non_ct, items, rate=0.1, seed=2)
-    held, held_non = ood.held_out_ct_scores(ct, y, groups, non_ct, items, seed=2)
+    out = input_check.fit_ct(ct, y, groups, non_ct, items, rate=0.1, seed=2)
+    held, held_non = input_check.held_out_ct_scores(ct, y, groups, non_ct, items, seed=2)
     assert out["ct_threshold"] == pytest.approx(np.quantile(held, 0.1))
     assert out["ct_rate"] == pytest.approx(0.1)
     assert held.shape == (len(ct),) and held_non.shape == (len(non_ct),)
@@ -189,7 +190,7 @@ def test_fit_ct_threshold_is_the_rate_quantile_of_held_out_ct_scores():
     assert np.median(held) > 0.8 > 0.2 > np.median(held_non)
     assert np.mean(held < out["ct_threshold"]) <= 0.1 + 1 / len(held)
     # another rate, another quantile of the same held-out scores
-    low = ood.fit_ct(ct, y, groups, non_ct, items, rate=0.02, seed=2)
+    low = input_check.fit_ct(ct, y, groups, non_ct, items, rate=0.02, seed=2)
     assert low["ct_threshold"] == pytest.approx(np.quantile(held, 0.02))
     assert low["ct_threshold"] <= out["ct_threshold"]
 
@@ -200,17 +201,17 @@ def test_ct_scores_are_the_standardised_logistic_regression():
     from sklearn.preprocessing import StandardScaler
 
     ct, y, groups, non_ct, items = _ct_data(seed=1)
-    out = ood.fit_ct(ct, y, groups, non_ct, items)
+    out = input_check.fit_ct(ct, y, groups, non_ct, items)
     x = np.vstack([ct, non_ct])
     target = np.r_[np.ones(len(ct)), np.zeros(len(non_ct))]
-    clf = LogisticRegression(C=ood.CT_C, class_weight="balanced", max_iter=5000)
+    clf = LogisticRegression(C=input_check.CT_C, class_weight="balanced", max_iter=5000)
     pipe = make_pipeline(StandardScaler(), clf).fit(x, target)
     query = np.random.default_rng(9).normal(size=(25, ct.shape[1])) * 2
     np.testing.assert_allclose(
-        ood.ct_scores(query, out), pipe.predict_proba(query)[:, 1], rtol=1e-6, atol=1e-9
+        input_check.ct_scores(query, out), pipe.predict_proba(query)[:, 1], rtol=1e-6, atol=1e-9
     )
     # extreme logits do not overflow
-    far = ood.ct_scores(np.array([[1e6] + [0] * 5, [-1e6] + [0] * 5]), out)
+    far = input_check.ct_scores(np.array([[1e6] + [0] * 5, [-1e6] + [0] * 5]), out)
     assert far[0] == pytest.approx(1.0) and far[1] == pytest.approx(0.0)
 
 
@@ -218,11 +219,11 @@ def test_held_out_ct_scores_come_from_a_classifier_that_never_saw_the_case():
     from lungct_utils.splits import group_kfold
 
     ct, y, groups, non_ct, items = _ct_data()
-    base, _ = ood.held_out_ct_scores(ct, y, groups, non_ct, items)
+    base, _ = input_check.held_out_ct_scores(ct, y, groups, non_ct, items)
     # the other slices of row 0's case change: its score does not (they are in its test fold)
     moved = ct.copy()
     moved[1:3] += 5.0
-    again, _ = ood.held_out_ct_scores(moved, y, groups, non_ct, items)
+    again, _ = input_check.held_out_ct_scores(moved, y, groups, non_ct, items)
     assert again[0] == pytest.approx(base[0], abs=1e-12)
     assert not np.allclose(again[3:], base[3:])  # the other folds trained on the moved rows
     # an odd slice (non-CT-like, with a feature no other row has) and one copy of it:
@@ -231,22 +232,22 @@ def test_held_out_ct_scores_come_from_a_classifier_that_never_saw_the_case():
     ct[0] = odd
     same_case, other_case = ct.copy(), ct.copy()
     same_case[1] = odd  # in its own case: never trained on while scoring row 0
-    fold = group_kfold(y, groups, ood.CALIBRATION_FOLDS, 0)
+    fold = group_kfold(y, groups, input_check.CALIBRATION_FOLDS, 0)
     other = next(i for i in range(len(ct)) if fold[i] != fold[0])
     other_case[other] = odd  # in another fold's case: trained on while scoring row 0
-    held_same, _ = ood.held_out_ct_scores(same_case, y, groups, non_ct, items)
-    held_other, _ = ood.held_out_ct_scores(other_case, y, groups, non_ct, items)
+    held_same, _ = input_check.held_out_ct_scores(same_case, y, groups, non_ct, items)
+    held_other, _ = input_check.held_out_ct_scores(other_case, y, groups, non_ct, items)
     assert held_same[0] < 0.5 < held_other[0]
 
 
 def test_held_out_ct_scores_keep_the_views_of_a_non_ct_item_together():
     ct, y, groups, non_ct, items = _ct_data()
-    _, base = ood.held_out_ct_scores(ct, y, groups, non_ct, items)
+    _, base = input_check.held_out_ct_scores(ct, y, groups, non_ct, items)
     moved = non_ct.copy()
     moved[items == 4] += np.r_[5.0, np.zeros(non_ct.shape[1] - 1)]
     first = np.flatnonzero(items == 4)[0]
     moved[first] = non_ct[first]  # one view kept: the other view of its item moved
-    _, again = ood.held_out_ct_scores(ct, y, groups, moved, items)
+    _, again = input_check.held_out_ct_scores(ct, y, groups, moved, items)
     assert again[first] == pytest.approx(base[first], abs=1e-12)
 
 
@@ -254,26 +255,26 @@ def test_held_out_ct_scores_keep_the_views_of_a_non_ct_item_together():
 def test_fit_ct_refuses_a_bad_rate(rate):
     ct, y, groups, non_ct, items = _ct_data()
     with pytest.raises(ValueError, match=f"rate must be in .*{rate!r}"):
-        ood.fit_ct(ct, y, groups, non_ct, items, rate=rate)
+        input_check.fit_ct(ct, y, groups, non_ct, items, rate=rate)
 
 
 def test_fit_ct_refuses_mismatched_lengths():
     ct, y, groups, non_ct, items = _ct_data()
     with pytest.raises(ValueError, match="60 CT rows for 60 labels and 59 groups"):
-        ood.fit_ct(ct, y, groups[:-1], non_ct, items)
+        input_check.fit_ct(ct, y, groups[:-1], non_ct, items)
     with pytest.raises(ValueError, match="60 CT rows for 59 labels and 60 groups"):
-        ood.fit_ct(ct, y[:-1], groups, non_ct, items)
+        input_check.fit_ct(ct, y[:-1], groups, non_ct, items)
     with pytest.raises(ValueError, match="30 non-CT rows for 29 items"):
-        ood.fit_ct(ct, y, groups, non_ct, items[:-1])
+        input_check.fit_ct(ct, y, groups, non_ct, items[:-1])
     with pytest.raises(ValueError, match="0 non-CT rows"):
-        ood.fit_ct(ct, y, groups, non_ct[:0], items[:0])
+        input_check.fit_ct(ct, y, groups, non_ct[:0], items[:0])
 
 
 CT_REF = {"ct_threshold": 0.5, "layout_threshold": 0.3, "threshold": 0.4}
 
 
 def _dist(rows):
-    return pd.DataFrame(rows, columns=list(ood.CHECK_COLUMNS))
+    return pd.DataFrame(rows, columns=list(input_check.CHECK_COLUMNS))
 
 
 def test_each_layer_gives_its_verdict():
@@ -290,16 +291,16 @@ def test_each_layer_gives_its_verdict():
             (0.1, 0.9, 0.9),  # content before ct
         ]
     )
-    why = ood.distance_reasons(first, dist, CT_REF)
+    why = input_check.distance_reasons(first, dist, CT_REF)
     assert why[0] == "" and why[5] == ""
     assert why[1] == "not a CT slice (CT score 0.200 < 0.500)"
     assert why[2].startswith("not a CT slice")
     assert why[3] == "unlike the training slices' layout (distance 0.90 > 0.30)"
     assert why[4] == "far from training slices (feature distance 0.90 > 0.40)"
     assert why[6:] == first[6:]
-    layers = [ood.layer(w) for w in why]
+    layers = [input_check.layer(w) for w in why]
     assert layers == ["", "ct", "ct", "layout", "features", "", "colour", "content"]
-    verdicts = [ood.verdict(w) for w in why]
+    verdicts = [input_check.verdict(w) for w in why]
     assert verdicts == [
         "ok",
         "not_ct",
@@ -310,12 +311,14 @@ def test_each_layer_gives_its_verdict():
         "not_ct",
         "not_ct",
     ]
-    assert set(verdicts) <= set(ood.VERDICTS)
-    assert set(ood.NOT_CT_LAYERS) | set(ood.UNLIKE_LAYERS) == set(ood.LAYERS)
-    assert not set(ood.NOT_CT_LAYERS) & set(ood.UNLIKE_LAYERS)
-    for name in ood.LAYERS:
-        assert (name in ood.NOT_CT_LAYERS) == (name in ("content", "colour", "ct"))
-    assert ood.distance_reasons(first, None, None) == first
+    assert set(verdicts) <= set(input_check.VERDICTS)
+    assert set(input_check.NOT_CT_LAYERS) | set(input_check.UNLIKE_LAYERS) == set(
+        input_check.LAYERS
+    )
+    assert not set(input_check.NOT_CT_LAYERS) & set(input_check.UNLIKE_LAYERS)
+    for name in input_check.LAYERS:
+        assert (name in input_check.NOT_CT_LAYERS) == (name in ("content", "colour", "ct"))
+    assert input_check.distance_reasons(first, None, None) == first
 
 
 def test_reasons_read_the_images_first():
@@ -324,40 +327,40 @@ def test_reasons_read_the_images_first():
     grey = _phantom(rng)[..., 0]
     colour = Image.fromarray(np.stack([grey, grey[::-1], np.full_like(grey, 90)], axis=2))
     dist = _dist([(0.1, 0.0, 0.0), (0.9, 0.0, 0.0), (0.1, 0.0, 0.0)])
-    why = ood.reasons([ct, ct, colour], dist, CT_REF)
+    why = input_check.reasons([ct, ct, colour], dist, CT_REF)
     assert why[0].startswith("not a CT slice") and why[1] == ""
-    assert ood.layer(why[2]) == "colour"
+    assert input_check.layer(why[2]) == "colour"
 
 
 def test_a_reference_without_the_ct_layer_never_refuses_by_it():
     rng = np.random.default_rng(8)
     images, feats, y, groups = _training_set(rng, n_cases=12)
-    ref = ood.fit(feats, ood.layouts(images), y, groups)
+    ref = input_check.fit(feats, input_check.layouts(images), y, groups)
     assert "ct_threshold" not in ref
-    dist = ood.distances(feats[:6], ood.layouts(images[:6]), ref)
-    assert list(dist.columns) == list(ood.CHECK_COLUMNS)
+    dist = input_check.distances(feats[:6], input_check.layouts(images[:6]), ref)
+    assert list(dist.columns) == list(input_check.CHECK_COLUMNS)
     assert dist["ct_score"].isna().all()
-    why = ood.distance_reasons([""] * 6, dist, ref)
-    assert all(ood.layer(w) != "ct" for w in why)
+    why = input_check.distance_reasons([""] * 6, dist, ref)
+    assert all(input_check.layer(w) != "ct" for w in why)
     planted = _dist([(np.nan, 0.0, 0.0), (np.nan, 0.9, 0.0), (0.0, 0.0, 0.0)])
     no_ct = {k: v for k, v in CT_REF.items() if k != "ct_threshold"}
-    why = ood.distance_reasons([""] * 3, planted, no_ct)
-    assert [ood.verdict(w) for w in why] == ["ok", "ct_unlike_training", "ok"]
+    why = input_check.distance_reasons([""] * 3, planted, no_ct)
+    assert [input_check.verdict(w) for w in why] == ["ok", "ct_unlike_training", "ok"]
 
 
 def test_distances_score_the_ct_layer_of_a_merged_reference():
     rng = np.random.default_rng(9)
     images, feats, y, groups = _training_set(rng, n_cases=12)
-    ref = ood.fit(feats, ood.layouts(images), y, groups)
+    ref = input_check.fit(feats, input_check.layouts(images), y, groups)
     non_ct = rng.normal(size=(20, feats.shape[1])) + 2.0
-    ref.update(ood.fit_ct(feats, y, groups, non_ct, np.arange(20) % 10))
-    dist = ood.distances(feats[:5], ood.layouts(images[:5]), ref)
-    np.testing.assert_allclose(dist["ct_score"], ood.ct_scores(feats[:5], ref), rtol=1e-6)
+    ref.update(input_check.fit_ct(feats, y, groups, non_ct, np.arange(20) % 10))
+    dist = input_check.distances(feats[:5], input_check.layouts(images[:5]), ref)
+    np.testing.assert_allclose(dist["ct_score"], input_check.ct_scores(feats[:5], ref), rtol=1e-6)
     assert dist["ct_score"].notna().all()
 
 
 def test_an_unknown_reason_is_an_error_not_a_refusal():
     for old in ("not a CT layout (distance 0.50 > 0.30)", "something else"):
         with pytest.raises(ValueError, match="not a reason of this input check"):
-            ood.verdict(old)
-    assert ood.layer("pure noise") == ood.layer("too small: 60x60") == "content"
+            input_check.verdict(old)
+    assert input_check.layer("pure noise") == input_check.layer("too small: 60x60") == "content"

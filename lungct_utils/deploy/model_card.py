@@ -10,7 +10,7 @@ from ..audit import SHORTCUT_SIDE
 from ..io_utils import DataError, write_text
 from ..report import INPUT_CHECK_GOAL_CT, results_table
 from ..tables import goal_status, markdown, pct
-from .deployment import INT8_GOAL_POINTS, int8_met
+from .export import INT8_GOAL_POINTS, int8_met
 
 #: The pixel scaling of the shipped model, whose input-check figures the card states.
 SHIPPED_SCALING = "mobilenet_v2"

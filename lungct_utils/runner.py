@@ -26,9 +26,9 @@ import papermill as pm
 import yaml
 from nbconvert import HTMLExporter
 
-from .. import cache, config
-from ..io_utils import LungCTError, console, cpu_info, write_json, write_text
-from ..report import update_run_time, write_reports
+from . import cache, config
+from .io_utils import LungCTError, console, cpu_info, write_json, write_text
+from .report import update_run_time, write_reports
 
 #: Scripts and styles of the HTML template that load from the internet (MathJax, require.js,
 #: mermaid): the reports must open offline and contact no third party, and use none of them.
@@ -231,7 +231,8 @@ def _write_final_reports(params_file: Path | None) -> None:
     """metrics.json, summary.md and the README's results; the deployment; the model card."""
     # lazy: the deployment imports TensorFlow, whose start-up logging must land in the log,
     # inside the caller's redirect
-    from . import deployment, model_card
+    from .deploy import model_card
+    from .studies import deployment
 
     write_reports(read_params(params_file))
     deployment.main(

@@ -1,17 +1,17 @@
 """The ``beyond`` part of ``metrics.json`` (notebook 06): its rows, the goal and the peer.
 
-:mod:`lungct_utils.probe` fits and selects the candidates; this module turns their scores
+:mod:`lungct_utils.heads` fits and selects the candidates; this module turns their scores
 into the entries :mod:`lungct_utils.report` renders: one row per variant
 (:func:`variant_rows`), the outer score of the nested selection (:func:`selected_summary`)
 and that score against the goal of the issue "Beyond the paper", beside the best public
-leak-aware peer's own figures (:func:`goal_check`).
+leak-aware peer's own figures (:func:`check`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .probe import RECIPES
+from .heads import RECIPES
 
 #: The goal of the issue "Beyond the paper" and the best public leak-aware peer.
 GOAL = {"macro_f1": 0.85, "recall_benign": 0.70}
@@ -69,7 +69,7 @@ def selected_summary(summary: dict, chosen: list[dict]) -> dict:
     return out
 
 
-def goal_check(selected: dict) -> dict:
+def check(selected: dict) -> dict:
     """The selected score against the goal, with the best public peer's own figure beside it.
 
     The peer scored one holdout of its own 103-group reconstruction on its copy of the data:

@@ -14,7 +14,7 @@ from their own minimum and maximum to 0-255; RGBA is composited on black.
 
 Every image then goes through the paper's preprocessing (RGB, 224x224 bilinear, /255 or the
 model's own scaling), the model gives three probabilities, and the input check
-(:mod:`lungct_utils.app.ood`) asks two questions: is it a CT slice at all (if not: verdict
+(:mod:`lungct_utils.input_check`) asks two questions: is it a CT slice at all (if not: verdict
 ``not_ct``, refused, no class), and is it like the training hospital's slices (if not:
 ``ct_unlike_training``, the class is kept with a warning). With ``--study``, each folder is
 one patient's study (DICOM files found by their header, whatever their name) and gets one
@@ -36,14 +36,14 @@ import pydicom
 from PIL import Image
 from pydicom.errors import InvalidDicomError
 
-from .. import shift
+from .. import input_check, shift
 from ..audit import views
 from ..config import CLASSES, PAPER
 from ..evaluate import study_probabilities
 from ..images import decoded, min_max_uint8, resize_rgb, scale, to_rgb
 from ..io_utils import DataError, atomic_path, write_csv, write_text
 from ..model import model_info
-from . import gradcam, ood
+from . import gradcam
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
@@ -225,8 +225,8 @@ class Predictor:
                 "build it with lungct_utils.model.build_model)"
             ) from None
         self._both = keras.Model(self.model.inputs, [self.model.output, pooled])
-        ref_path = ood.path_for(path)
-        self.ood_ref = ood.load(ref_path) if ref_path.is_file() else None
+        ref_path = input_check.path_for(path)
+        self.ood_ref = input_check.load(ref_path) if ref_path.is_file() else None
         self.image_size = int(self.model.input_shape[1])
         info = model_info(path)
         # the pixel scaling it was trained with, and whether it averages over views (TTA)
@@ -253,7 +253,7 @@ class Predictor:
             ``(probs (n, 3), checks)``: ``checks`` has ``ct_score``, ``layout_distance``,
             ``feature_distance`` (NaN without a reference), ``verdict`` (``ok``,
             ``ct_unlike_training``, ``not_ct``) and ``reason``, "" for an ordinary CT slice
-            (:func:`~lungct_utils.app.ood.reasons`).
+            (:func:`~lungct_utils.input_check.reasons`).
         """
         resized = self.inputs(images)
         probs, feats = self._both.predict(scale(resized, self.mode), batch_size=32, verbose=0)
@@ -279,7 +279,7 @@ class Predictor:
         return shift.standardised(resized) if self.input == "standardised" else resized
 
     def check(self, images: list[Image.Image], resized: np.ndarray, feats: np.ndarray):
-        """The layered input check (:mod:`~lungct_utils.app.ood`) of images.
+        """The layered input check (:mod:`~lungct_utils.input_check`) of images.
 
         Args:
             images: the RGB images as read.
@@ -290,12 +290,14 @@ class Predictor:
             DataFrame ``ct_score, layout_distance, feature_distance, verdict, reason``.
         """
         if self.ood_ref is None:
-            dist = pd.DataFrame(np.nan, index=range(len(images)), columns=list(ood.CHECK_COLUMNS))
-            why = ood.reasons(images, None, None)
+            dist = pd.DataFrame(
+                np.nan, index=range(len(images)), columns=list(input_check.CHECK_COLUMNS)
+            )
+            why = input_check.reasons(images, None, None)
         else:
-            dist = ood.distances(feats, ood.layouts(resized), self.ood_ref)
-            why = ood.reasons(images, dist, self.ood_ref)
-        return dist.assign(verdict=[ood.verdict(r) for r in why], reason=why)
+            dist = input_check.distances(feats, input_check.layouts(resized), self.ood_ref)
+            why = input_check.reasons(images, dist, self.ood_ref)
+        return dist.assign(verdict=[input_check.verdict(r) for r in why], reason=why)
 
 
 def _predicted_rows(
@@ -321,7 +323,7 @@ def _predicted_rows(
         refused = check["verdict"] == "not_ct"
         row = {"path": str(path), "prediction": "" if refused else CLASSES[int(probs[k].argmax())]}
         row.update({f"p_{c}": float(probs[k, i]) for i, c in enumerate(CLASSES)})
-        for name in ood.CHECK_COLUMNS:
+        for name in input_check.CHECK_COLUMNS:
             row[name] = float(check[name])
         row["verdict"] = check["verdict"]
         row["reason"] = check["reason"]
@@ -420,9 +422,9 @@ def study_row(
     if len(read) and missing:
         raise ValueError(f"the read slices' rows lack the columns {missing!r}")
     verdicts = read["verdict"] if len(read) else pd.Series([], dtype=object)
-    unknown = sorted(set(map(str, verdicts)) - set(ood.VERDICTS))
+    unknown = sorted(set(map(str, verdicts)) - set(input_check.VERDICTS))
     if unknown:
-        raise ValueError(f"unknown verdicts {unknown!r} (expected one of {ood.VERDICTS!r})")
+        raise ValueError(f"unknown verdicts {unknown!r} (expected one of {input_check.VERDICTS!r})")
     used = read[(verdicts != "not_ct").to_numpy(bool)]
     unlike = int((verdicts == "ct_unlike_training").sum())
     row = {"study": str(study), "prediction": "", **{f"p_{c}": np.nan for c in CLASSES}}
@@ -515,7 +517,7 @@ def format_table(frame: pd.DataFrame) -> str:
         Text.
 
     Raises:
-        ValueError: a read slice's verdict is not one of :data:`~lungct_utils.app.ood.VERDICTS`.
+        ValueError: a read slice's verdict is not one of :data:`~lungct_utils.input_check.VERDICTS`.
     """
     lines = [f"{'path':<50} {'class':<10} {'benign':>7} {'malig.':>7} {'normal':>7}  input check"]
     for r in frame.itertuples():
@@ -524,9 +526,9 @@ def format_table(frame: pd.DataFrame) -> str:
             lines.append(f"{name:<50} ERROR: not predicted")
             continue
         verdict = getattr(r, "verdict", None)
-        if verdict not in ood.VERDICTS:
+        if verdict not in input_check.VERDICTS:
             raise ValueError(
-                f"{r.path}: unknown verdict {verdict!r} (expected one of {ood.VERDICTS!r})"
+                f"{r.path}: unknown verdict {verdict!r} (expected one of {input_check.VERDICTS!r})"
             )
         if verdict == "not_ct":  # the p_* are the network's raw output, not an answer
             blank = f"{'-':<10} {'-':>7} {'-':>7} {'-':>7}"

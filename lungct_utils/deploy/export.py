@@ -4,7 +4,7 @@
 and an int8 TFLite file (full-integer post-training quantization: weights and activations
 int8, inputs and outputs float32) by the TFLite converter: each activation's int8 range is
 its minimum and maximum over a representative set of 200 training images. Their measured
-cost is in :mod:`lungct_utils.app.deployment`.
+cost is in :mod:`lungct_utils.studies.deployment`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ import tensorflow as tf
 from .. import config
 from ..augment import load_images
 from ..images import scale
+from ..input_check import path_for as input_check_path
 from ..io_utils import DataError, atomic_path
 from ..model import model_info
 from ..pipeline import read_splits, read_table
 from ..splits import holdout_roles
-from .ood import path_for as ood_path_for
+
+#: The int8 file's goal: accuracy at most this many points below the float32 file's.
+INT8_GOAL_POINTS = 1.0
+
 
 #: Representative images of the int8 calibration.
 N_REPRESENTATIVE = 200
@@ -104,8 +108,8 @@ def _copy_model(model_path: Path, outdir: Path) -> Path:
         The copy, ``<outdir>/model.keras``.
     """
     copy = outdir / "model.keras"
-    companions = [model_path.with_suffix(".json"), ood_path_for(model_path)]
-    targets = [outdir / "model.json", ood_path_for(copy)]
+    companions = [model_path.with_suffix(".json"), input_check_path(model_path)]
+    targets = [outdir / "model.json", input_check_path(copy)]
     for source, target in [(model_path, copy), *zip(companions, targets, strict=True)]:
         if source.is_file():
             with atomic_path(target) as tmp:
@@ -151,3 +155,18 @@ def export_all(
         with atomic_path(out["tflite_int8"]) as tmp:
             tmp.write_bytes(quantize_int8(saved, x))
     return out
+
+
+def int8_met(change: float) -> bool:
+    """Whether an int8 file meets its goal: at most :data:`INT8_GOAL_POINTS` below float32.
+
+    The change is rounded to 9 decimals first: losing exactly one image in a hundred
+    computes to -1.0000000000000009 points and must meet a 1-point goal.
+
+    Args:
+        change: int8 accuracy minus float32 accuracy, in points.
+
+    Returns:
+        True when the goal is met.
+    """
+    return round(change, 9) >= -INT8_GOAL_POINTS
