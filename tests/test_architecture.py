@@ -26,6 +26,7 @@ LAYERS = {
     "core": [
         "config",
         "io_utils",
+        "prose",
         "cache",
         "images",
         "data",
