@@ -7,7 +7,7 @@ none), so ``train/normal/x.png`` and ``normal/x.png`` both work. The defaults
 (:data:`DEFAULT_PREFIXES`) read the Kaggle "Chest CT-Scan images" release, whose folders
 carry staging suffixes (``adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib`` is malignant), and
 the IQ-OTH/NCCD release (``Bengin cases``). JPEG and PNG files count; files outside every
-class folder are not read (:func:`unmapped` lists them).
+class folder are not read.
 
 **Pixels, not bytes.** Each file is decoded and its pixels hashed (:func:`pixel_sha`: RGBA
 composited on black, then grey when the three channels are equal, else RGB), so byte
@@ -216,24 +216,6 @@ def find(root: Path, prefixes: Mapping[str, str] = DEFAULT_PREFIXES) -> list[tup
             f"{shown or 'none (the images sit directly in it)'}"
         )
     return found
-
-
-def unmapped(root: Path, prefixes: Mapping[str, str] = DEFAULT_PREFIXES) -> list[str]:
-    """The image files under ``root`` outside every class folder (not read by :func:`scan`).
-
-    Args:
-        root: the folder.
-        prefixes: prefix -> class.
-
-    Returns:
-        Their paths relative to ``root`` (POSIX), sorted.
-    """
-    root = Path(root)
-    return [
-        p.relative_to(root).as_posix()
-        for p in image_files(root)
-        if locate(p.relative_to(root), prefixes) is None
-    ]
 
 
 def pixel_sha(rgb: np.ndarray) -> str:

@@ -3,8 +3,8 @@
 :mod:`lungct_utils.heads` fits and selects the candidates; this module turns their scores
 into the entries :mod:`lungct_utils.report` renders: one row per variant
 (:func:`variant_rows`), the outer score of the nested selection (:func:`selected_summary`)
-and that score against the goal of the issue "Beyond the paper", beside the best public
-leak-aware peer's own figures (:func:`check`).
+and that score against the project's goal for a model that survives the patient-level test,
+beside the best public leak-aware peer's own figures (:func:`check`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 
 from .heads import RECIPES
 
-#: The goal of the issue "Beyond the paper" and the best public leak-aware peer.
+#: The project's goal for the selected model, and the best public leak-aware peer's figures.
 GOAL = {"macro_f1": 0.85, "recall_benign": 0.70}
 PEER = {
     "name": "anaguedes0802/lung-cancer-classifier (103 patient groups, ResNet50 + LR)",

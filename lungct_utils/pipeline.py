@@ -188,7 +188,7 @@ def _fingerprint(cfg: config.PaperConfig, processed: Path) -> dict:
     # the splits follow the groups' content, not only what they were computed from
     files = GROUPS_CSV.values()
     content = sha256_bytes(b"".join((Path(processed) / f.name).read_bytes() for f in files))
-    # format 2: pixel keys hash the shape too
+    # the fingerprint's format: its pixel keys hash the image shape too
     settings = {k: cfg.to_dict()[k] for k in keys}
     code = _code_digest(augment, splits)  # how the set is augmented and split
     fingerprint = {"format": 2, "settings": settings, "groups": groups}
