@@ -53,6 +53,7 @@ LAYERS = {
         "bracket",
         "external_summary",
         "plots",
+        "sentences",
         "report",
         "drift",
     ],

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lungct_utils import config
+from lungct_utils import config, prose
 from lungct_utils.deploy import model_card
 
 CELL = "microscopy/astronomy/other modality: skimage cell (microscopy)"
@@ -219,3 +219,17 @@ def test_summary_and_card_name_the_same_passing_items(metrics):
     assert "which items is not recorded in `metrics.json`" in (
         "\n".join(report.input_check_section(metrics))
     )
+
+
+def test_the_cards_words_are_reworded_in_its_template_alone(metrics, tmp_path, monkeypatch):
+    for path in prose.TEMPLATES.glob("*.md"):
+        (tmp_path / path.name).write_text(path.read_text())
+    card = tmp_path / "model_card.md"
+    card.write_text(card.read_text().replace("**Not a medical device.**", "**No device.**"))
+    monkeypatch.setattr(prose, "TEMPLATES", tmp_path)
+    prose.passages.cache_clear()
+    try:
+        text = model_card.render(metrics, None)
+    finally:
+        prose.passages.cache_clear()
+    assert "**No device.** It must not be used" in text and "Not a medical" not in text

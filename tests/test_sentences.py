@@ -1,4 +1,4 @@
-"""The sentences the notebooks render (report.py, "Sentences the notebooks render").
+"""The notebooks' sentences (:mod:`lungct_utils.sentences`) and the report's use of them.
 
 Each is rendered on planted numbers on both sides of the line where its words change, so a
 sentence that stops following its numbers fails here. No figure of the real run is used.
@@ -9,31 +9,54 @@ import math
 import numpy as np
 import pytest
 
-from lungct_utils import config, evaluate, report
+from lungct_utils import config, evaluate, prose, report, sentences
 
 PAPER_PARAMS = config.PAPER.to_dict()
 
 
+@pytest.fixture
+def reworded(tmp_path, monkeypatch):
+    """A copy of the shipped templates in which one passage can be reworded."""
+    for path in prose.TEMPLATES.glob("*.md"):
+        (tmp_path / path.name).write_text(path.read_text())
+    monkeypatch.setattr(prose, "TEMPLATES", tmp_path)
+    prose.passages.cache_clear()
+    yield tmp_path
+    prose.passages.cache_clear()
+
+
+def test_a_sentence_is_reworded_in_the_template_alone(reworded):
+    path = reworded / "sentences.md"
+    text = path.read_text().replace("keep source originals apart", "hold sources out")
+    path.write_text(text.replace("\n{n} times\n", "\n{n} runs\n"))
+    rows = {p: _leak(10, 0, 0, 1) for p in ("grouped", "cases")}
+    assert "So `grouped` and `cases` hold sources out, and no protocol" in (
+        sentences.leakage_sentence(rows)
+    )
+    settings = sentences.protocol_settings_sentence(PAPER_PARAMS)
+    assert "repeated 5 runs with fresh fold assignments" in settings
+
+
 def test_split_label_and_settings_follow_the_config():
-    assert report.split_label(PAPER_PARAMS) == "70/15/15"
-    text = report.protocol_settings_sentence(PAPER_PARAMS)
+    assert sentences.split_label(PAPER_PARAMS) == "70/15/15"
+    text = sentences.protocol_settings_sentence(PAPER_PARAMS)
     assert "Holdout split 70/15/15 (train/validation/test; the paper's, II.B)" in text
     assert "15/85 of the training folds" in text
     assert "5-fold CV (the paper's, II.F), repeated 5 times" in text
     other = config.PAPER.with_overrides(
         train_frac=0.6, val_frac=0.2, test_frac=0.2, n_folds=3, cv_repeats=1
     ).to_dict()
-    text = report.protocol_settings_sentence(other)
+    text = sentences.protocol_settings_sentence(other)
     assert "Holdout split 60/20/20 (train/validation/test; the paper's: 70/15/15)" in text
     assert "20/80 of the training folds" in text
     assert "3-fold CV (the paper's: 5), run once, as the paper's" in text
     assert "the paper's, II" not in text
     with pytest.raises(ValueError, match=r"do not split 1"):
-        report.split_label({**PAPER_PARAMS, "test_frac": 0.3})
+        sentences.split_label({**PAPER_PARAMS, "test_frac": 0.3})
     with pytest.raises(ValueError, match=r"train_frac=1.5"):
-        report.split_label({**PAPER_PARAMS, "train_frac": 1.5})
+        sentences.split_label({**PAPER_PARAMS, "train_frac": 1.5})
     with pytest.raises(ValueError, match=r"n_folds=1 "):
-        report.protocol_settings_sentence({**PAPER_PARAMS, "n_folds": 1})
+        sentences.protocol_settings_sentence({**PAPER_PARAMS, "n_folds": 1})
 
 
 def test_reproduction_section_takes_its_split_and_folds_from_the_metrics():
@@ -69,7 +92,7 @@ def test_reproduction_section_takes_its_split_and_folds_from_the_metrics():
     assert "One 80/10/10 split per protocol" in text and "70/15/15 split" not in text
     assert "spans 81.23-94.56% over 2 seeds" in text
     assert "about 6 of the 60 stated patients" in text
-    assert report.protocol_settings_sentence(metrics["params"]) in text
+    assert sentences.protocol_settings_sentence(metrics["params"]) in text
 
 
 def test_seed_spread_sentence_names_the_machine_only_from_the_data():
@@ -93,16 +116,16 @@ def test_seed_spread_sentence_names_the_machine_only_from_the_data():
     ],
 )
 def test_pseudo_case_sentence_flips_with_the_ratio(pseudo, words):
-    text = report.pseudo_case_sentence(pseudo, {"a": 10, "b": 10})
+    text = sentences.pseudo_case_sentence(pseudo, {"a": 10, "b": 10})
     assert words in text and f"a {pseudo['a']} / 10, b {pseudo['b']} / 10" in text
     assert ("cannot find the patient" in text) == ("about as many" not in text)
 
 
 def test_pseudo_case_sentence_checks_its_counts():
     with pytest.raises(ValueError, match=r"classes \['a'\] against stated \['a', 'b'\]"):
-        report.pseudo_case_sentence({"a": 1}, {"a": 1, "b": 1})
+        sentences.pseudo_case_sentence({"a": 1}, {"a": 1, "b": 1})
     with pytest.raises(ValueError, match=r"stated\['b'\]=0 "):
-        report.pseudo_case_sentence({"a": 1, "b": 1}, {"a": 1, "b": 0})
+        sentences.pseudo_case_sentence({"a": 1, "b": 1}, {"a": 1, "b": 0})
 
 
 def test_reconstruction_settings_sentence_quotes_every_number():
@@ -114,7 +137,7 @@ def test_reconstruction_settings_sentence_quotes_every_number():
         "far_apart": 70,
         "thumbnail_side": 16,
     }
-    text = report.reconstruction_settings_sentence(settings)
+    text = sentences.reconstruction_settings_sentence(settings)
     for words in (
         "at most 6 numbers apart",
         "more than 70 numbers apart",
@@ -125,66 +148,68 @@ def test_reconstruction_settings_sentence_quotes_every_number():
     ):
         assert words in text
     with pytest.raises(ValueError, match=r"long_run_factor=1.0 must exceed 1"):
-        report.reconstruction_settings_sentence({**settings, "long_run_factor": 1.0})
+        sentences.reconstruction_settings_sentence({**settings, "long_run_factor": 1.0})
     with pytest.raises(ValueError, match=r"min_run=0 "):
-        report.reconstruction_settings_sentence({**settings, "min_run": 0})
+        sentences.reconstruction_settings_sentence({**settings, "min_run": 0})
 
 
 def test_least_alike_sentence_says_cut_or_kept_as_the_runs_say():
     numbers, sims = [10, 11, 12, 13], [0.9, 0.17, 0.8, np.nan]
-    cut = report.least_alike_sentence(numbers, sims, ["r1", "r1", "r2", "r2"])
+    cut = sentences.least_alike_sentence(numbers, sims, ["r1", "r1", "r2", "r2"])
     assert "(11) and (12), similarity 0.17: the rule cuts there" in cut
-    kept = report.least_alike_sentence(numbers, sims, ["r1", "r1", "r1", "r2"])
+    kept = sentences.least_alike_sentence(numbers, sims, ["r1", "r1", "r1", "r2"])
     assert "(11) and (12), similarity 0.17, yet the rule keeps them in one run" in kept
     # the last slice's similarity points outside the strip and is ignored
-    last = report.least_alike_sentence([1, 2], [0.5, 0.01], ["r", "r"])
+    last = sentences.least_alike_sentence([1, 2], [0.5, 0.01], ["r", "r"])
     assert "(1) and (2), similarity 0.50" in last
     with pytest.raises(ValueError, match=r"2 numbers, 3 similarities"):
-        report.least_alike_sentence([1, 2], [0.1, 0.2, 0.3], ["r", "r"])
+        sentences.least_alike_sentence([1, 2], [0.1, 0.2, 0.3], ["r", "r"])
     with pytest.raises(ValueError, match=r"no finite similarity"):
-        report.least_alike_sentence([1, 2], [math.nan, 0.2], ["r", "r"])
+        sentences.least_alike_sentence([1, 2], [math.nan, 0.2], ["r", "r"])
 
 
 def test_non_square_sentence_flips_with_the_share_of_one_class():
     totals = {"benign": 10, "malignant": 70, "normal": 20}
-    every = report.non_square_sentence({"benign": 0, "malignant": 7, "normal": 0}, totals)
+    every = sentences.non_square_sentence({"benign": 0, "malignant": 7, "normal": 0}, totals)
     assert every.startswith("Every non-square image (7) is malignant: a non-square image is")
     assert "carries label information" in every and "marks only 10% of the malignant" in every
-    most = report.non_square_sentence({"benign": 0, "malignant": 6, "normal": 1}, totals)
+    most = sentences.non_square_sentence({"benign": 0, "malignant": 6, "normal": 1}, totals)
     assert most.startswith("Of the 7 non-square images, 6 malignant and 1 normal: a non-square")
-    spread = report.non_square_sentence({"benign": 3, "malignant": 2, "normal": 2}, totals)
+    spread = sentences.non_square_sentence({"benign": 3, "malignant": 2, "normal": 2}, totals)
     assert "spread over the classes, image shape says little" in spread
     assert "carries" not in spread
-    none = report.non_square_sentence({"benign": 0, "malignant": 0}, {"benign": 1, "malignant": 1})
+    none = sentences.non_square_sentence(
+        {"benign": 0, "malignant": 0}, {"benign": 1, "malignant": 1}
+    )
     assert "carries no label" in none
     with pytest.raises(ValueError, match=r"counts\['benign'\]=-1 "):
-        report.non_square_sentence({"benign": -1}, {"benign": 1})
+        sentences.non_square_sentence({"benign": -1}, {"benign": 1})
     with pytest.raises(ValueError, match=r"totals\['benign'\]=2 is not a whole number >= 3"):
-        report.non_square_sentence({"benign": 3}, {"benign": 2})
+        sentences.non_square_sentence({"benign": 3}, {"benign": 2})
 
 
 def test_duplicate_groups_sentence_counts_pairs_and_classes():
-    assert report.duplicate_groups_sentence([["a", "a"], ["b", "b"]]) == (
+    assert sentences.duplicate_groups_sentence([["a", "a"], ["b", "b"]]) == (
         "All 2 groups are pairs within one class."
     )
-    mixed = report.duplicate_groups_sentence([["a", "a", "a"], ["a", "b"]])
+    mixed = sentences.duplicate_groups_sentence([["a", "a", "a"], ["a", "b"]])
     assert mixed == (
         "Of the 2 groups, 1 are pairs and 1 larger; 1 lie within one class and 1 across classes."
     )
-    assert report.duplicate_groups_sentence([]) == "No two files are identical."
+    assert sentences.duplicate_groups_sentence([]) == "No two files are identical."
     with pytest.raises(ValueError, match=r"fewer than 2 files: \[\['a'\]\]"):
-        report.duplicate_groups_sentence([["a"]])
+        sentences.duplicate_groups_sentence([["a"]])
 
 
 def test_augmentation_sentence_flips_between_most_and_fewer_than_half():
-    many = report.augmentation_sentence({"a": 10, "b": 50}, {"a": 100, "b": 100}, 0.7)
+    many = sentences.augmentation_sentence({"a": 10, "b": 50}, {"a": 100, "b": 100}, 0.7)
     assert many.startswith("A has 10 originals and needs 90 copies: each a original appears")
     assert "about 10 times" in many and "most a test images have one" in many
     # twice each: one sibling, in training with the chance 0.3 < 1/2
-    few = report.augmentation_sentence({"a": 10}, {"a": 20}, 0.3)
+    few = sentences.augmentation_sentence({"a": 10}, {"a": 20}, 0.3)
     assert "a chance of about 30%: fewer than half of the a test images" in few
     with pytest.raises(ValueError, match=r"augmented\['a'\]=5 is not a whole number >= 10"):
-        report.augmentation_sentence({"a": 10}, {"a": 5}, 0.7)
+        sentences.augmentation_sentence({"a": 10}, {"a": 5}, 0.7)
 
 
 def _leak(n, copies, source, case):
@@ -198,55 +223,55 @@ def _leak(n, copies, source, case):
 
 def test_leakage_sentence_names_who_keeps_sources_and_patients_apart():
     rows = {"paper": _leak(100, 70, 68, 99), "grouped": _leak(50, 0, 0, 40)}
-    text = report.leakage_sentence(rows)
+    text = sentences.leakage_sentence(rows)
     assert "`paper` 70% augmented copies, 68% with their source original" in text
     assert "So `grouped` keeps source originals apart, and no protocol keeps patients apart." in (
         text
     )
     rows["cases"] = _leak(40, 0, 0, 0)
-    text = report.leakage_sentence(rows)
+    text = sentences.leakage_sentence(rows)
     assert "`grouped` and `cases` keep source originals apart, and `cases` keeps patients" in text
     with pytest.raises(ValueError, match=r"paper: counts \[70, 68, 101\] above 100 tests"):
-        report.leakage_sentence({"paper": _leak(100, 70, 68, 101)})
+        sentences.leakage_sentence({"paper": _leak(100, 70, 68, 101)})
 
 
 def test_shortcut_sentence_flips_at_chance_and_names_the_better_probe():
-    thumb = report.shortcut_sentence(0.335, 0.5)
+    thumb = sentences.shortcut_sentence(0.335, 0.5)
     assert "shape alone 33.50% (at chance), the thumbnail 50.00% (+16.7 points" in thumb
     assert "The thumbnail (brightness, outline) carries part of the label" in thumb
-    shape = report.shortcut_sentence(0.6, 0.4)
+    shape = sentences.shortcut_sentence(0.6, 0.4)
     assert "Image shape carries part of the label" in shape
-    neither = report.shortcut_sentence(0.34, 0.335)
+    neither = sentences.shortcut_sentence(0.34, 0.335)
     assert "Neither gets above chance" in neither and "carries" not in neither
-    assert "(chance 50.00%)" in report.shortcut_sentence(0.5, 0.9, n_classes=2)
+    assert "(chance 50.00%)" in sentences.shortcut_sentence(0.5, 0.9, n_classes=2)
     with pytest.raises(ValueError, match=r"thumbnail=1.2 is not a fraction"):
-        report.shortcut_sentence(0.5, 1.2)
+        sentences.shortcut_sentence(0.5, 1.2)
 
 
 def test_parameter_count_sentence_says_whether_the_head_is_the_papers():
     counts = {"total": 110, "trainable": 10, "non_trainable": 100}
-    paper = report.parameter_count_sentence(counts, config.PAPER.dense_units)
+    paper = sentences.parameter_count_sentence(counts, config.PAPER.dense_units)
     assert paper.startswith("The network has 110 parameters: the head's 10 train")
     assert "The head is the paper's, Dense(128)" in paper
-    other = report.parameter_count_sentence(counts, 64)
+    other = sentences.parameter_count_sentence(counts, 64)
     assert "The head has Dense(64), not the paper's Dense(128)" in other
     assert "The head is the paper's" not in other
     with pytest.raises(ValueError, match=r"total 111 is not 10 \+ 100"):
-        report.parameter_count_sentence({**counts, "total": 111}, 128)
+        sentences.parameter_count_sentence({**counts, "total": 111}, 128)
 
 
 def test_epochs_sentence_flips_between_early_stop_and_the_maximum():
-    early = report.epochs_sentence({"paper": 20, "cases": 9}, 50, restore_best=False)
+    early = sentences.epochs_sentence({"paper": 20, "cases": 9}, 50, restore_best=False)
     assert f"stopped after {config.PAPER_EPOCHS} epochs (III.C)" in early
     assert "ours ran 20 (`paper`), 9 (`cases`) epochs of at most 50: every run stopped early" in (
         early
     )
     assert "its last epoch's, not its best one's" in early
-    some = report.epochs_sentence({"paper": 50, "cases": 9}, 50, restore_best=True)
+    some = sentences.epochs_sentence({"paper": 50, "cases": 9}, 50, restore_best=True)
     assert "`paper` reached the maximum" in some and "its best epoch's" in some
-    assert "every run reached the maximum" in report.epochs_sentence({"a": 5}, 5, False)
+    assert "every run reached the maximum" in sentences.epochs_sentence({"a": 5}, 5, False)
     with pytest.raises(ValueError, match=r"epochs\['a'\]=6 above the maximum 5"):
-        report.epochs_sentence({"a": 6}, 5, False)
+        sentences.epochs_sentence({"a": 6}, 5, False)
 
 
 def _holdout(acc, lo, hi, recalls):
@@ -264,36 +289,36 @@ def _holdout(acc, lo, hi, recalls):
 )
 def test_holdout_sentence_places_the_paper_against_the_interval(interval, words):
     lo, hi = interval
-    text = report.holdout_sentence({"paper": _holdout((lo + hi) / 2, lo, hi, (1, 1, 1))})
+    text = sentences.holdout_sentence({"paper": _holdout((lo + hi) / 2, lo, hi, (1, 1, 1))})
     assert words in text and "honest" not in text
 
 
 def test_holdout_sentence_names_the_class_that_drops_most():
     paper = _holdout(0.97, 0.95, 0.99, (0.9, 0.9, 0.9))
-    text = report.holdout_sentence(
+    text = sentences.holdout_sentence(
         {"paper": paper, "cases": _holdout(0.8, 0.7, 0.9, (0.9, 0.5, 0.8))}
     )
     assert "accuracy is lower: 80.00% (`cases`)" in text
     assert "malignant recall drops most, by 40.0 points on average" in text
-    higher = report.holdout_sentence(
+    higher = sentences.holdout_sentence(
         {"paper": paper, "grouped": _holdout(0.98, 0.9, 0.99, (0.95, 0.95, 0.95))}
     )
     assert "accuracy is not lower" in higher and "no class's recall drops" in higher
     with pytest.raises(ValueError, match=r"no 'paper' holdout among \['cases'\]"):
-        report.holdout_sentence({"cases": paper})
+        sentences.holdout_sentence({"cases": paper})
     with pytest.raises(ValueError, match=r"accuracy 0.5 outside its interval"):
-        report.holdout_sentence({"paper": _holdout(0.5, 0.6, 0.7, (1, 1, 1))})
+        sentences.holdout_sentence({"paper": _holdout(0.5, 0.6, 0.7, (1, 1, 1))})
 
 
 def test_input_check_sentences_quote_their_settings():
-    text = report.input_check_settings_sentence(0.05, 0.01, 0.003, 2, 4)
+    text = sentences.input_check_settings_sentence(0.05, 0.01, 0.003, 2, 4)
     assert "more than 5% of coloured pixels" in text
     assert "flag 1% (layout) and 0.3% (features)" in text
     assert "each of the 8 outer folds (2 repeats x 4 folds)" in text
-    goal = report.input_check_goal_sentence(0.9, 0.02)
+    goal = sentences.input_check_goal_sentence(0.9, 0.02)
     assert "at least 90% of the held-out non-CT images flagged, at most 2% of" in goal
     with pytest.raises(ValueError, match=r"layout_rate=2 is not a fraction"):
-        report.input_check_settings_sentence(0.05, 2, 0.003, 2, 4)
+        sentences.input_check_settings_sentence(0.05, 2, 0.003, 2, 4)
 
 
 def _summary(bal, recalls):
@@ -305,13 +330,13 @@ def test_protocol_cost_sentence_says_cost_or_gain_and_the_weakest_class():
     seeds = {"cv_balanced_accuracy": {"mean": 0.9}}
     recalls = {"benign": 0.6, "malignant": 0.3, "normal": 0.8}
     honest = {"grouped": _summary(0.85, recalls), "cases": _summary(0.95, recalls)}
-    text = report.protocol_cost_sentence(seeds, honest, {"benign": 15, "malignant": 40})
+    text = sentences.protocol_cost_sentence(seeds, honest, {"benign": 15, "malignant": 40})
     assert "(`grouped`) costs 5.0 points" in text and "(`cases`) gains 5.0 points" in text
     assert "the lowest recall is malignant's, 30.00 [20.00, 40.00]%, a class of 40" in text
-    alone = report.protocol_cost_sentence(seeds, {"grouped": _summary(0.9, recalls)}, {})
+    alone = sentences.protocol_cost_sentence(seeds, {"grouped": _summary(0.9, recalls)}, {})
     assert "changes by 0.0 points" in alone and "lowest recall" not in alone
     with pytest.raises(ValueError, match=r"no honest protocol"):
-        report.protocol_cost_sentence(seeds, {}, {})
+        sentences.protocol_cost_sentence(seeds, {}, {})
 
 
 def _shift(grey, dark, width, height):
@@ -325,15 +350,15 @@ def _shift(grey, dark, width, height):
 
 def test_domain_shift_sentence_flips_each_comparison():
     internal = _shift(60.0, 0.5, 0.7, 0.6)
-    text = report.domain_shift_sentence(
+    text = sentences.domain_shift_sentence(
         {"IQ-OTH/NCCD": internal, "external": _shift(90.0, 0.2, 0.9, 0.8)}
     )
     assert "the external slices are brighter on average (mean grey level 90 against 60)" in text
     assert "with fewer near-black pixels (20% against 50%)" in text
     assert "body fills more of the frame (median width 90% against 70%" in text
-    text = report.domain_shift_sentence(
+    text = sentences.domain_shift_sentence(
         {"IQ-OTH/NCCD": internal, "external": _shift(30.0, 0.5, 0.5, 0.5)}
     )
     assert "darker" in text and "as many near-black" in text and "fills less" in text
     with pytest.raises(ValueError, match=r"need 'IQ-OTH/NCCD' and 'external'"):
-        report.domain_shift_sentence({"external": internal})
+        sentences.domain_shift_sentence({"external": internal})
