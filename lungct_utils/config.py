@@ -25,6 +25,8 @@ RAW = DATA / "raw"
 INTERIM = DATA / "interim"
 PROCESSED = DATA / "processed"
 MANIFEST_CSV = DATA / "manifest.csv"
+#: The non-CT corpus images that do not depend on the dataset, with their manifest (tracked).
+NON_CT_DIR = DATA / "non_ct"
 MODELS = ROOT / "models"
 NOTEBOOKS = ROOT / "notebooks"
 #: The committed reports; :func:`reports_dir` is where a run writes (may be a temp folder).

@@ -417,7 +417,8 @@ def non_ct_design(
 
     Args:
         ct_images: uint8 ``(n, s, s, 3)`` CT slices (the corpus's CT-derived items).
-        seed: the corpus's and the views' seed.
+        seed: the views' seed and the corpus's stored draw (one of
+            :data:`lungct_utils.corpus.SEEDS`).
         size: model input side.
 
     Returns:
@@ -438,11 +439,20 @@ def fit_input_check(images, features, y, groups, mode: str, seed: int = 0) -> di
         y: their class indices.
         groups: their case.
         mode: the model's preprocessing mode (features of views and corpus use it too).
-        seed: the seed of folds, views and corpus.
+        seed: the seed of folds and views, and the corpus's stored draw (one of
+            :data:`lungct_utils.corpus.SEEDS`).
 
     Returns:
         The :func:`fit` reference with the ct layer (:func:`fit_ct`) merged in.
+
+    Raises:
+        ValueError: a seed without a stored corpus draw (checked before any fitting).
     """
+    if isinstance(seed, bool) or seed not in corpus.SEEDS:
+        raise ValueError(
+            f"input_check.fit_input_check: seed must be one of corpus.SEEDS {corpus.SEEDS}, "
+            f"got {seed!r}"
+        )
     ref = fit(features, layouts(images), y, groups, seed=seed)
     views = cached_features(shift.simulate(images, seed), mode, progress=False)
     non_ct, items = non_ct_design(np.asarray(images), seed, images.shape[1])

@@ -1,15 +1,18 @@
-"""The non-CT corpus: counts, parts, pixels, determinism and the CT-derived items."""
+"""The non-CT corpus: its stored files, counts, parts, pixels and the CT-derived items."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 
-import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
-from lungct_utils import corpus
+from lungct_utils import config, corpus
+from lungct_utils.io_utils import DataError
 
 N_CT, SIDE = 12, 224
 RANDOMISED = {
@@ -164,12 +167,11 @@ def test_same_seed_and_inputs_give_identical_pixels(items, ct):
         assert np.array_equal(_pixels(a), _pixels(b)), a.name
 
 
-def test_a_different_seed_changes_randomised_images_only(items, ct):
-    before_ct, before_rc = ct.copy(), dict(matplotlib.rcParams)
-    other = {i.name: _pixels(i) for i in corpus.non_ct_corpus(ct, seed=1)}
-    # building leaves its input and the global matplotlib settings alone
-    assert np.array_equal(ct, before_ct)
-    assert dict(matplotlib.rcParams) == before_rc
+def test_the_other_seed_changes_randomised_images_only(items, ct):
+    before_ct = ct.copy()
+    assert corpus.SEEDS == (0, 42)
+    other = {i.name: _pixels(i) for i in corpus.non_ct_corpus(ct, seed=np.int64(42))}
+    assert np.array_equal(ct, before_ct)  # building leaves its input alone
     assert set(other) == {i.name for i in items}
     changed = {i.name for i in items if not np.array_equal(_pixels(i), other[i.name])}
     assert RANDOMISED <= changed
@@ -188,18 +190,18 @@ def test_ct_indices_are_used_once_and_spread(items):
 
 @pytest.mark.parametrize("n", [12, 13, 20, 37, 100, 1097])
 def test_ct_picks_are_distinct_spread_and_leave_the_older_picks_alone(n):
-    picks = corpus._ct_picks(n)
-    assert picks == [k * (n - 1) // 9 for k in range(10)]  # as before the wide crops
-    wide = corpus._wide_ct_picks(n, picks)
+    picks = corpus.ct_picks(n)
+    assert picks == [k * (n - 1) // 9 for k in range(10)]
+    wide = corpus.wide_ct_picks(n, picks)
     every = picks + wide
     assert len(set(every)) == len(every) == corpus.MIN_CT_IMAGES
     assert all(0 <= i < n for i in every)
     assert wide[0] < (n - 1) / 2 < wide[1]  # one in each half of the slices
-    assert corpus._wide_ct_picks(n, picks) == wide
+    assert corpus.wide_ct_picks(n, picks) == wide
 
 
 def test_wide_ct_picks_take_the_slices_left_at_twelve():
-    assert corpus._wide_ct_picks(12, corpus._ct_picks(12)) == [5, 10]
+    assert corpus.wide_ct_picks(12, corpus.ct_picks(12)) == [5, 10]
 
 
 def test_inverted_ct_items_are_255_minus_a_given_slice(items, ct):
@@ -358,7 +360,93 @@ def test_bad_ct_images_raise_quoting_the_value(bad, quoted):
         corpus.non_ct_corpus(bad)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+@pytest.mark.parametrize("seed", [-1, 1, 7, 1.5, "0", True])
 def test_bad_seed_raises_quoting_the_value(ct, seed):
     with pytest.raises(ValueError, match=re.escape(repr(seed))):
         corpus.non_ct_corpus(ct, seed=seed)
+
+
+# ----------------------------------------------------------------------------- stored files
+
+
+@pytest.fixture(scope="module")
+def manifest() -> pd.DataFrame:
+    return corpus.read_manifest()
+
+
+def test_the_manifest_lists_every_stored_file_once(manifest):
+    assert tuple(manifest.columns) == corpus.MANIFEST_COLUMNS
+    on_disk = {
+        p.relative_to(config.NON_CT_DIR).as_posix() for p in config.NON_CT_DIR.rglob("*.png")
+    }
+    assert sorted(manifest["file"]) == sorted(on_disk)
+    assert manifest["file"].is_unique
+    assert (manifest["source"] != "").all() and (manifest["licence"] != "").all()
+
+
+def test_the_manifest_follows_the_kinds_order_and_part_rule(manifest):
+    assert set(manifest["kind"]) == set(corpus.KINDS) - set(corpus.CT_KINDS)
+    order = manifest["order"].astype(int)
+    assert (manifest["part"] == np.where(order % 3 == 0, "design", "held-out")).all()
+    for seed in corpus.SEEDS:
+        rows = manifest[manifest["seed"].isin(["", str(seed)])]
+        for kind, group in rows.groupby("kind"):
+            assert sorted(group["order"].astype(int)) == list(range(len(group))), (kind, seed)
+
+
+def test_randomised_images_are_stored_once_per_seed(manifest, items):
+    drawn = manifest[manifest["seed"] != ""]
+    assert set(drawn["seed"]) == {str(s) for s in corpus.SEEDS}
+    per_seed = [drawn[drawn["seed"] == str(s)][["kind", "order", "label"]] for s in corpus.SEEDS]
+    assert all(
+        p.reset_index(drop=True).equals(per_seed[0].reset_index(drop=True)) for p in per_seed
+    )
+    names = set(per_seed[0]["kind"] + ": " + per_seed[0]["label"])
+    assert RANDOMISED <= names
+
+
+def test_stored_images_are_the_items_pixels(manifest, items):
+    by_name = {i.name: i for i in items}
+    rows = manifest[manifest["seed"].isin(["", "0"])]
+    assert len(rows) == len(items) - sum(i.kind in corpus.CT_KINDS for i in items)
+    for row in rows.itertuples():
+        with Image.open(config.NON_CT_DIR / row.file) as img:
+            stored = np.asarray(img.convert("RGB"))
+        item = by_name[f"{row.kind}: {row.label}"]
+        assert item.part == row.part
+        assert np.array_equal(stored, _pixels(item)), row.file
+
+
+def _copy_manifest(tmp_path):
+    shutil.copy(config.NON_CT_DIR / "manifest.csv", tmp_path / "manifest.csv")
+    return corpus.read_manifest(tmp_path)
+
+
+def test_a_missing_file_is_named(tmp_path, ct):
+    first = _copy_manifest(tmp_path)["file"].iloc[0]
+    with pytest.raises(DataError, match=re.escape(first)):
+        corpus.non_ct_corpus(ct, folder=tmp_path)
+
+
+def test_a_changed_file_is_named(tmp_path, ct):
+    first = _copy_manifest(tmp_path)["file"].iloc[0]
+    (tmp_path / first).parent.mkdir(parents=True)
+    (tmp_path / first).write_bytes(b"not a png")
+    with pytest.raises(DataError, match=re.escape(first)):
+        corpus.non_ct_corpus(ct, folder=tmp_path)
+
+
+def test_a_missing_or_changed_manifest_is_named(tmp_path, ct):
+    with pytest.raises(DataError, match="manifest.csv"):
+        corpus.non_ct_corpus(ct, folder=tmp_path)
+    text = (config.NON_CT_DIR / "manifest.csv").read_text(encoding="utf-8")
+    (tmp_path / "manifest.csv").write_text(text.replace("held-out", "design", 1), encoding="utf-8")
+    with pytest.raises(DataError, match="manifest.csv.*SHA-256"):
+        corpus.non_ct_corpus(ct, folder=tmp_path)
+
+
+def test_the_pinned_manifest_hash_ignores_windows_line_ends(tmp_path):
+    raw = (config.NON_CT_DIR / "manifest.csv").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == corpus.MANIFEST_SHA256
+    (tmp_path / "manifest.csv").write_bytes(raw.replace(b"\n", b"\r\n"))
+    assert corpus.read_manifest(tmp_path).equals(corpus.read_manifest())

@@ -364,3 +364,21 @@ def test_an_unknown_reason_is_an_error_not_a_refusal():
         with pytest.raises(ValueError, match="not a reason of this input check"):
             input_check.verdict(old)
     assert input_check.layer("pure noise") == input_check.layer("too small: 60x60") == "content"
+
+
+def test_non_ct_design_gives_three_rows_per_design_item_of_the_corpus():
+    from lungct_utils import corpus
+
+    ct = np.stack([_phantom(np.random.default_rng(k)) for k in range(corpus.MIN_CT_IMAGES)])
+    design = [i for i in corpus.non_ct_corpus(ct, 0) if i.part == "design"]
+    rows, items = input_check.non_ct_design(ct, 0, size=64)
+    assert rows.shape == (3 * len(design), 64, 64, 3) and rows.dtype == np.uint8
+    assert items.tolist() == list(range(len(design))) * 3
+    n = len(design)
+    assert np.array_equal(rows[n : 2 * n], rows[:n, :, ::-1])  # each item's mirror image
+
+
+@pytest.mark.parametrize("seed", [7, True])
+def test_fit_input_check_refuses_a_seed_without_a_stored_corpus_draw(seed):
+    with pytest.raises(ValueError, match=f"got {seed!r}"):
+        input_check.fit_input_check(np.zeros((4, 8, 8, 3), np.uint8), None, [], [], "paper", seed)
