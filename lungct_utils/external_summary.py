@@ -2,12 +2,22 @@
 
 Every sentence here is chosen by the numbers: whether a figure holds at another hospital,
 whether a difference is shown, whether a goal is met. The external set is only scored; these
-functions read its figures, never choose anything with them.
+functions read its figures, never choose anything with them. The words live in
+``templates/external.md`` (:mod:`lungct_utils.prose`).
 """
 
 from __future__ import annotations
 
+from . import prose
 from .tables import goal_status, markdown, metric_table, signed_interval, with_interval
+
+#: The template file of this module's words (``templates/external.md``).
+TEMPLATE = "external"
+
+
+def _say(key: str, /, **values) -> str:
+    """One passage of ``templates/external.md``, filled."""
+    return prose.fill(TEMPLATE, key, **values)
 
 
 def _fig(m: dict, key: str) -> str:
@@ -43,40 +53,41 @@ def holds(internal: dict, external: dict, key: str = "balanced_accuracy") -> str
     return "not shown to move"
 
 
-def model_sentence(
-    name: str, internal: dict, external: dict, inside: str = "on held-out IQ-OTH/NCCD patients"
-) -> str:
+def model_sentence(name: str, internal: dict, external: dict, inside: str | None = None) -> str:
     """One model's external figures beside its internal ones, with the verdict.
 
     Args:
         name: the model's name in the text.
         internal: its patient-level metrics inside IQ-OTH/NCCD.
         external: its metrics on every distinct external slice.
-        inside: where the internal figures come from, in the text.
+        inside: where the internal figures come from, in the text (default: held-out
+            IQ-OTH/NCCD patients).
 
     Returns:
-        A sentence.
+        A sentence: the passage ``model_<verdict>`` of :func:`holds` says whether it holds.
     """
-    verdict = {
-        "falls": "it does not hold",
-        "rises": "it holds",
-        "not shown to move": "the data do not show it falling",
-        "not measured": "the class mix cannot tell",
-    }[holds(internal, external)]
-    return (
-        f"The {name}: balanced accuracy {_fig(external, 'balanced_accuracy')} and AUC "
-        f"{_fig(external, 'auc')} outside, against {_fig(internal, 'balanced_accuracy')} and "
-        f"{_fig(internal, 'auc')} {inside}: {verdict} "
-        f"(sensitivity {_fig(external, 'sensitivity')}, specificity "
-        f"{_fig(external, 'specificity')})."
+    verdict = _say("model_" + holds(internal, external).replace(" ", "_"))
+    return _say(
+        "model_sentence",
+        model=name,
+        balanced_accuracy=_fig(external, "balanced_accuracy"),
+        auc=_fig(external, "auc"),
+        internal_balanced_accuracy=_fig(internal, "balanced_accuracy"),
+        internal_auc=_fig(internal, "auc"),
+        inside=_say("inside_held_out") if inside is None else inside,
+        verdict=verdict,
+        sensitivity=_fig(external, "sensitivity"),
+        specificity=_fig(external, "specificity"),
     )
 
 
 def _difference_word(d: dict) -> str:
-    """``"better than"``, ``"worse than"`` or ``"not shown different from"``: a paired
-    difference's interval, wholly above 0, wholly below, or across it."""
+    """A paired difference in words (passages ``difference_*``): better than, worse than or
+    not shown different from, as its interval lies wholly above 0, wholly below, or across it."""
     lo, hi = d["diff_ci95"]
-    return "better than" if lo > 0 else "worse than" if hi < 0 else "not shown different from"
+    return _say(
+        "difference_better" if lo > 0 else "difference_worse" if hi < 0 else "difference_not_shown"
+    )
 
 
 def transfer_sentence(transfer: dict) -> str:
@@ -88,20 +99,20 @@ def transfer_sentence(transfer: dict) -> str:
     Returns:
         A sentence.
     """
-    parts = []
-    for name, d in transfer["external_paired"].items():
-        ba = d["balanced_accuracy"]
-        parts.append(
-            f"{name} is {_difference_word(ba)} the recipe 06 selected, outside (balanced "
-            f"accuracy {signed_interval(ba)} points)"
+    recipes = [
+        _say(
+            "transfer_recipe",
+            recipe=name,
+            relation=_difference_word(d["balanced_accuracy"]),
+            difference=signed_interval(d["balanced_accuracy"]),
         )
+        for name, d in transfer["external_paired"].items()
+    ]
     chosen = transfer["chosen"]
     rule = (
-        f"the rule written before scoring ships **{chosen}**"
-        if chosen != "as shipped"
-        else "the rule written before scoring keeps the shipped recipe"
+        _say("transfer_ships", chosen=chosen) if chosen != "as shipped" else _say("transfer_keeps")
     )
-    return f"Recipes aimed at transfer: {rule}; " + "; ".join(parts) + "."
+    return _say("transfer_sentence", rule=rule, recipes="; ".join(recipes))
 
 
 def goal_lines(goals: dict) -> list[str]:
@@ -120,7 +131,7 @@ def goal_lines(goals: dict) -> list[str]:
             figure = signed_interval({"diff": g["value"], "diff_ci95": g["ci95"]}) + " points"
         else:
             figure = f"{with_interval(g['value'], g['ci95'], 1)}%"
-        lines.append(f"  * {goal_status(g)}: {goal}: {figure}")
+        lines.append("  " + _say("goal_line", status=goal_status(g), goal=goal, figure=figure))
     return lines
 
 
@@ -136,30 +147,26 @@ def check_sentence(part: dict) -> str:
     check = part["models"]["shipped model"]["input_check"]
     refused, unlike = check.get("refused_share"), check.get("unlike_share")
     if refused is None or unlike is None:
-        return "The input check had no scored external slice to judge."
-    return (
-        f"The input check of the shipped model refuses "
-        f"{with_interval(refused['value'], refused['ci95'], 1)}% of the external CT slices as "
-        f"not CT (`not_ct`: no class) and warns on "
-        f"{with_interval(unlike['value'], unlike['ci95'], 1)}% as CT unlike the training "
-        f"hospital's (`ct_unlike_training`: class kept, with a warning)."
+        return _say("check_not_judged")
+    return _say(
+        "check_sentence",
+        refused=with_interval(refused["value"], refused["ci95"], 1),
+        unlike=with_interval(unlike["value"], unlike["ci95"], 1),
     )
 
 
 def model_names(part: dict) -> list[tuple[str, str, str]]:
     """``(key, name in the text, where its internal figure comes from)`` of each model."""
-    held_out = "on held-out IQ-OTH/NCCD patients"
-    names = [("paper model", "paper's model", held_out)]
+    held_out = _say("inside_held_out")
+    nested = _say("inside_nested", held_out=held_out)
+    names = [("paper model", _say("name_paper_model"), held_out)]
     if part.get("shipped", {}).get("selection", "").endswith("(08)"):
-        recipe_cv = (
-            f"{held_out} (08's recipe CV with the head setting 06 chose on all patients: "
-            "not nested, optimistic)"
-        )
+        recipe = _say("name_shipped_recipe", recipe=part["shipped"]["recipe"])
         return names + [
-            ("shipped model (06)", "model notebook 06 selected", f"{held_out} (nested CV)"),
-            ("shipped model", f"shipped model ({part['shipped']['recipe']})", recipe_cv),
+            ("shipped model (06)", _say("name_selected_06"), nested),
+            ("shipped model", recipe, _say("inside_recipe_cv", held_out=held_out)),
         ]
-    return names + [("shipped model", "shipped model", f"{held_out} (nested CV)")]
+    return names + [("shipped model", _say("name_shipped"), nested)]
 
 
 def plain_lines(metrics: dict) -> list[str]:
@@ -179,21 +186,15 @@ def plain_lines(metrics: dict) -> list[str]:
         model_sentence(text, internal[key], models[key]["metrics"], inside)
         for key, text, inside in model_names(part)
     ]
-    return [
-        f"* **At another hospital** (Chest CT-Scan images, {facts['distinct slices']} distinct "
-        f"slices, {facts['case proxies']} case proxies; malignant against normal, a benign "
-        f"call counted wrong; 95% intervals over patients inside and over case proxies "
-        f"outside; a model does not hold when its external interval lies wholly below its "
-        f"internal one): "
-        + " ".join(sentences)
-        + " "
-        + transfer_sentence(part["transfer"])
-        + " "
-        + check_sentence(part),
-        "* **Goals of the external validation** (issue 24), each with its figure (met: the "
-        "whole interval meets it):",
-        *goal_lines(part["goals"]),
-    ]
+    plain = _say(
+        "plain_bullet",
+        slices=facts["distinct slices"],
+        proxies=facts["case proxies"],
+        models=" ".join(sentences),
+        transfer=transfer_sentence(part["transfer"]),
+        check=check_sentence(part),
+    )
+    return [plain, _say("goals_bullet"), *goal_lines(part["goals"])]
 
 
 def section(metrics: dict) -> list[str]:
@@ -215,25 +216,14 @@ def section(metrics: dict) -> list[str]:
         rows[f"{name}: external"] = scores["metrics"]
         rows[f"{name}: external, accepted"] = scores["metrics_accepted"]
     recipes = {name: m for name, m in part["transfer"]["external"].items()}
-    return [
-        "## At another hospital (notebook 08)",
-        "",
-        f"External set: {part['set']['proxy']}",
-        "",
-        markdown(metric_table(rows), index="model: set"),
-        "",
-        "Percent, malignant against normal; brackets: 95% cluster bootstrap over patients "
-        "(inside) or case proxies (outside). 'accepted': the slices the input check does not "
-        "refuse.",
-        "",
-        "Recipes aimed at transfer, each refitted on all originals and scored once outside:",
-        "",
-        markdown(metric_table(recipes), index="recipe"),
-        "",
-        f"Shipping rule: {part['transfer']['rule']}",
-        "",
-        *[f"* {name}: {why}" for name, why in part["transfer"]["why"].items()],
-        "",
-        "![external samples](figures/08_samples.png)",
-        "",
+    head = _say(
+        "section",
+        proxy=part["set"]["proxy"],
+        models_table=markdown(metric_table(rows), index="model: set"),
+        recipes_table=markdown(metric_table(recipes), index="recipe"),
+        rule=part["transfer"]["rule"],
+    )
+    why = [
+        _say("section_why", recipe=name, why=text) for name, text in part["transfer"]["why"].items()
     ]
+    return [head, "", *why, "", _say("section_figure"), ""]

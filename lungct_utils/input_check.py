@@ -71,6 +71,11 @@ CALIBRATION_FOLDS = 5
 #: Share of held-out patients' CT slices (and their simulated-scanner transforms) the ct
 #: layer may refuse in calibration (goal: at most 1% of new patients' slices refused).
 CT_RATE = 0.005
+#: The check's goals, measured nested in the ``cases`` CV (notebook 04): flag at least this
+#: share of held-out non-CT images ...
+INPUT_CHECK_GOAL_NON_CT = 0.95
+#: ... and at most this share of new patients' CT slices.
+INPUT_CHECK_GOAL_CT = 0.01
 #: Inverse regularisation of the ct layer's logistic regression (a rule fixed before any
 #: external image was seen: scikit-learn's default).
 CT_C = 1.0

@@ -2,8 +2,8 @@
 
 Notebooks run in fresh kernels, so every step hands its results to the next through files:
 the groups of the originals and the split manifests (``data/processed``), the feature cache
-(``data/interim``), trained models (``models/``, :func:`lungct_utils.model.save_run`) and
-metric parts (``<reports>/metrics``).
+(``data/interim``), trained models (``models/``, :func:`lungct_utils.model.save_run`), and
+metric parts and predictions (:mod:`lungct_utils.parts`).
 ``make prepare`` (:func:`prepare`) runs the data steps without any notebook; notebook 01
 runs the same steps one by one on visible data and saves them with :func:`save_groups`.
 """
@@ -351,31 +351,3 @@ def body_crops(images: np.ndarray) -> np.ndarray:
         uint8 ``(n, s, s, 3)``: each body's bounding box resized back to ``s``.
     """
     return np.stack([body_crop(Image.fromarray(img), img.shape[0]) for img in images])
-
-
-def save_predictions(name: str, preds: pd.DataFrame) -> Path:
-    """Keep a CV's predictions for a later notebook (``data/interim/predictions/<name>.csv``).
-
-    Args:
-        name: e.g. ``"cv_cases"``.
-        preds: one row per prediction.
-
-    Returns:
-        The path.
-    """
-    return write_csv(preds, config.INTERIM / "predictions" / f"{name}.csv")
-
-
-def load_predictions(name: str) -> pd.DataFrame:
-    """Predictions saved by :func:`save_predictions`.
-
-    Args:
-        name: their name.
-
-    Returns:
-        The table.
-    """
-    path = config.INTERIM / "predictions" / f"{name}.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: missing; run the notebooks in order (make report)")
-    return pd.read_csv(path)

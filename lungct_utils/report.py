@@ -1,15 +1,15 @@
 """``metrics.json``, ``summary.md`` and the README's results: all generated from the parts.
 
-The notebooks save their results as parts (``<reports>/metrics/<name>.json``);
-:func:`collect_metrics` joins them into ``metrics.json``, and every figure in ``summary.md``
-and in the README's results block is rendered from that dict (tables through
-:mod:`lungct_utils.tables`), so no number is ever copied by hand. ``tests/`` check that the
-committed README agrees with the committed ``metrics.json``.
+The notebooks save their results as parts (:mod:`lungct_utils.parts`), joined into
+``metrics.json``; every figure in ``summary.md`` and in the README's results block is
+rendered from that dict (tables through :mod:`lungct_utils.tables`), so no number is ever
+copied by hand. The words live in ``templates/report.md`` (:mod:`lungct_utils.prose`): the
+code here chooses a passage by the numbers, formats the figures and builds the tables.
+``tests/`` check that the committed README agrees with the committed ``metrics.json``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from . import bracket, comparisons, config, external_summary, tables
+from . import bracket, comparisons, config, external_summary, parts, prose, tables
 from .audit import SHORTCUT_SIDE
 from .config import PAPER_EPOCHS, PAPER_TABLE_III, PAPER_TABLE_IV
 from .evaluate import ECE_BINS
 from .groupings import LEAK_CONTROLS
+from .input_check import INPUT_CHECK_GOAL_CT, INPUT_CHECK_GOAL_NON_CT
 from .io_utils import DataError, write_json, write_text
 from .sentences import protocol_settings_sentence, split_label
 from .tables import markdown, pct
@@ -37,96 +38,13 @@ PAPER_CV_SD = PAPER_TABLE_IV["std"]["accuracy"]
 PAPER_FOLDS = len(PAPER_TABLE_IV["folds"])
 #: Level of the interval of (ours - paper) that decides whether the paper's protocol reproduces.
 REPRODUCTION_LEVEL = 0.95
-PARTS = ("audit", "cases", "cv_paper", "paper_seeds", "honest_cv", "bracket")
+#: The template file of this module's words (``templates/report.md``).
+TEMPLATE = "report"
 
 
-def save_part(name: str, obj: dict) -> Path:
-    """Save one part of ``metrics.json`` (``<reports>/metrics/<name>.json``).
-
-    Args:
-        name: the part's name.
-        obj: its content.
-
-    Returns:
-        The path.
-    """
-    return write_json(obj, config.metrics_dir() / f"{name}.json")
-
-
-def load_optional_part(name: str) -> dict | None:
-    """A committed metrics part if it exists (e.g. a study run by its own target), else None.
-
-    Args:
-        name: the part's name (``reports/metrics/<name>.json``).
-
-    Returns:
-        Its dict, or None.
-    """
-    path = config.STUDIES / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def load_part(name: str, folder: Path | None = None) -> dict:
-    """A saved metrics part.
-
-    Args:
-        name: the part's name.
-        folder: the parts folder (default: this run's ``<reports>/metrics``).
-
-    Returns:
-        Its dict.
-    """
-    path = Path(folder or config.metrics_dir()) / f"{name}.json"
-    if not path.is_file():
-        raise DataError(f"{path}: missing; run the notebooks in order (make report)")
-    return json.loads(path.read_text())
-
-
-def collect_metrics(parameters_file: dict | None = None, folder: Path | None = None) -> dict:
-    """Join the metric parts into the ``metrics.json`` structure (fractions).
-
-    Args:
-        parameters_file: the parameters ``make report`` passed (PARAMS), if any.
-        folder: the parts folder (default: this run's ``<reports>/metrics``).
-
-    Returns:
-        ``{"params", "parameters_file", "seed", "git_commit", "created", "versions",
-        "cpu", "dataset", "audit", "cases", "protocols", "honest_cv", "paper_seeds"}``
-        plus ``"beyond"`` when notebook 06 has run and ``"external"`` when 08 has.
-    """
-    folder = Path(folder or config.metrics_dir())
-    parts = {name: load_part(name, folder) for name in PARTS}
-    prov = parts["honest_cv"]["provenance"]
-    protocols = {p: {"holdout": load_part(f"holdout_{p}", folder)} for p in config.PROTOCOLS}
-    protocols["paper"]["cv"] = parts["cv_paper"]
-    out = {
-        "params": prov["params"],
-        "parameters_file": parameters_file or {},
-        **{k: prov[k] for k in ("seed", "git_commit", "created", "versions", "cpu")},
-        "dataset": parts["honest_cv"]["dataset"],
-        "audit": parts["audit"],
-        "cases": parts["cases"],
-        "protocols": protocols,
-        "honest_cv": {
-            p: {k: v for k, v in s.items() if k != "per_repeat"}
-            for p, s in parts["honest_cv"]["protocols"].items()
-        },
-        "paper_seeds": parts["paper_seeds"],
-        "groupings": parts["bracket"]["groupings"],
-        "bracket": parts["bracket"]["bracket"],
-        "comparison": parts["bracket"]["comparison"],
-        "nearest_training": parts["bracket"]["nearest_training"],
-    }
-    if (folder / "input_check.json").is_file():
-        out["input_check"] = load_part("input_check", folder)
-    if (folder / "external.json").is_file():
-        out["external"] = load_part("external", folder)
-    if (folder / "beyond.json").is_file():
-        beyond = load_part("beyond", folder)
-        out["paired"] = beyond.pop("paired")
-        out["fold_choices"] = beyond.pop("fold_choices")
-        out["beyond"] = beyond
-    return out
+def _say(key: str, /, **values) -> str:
+    """One passage of ``templates/report.md``, filled."""
+    return prose.fill(TEMPLATE, key, **values)
 
 
 def results_table(metrics: dict) -> pd.DataFrame:
@@ -210,17 +128,20 @@ def comparison_sentences(comparison: dict) -> list[str]:
     recall = sec.get("case", {}).get("recall_benign")
     if recall is None:
         raise ValueError("comparison_sentences: the family lacks benign recall per patient")
-    primary = (
-        f"* **Primary comparison** (named before its figures): 06's nested selection minus the "
-        f"paper's model, {tables.LABELS[p['metric']]} {tables.LEVEL_NAMES[p['level']]}, "
-        f"{p['grouping']} grouping: {tables.signed_interval(p, 2)} points "
-        f"({p['coverage']:.0%} interval over patients): **{comparisons.verdict(p)}**. This "
-        "data detects a true difference of "
-        f"{100 * p['detectable']:.1f} points with {comparisons.POWER:.0%} power at the "
-        f"{comparisons.ALPHA:.0%} level "
-        f"(from the bootstrap spread); for benign recall per patient, "
-        f"{100 * recall['detectable']:.1f} points at its Holm level, where one benign patient "
-        f"of {benign} is {100 / benign:.1f} points."
+    primary = _say(
+        "primary_comparison",
+        metric=tables.LABELS[p["metric"]],
+        level=tables.LEVEL_NAMES[p["level"]],
+        grouping=p["grouping"],
+        difference=tables.signed_interval(p, 2),
+        coverage=f"{p['coverage']:.0%}",
+        verdict=comparisons.verdict(p),
+        detectable=f"{100 * p['detectable']:.1f}",
+        power=f"{comparisons.POWER:.0%}",
+        alpha=f"{comparisons.ALPHA:.0%}",
+        recall_detectable=f"{100 * recall['detectable']:.1f}",
+        benign=benign,
+        one_patient=f"{100 / benign:.1f}",
     )
     groups: dict[str, list[str]] = {"better": [], "worse": [], "not shown different": []}
     for level, metrics in sec.items():
@@ -230,13 +151,8 @@ def comparison_sentences(comparison: dict) -> list[str]:
                 f"{name} {tables.signed_interval(d, 2, d['holm']['ci'])}"
             )
     n = sum(len(v) for v in groups.values())
-    said = "; ".join(f"{v}: {', '.join(items)}" for v, items in groups.items() if items)
-    secondary = (
-        f"* **Secondary comparisons** (the same two models and grouping, {n} metrics, "
-        f"Holm-adjusted intervals in points, better or worse only where Holm's interval "
-        f"excludes 0): {said}."
-    )
-    return [primary, secondary]
+    verdicts = "; ".join(f"{v}: {', '.join(items)}" for v, items in groups.items() if items)
+    return [primary, _say("secondary_comparisons", n=n, verdicts=verdicts)]
 
 
 def nearest_training_sentence(nearest: dict) -> str:
@@ -259,26 +175,20 @@ def nearest_training_sentence(nearest: dict) -> str:
     central, blind = (round(v["median"], 3) for v in pair)
     noise = round(max(max(v["per_repeat"]) - min(v["per_repeat"]) for v in pair), 3)
     gap = round(blind - central, 3)
-    moved = f"the {noise:.3f} the repeats move it"
-    if gap > noise:
-        verdict = (
-            f"lower by {gap:.3f}, more than {moved}: the feature-based cuts push test folds away"
-        )
-    elif -gap > noise:
-        verdict = (
-            f"higher by {-gap:.3f}, more than {moved}: the feature-based cuts do not push them"
-        )
-    else:
-        verdict = f"within {moved}: no push of the test folds away from training is shown"
+    key = "lower" if gap > noise else "higher" if -gap > noise else "within"
+    verdict = _say(f"nearest_training_{key}", gap=f"{abs(gap):.3f}", noise=f"{noise:.3f}")
     controls = [round(v["median"], 3) for g, v in nearest.items() if g in LEAK_CONTROLS]
     spread = (
-        f"; under the leak controls, {min(controls):.3f}-{max(controls):.3f}" if controls else ""
+        _say("nearest_training_controls", low=f"{min(controls):.3f}", high=f"{max(controls):.3f}")
+        if controls
+        else ""
     )
-    return (
-        f"Median cosine of a test slice's feature to the most alike training slice: "
-        f"{central:.3f} under the central grouping, against {blind:.3f} with cuts by "
-        f"thumbnails only (the merge still uses the backbone's near-duplicate links): "
-        f"{verdict}{spread}."
+    return _say(
+        "nearest_training",
+        central=f"{central:.3f}",
+        blind=f"{blind:.3f}",
+        verdict=verdict,
+        controls=spread,
     )
 
 
@@ -299,22 +209,30 @@ def comparison_lines(metrics: dict) -> list[str]:
     drop = round(seeds["mean"], 4) - round(bal["central"], 4)
     moves_to = "falls" if drop > 0 else "rises" if drop < 0 else "stays"
     lines = [
-        f"* Like for like, the paper's model's balanced accuracy {moves_to} from "
-        f"{pct(seeds['mean'])}% "
-        f"(paper protocol, CV over seeds) to {pct(bal['central'])}% when patients are kept "
-        f"apart ({bal['readings']} readings of the patients: {pct(bal['min'], 1)}-"
-        f"{pct(bal['max'], 1)}%)."
+        _say(
+            "like_for_like",
+            moves=_say(f"like_for_like_{moves_to}"),
+            paper=pct(seeds["mean"]),
+            central=pct(bal["central"]),
+            readings=bal["readings"],
+            low=pct(bal["min"], 1),
+            high=pct(bal["max"], 1),
+        )
     ]
     lines += comparison_sentences(comparison)
     p = comparison["primary"]
     width = b["paper"][p["level"]][p["metric"]]["width"]
     gap = round(width, 4) - round(abs(p["diff"]), 4)
-    moves = "more" if gap > 0 else "less" if gap < 0 else "as much"
+    moves = "more" if gap > 0 else "less" if gap < 0 else "as_much"
     lines.append(
-        f"* The unknown patient boundaries move the answer {moves} than the choice of model: "
-        f"the paper's model's {tables.LABELS[p['metric']]} {tables.LEVEL_NAMES[p['level']]} spans "
-        f"{pct(width, 1)} points over the readings, while 06's nested selection differs from it "
-        f"by {tables.signed_interval(p, 2)} points under the central grouping."
+        _say(
+            "boundaries_against_model",
+            moves=_say(f"boundaries_{moves}"),
+            metric=tables.LABELS[p["metric"]],
+            level=tables.LEVEL_NAMES[p["level"]],
+            width=pct(width, 1),
+            difference=tables.signed_interval(p, 2),
+        )
     )
     diffs = {
         g: v["paired"][p["level"]][p["metric"]]["diff"]
@@ -323,9 +241,14 @@ def comparison_lines(metrics: dict) -> list[str]:
     }
     low, high = min(diffs, key=diffs.get), max(diffs, key=diffs.get)
     lines.append(
-        f"* Exploratory, no verdict: over the {len(diffs)} readings of the patients the primary "
-        f"difference runs from {100 * diffs[low]:+.1f} ({low}) to {100 * diffs[high]:+.1f} "
-        f"({high}) points."
+        _say(
+            "exploratory_range",
+            n=len(diffs),
+            low=f"{100 * diffs[low]:+.1f}",
+            low_at=low,
+            high=f"{100 * diffs[high]:+.1f}",
+            high_at=high,
+        )
     )
     if bal["leak_controls"]:
         lines.append(leak_control_sentence(bal))
@@ -347,22 +270,21 @@ def leak_control_sentence(bal: dict) -> str:
     if not controls:
         raise ValueError("leak_control_sentence: no leak control in the bracket")
     shown = ", ".join(
-        f"{pct(v, 1)}% ({g.removeprefix('equal_')}: {100 * (v - bal['central']):+.1f} points)"
+        _say(
+            "leak_control_item",
+            accuracy=pct(v, 1),
+            control=g.removeprefix("equal_"),
+            difference=f"{100 * (v - bal['central']):+.1f}",
+        )
         for g, v in controls.items()
     )
     above = [g for g, v in controls.items() if round(v - bal["max"], 4) > 0]
-    said = (
-        f"{len(above)} of the {len(controls)} lie above every reading of the patients: "
-        "cutting through patients raises the answer"
+    verdict = (
+        _say("leak_controls_above", above=len(above), n=len(controls))
         if above
-        else "none lies above every reading of the patients: cutting through patients is not "
-        "shown to raise the answer"
+        else _say("leak_controls_none_above")
     )
-    return (
-        "* Leak controls (equal runs of file numbers at a multiple of the stated cases, which "
-        "cut through patients; not in the range, per slice only): the paper's model's balanced "
-        f"accuracy per slice is {shown} against the central estimate; {said}."
-    )
+    return _say("leak_controls", controls=shown, verdict=verdict)
 
 
 def readme_block(metrics: dict) -> str:
@@ -380,35 +302,37 @@ def readme_block(metrics: dict) -> str:
     lines = [
         README_START,
         "",
-        f"**The honest answer, as a bracket.** Repeated grouped CV ({cases['folds']}-fold x "
-        f"{cases['repeats']}), each of the {cases['n_test']} distinct originals predicted once "
-        "per repeat. First figure: the central reconstruction of the patients, with its 95% "
-        "interval (cluster bootstrap over its cases, each replicate scoring every repeat on one "
-        "draw; the fitted models held fixed, so training variability is not in it); then the "
-        f"lowest and highest estimate over {n_family} readings of the patients (notebook 07: "
-        "four rules and the central rule with each hand-set number changed). Per patient: each "
-        "group classified by its slices' mean log-probability; leak controls are per slice only.",
+        _say(
+            "readme_bracket",
+            folds=cases["folds"],
+            repeats=cases["repeats"],
+            n_test=cases["n_test"],
+            readings=n_family,
+        ),
         "",
         markdown(bracket.bracket_table(metrics["bracket"]), index="model, level"),
         "",
         *comparison_lines(metrics),
         "",
-        "Every protocol side by side (accuracy depends on the test set's class mix: the paper's "
-        f"test is class-balanced, the distinct originals are {_malignant(metrics)}% malignant; "
-        "compare balanced accuracy):",
+        _say("readme_protocols", malignant=_malignant(metrics)),
         "",
         markdown(results_table(metrics), index="protocol"),
         "",
-        f"Percent. Honest protocols: mean over {cases['repeats']} repeats of stratified "
-        f"{cases['folds']}-fold CV grouped by the unit kept apart, each of the "
-        f"{cases['n_test']} distinct originals predicted once per repeat; brackets: 95% "
-        "interval of a cluster bootstrap over reconstructed cases (patients), each replicate "
-        "scoring every repeat. "
-        f"Paper protocol: mean ± sd (range) over seeds {seeds['seeds'][0]}-{seeds['seeds'][-1]}. "
-        f"Case-level accuracy under `cases` (mean log-probability per patient): "
-        f"{tables.with_interval(cases['case_accuracy'], cases['case_accuracy_ci95'])}.",
+        _say(
+            "readme_protocols_notes",
+            repeats=cases["repeats"],
+            folds=cases["folds"],
+            n_test=cases["n_test"],
+            first_seed=seeds["seeds"][0],
+            last_seed=seeds["seeds"][-1],
+            case_accuracy=tables.with_interval(cases["case_accuracy"], cases["case_accuracy_ci95"]),
+        ),
         "",
-        f"**{reproduction_verdict(seeds)}** {seed_spread_sentence(seeds)}",
+        _say(
+            "readme_reproduction",
+            verdict=reproduction_verdict(seeds),
+            seed_spread=seed_spread_sentence(seeds),
+        ),
         "",
         *external_summary.plain_lines(metrics),
         "",
@@ -425,22 +349,24 @@ def run_time_sentence(times: dict) -> str:
             "results_cache": {"computed": [names], "recompute": bool}, "cpu": {...}}``.
 
     Returns:
-        One Markdown sentence.
+        One Markdown sentence: "cold" when a fold loop was computed, "warm" when every one
+        was read from the results cache; the minutes, each step's seconds and the machine
+        from ``times``.
     """
     parts = times["notebooks"]
     if not parts:
         raise ValueError(f"run_time_sentence: no timed steps in {times!r}")
     computed = times["results_cache"]["computed"]
-    how = (
-        f"cold: {len(computed)} fold loops computed and stored in the results cache"
-        if computed
-        else "warm: every fold loop read from the results cache"
-    )
+    cache = _say("run_time_cold", computed=len(computed)) if computed else _say("run_time_warm")
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts.items())
     cpu = times.get("cpu", {})
-    return (
-        f"The last `make report` ({how}) took {times['total'] / 60:.1f} minutes on "
-        f"{cpu.get('cores', '?')} cores of {cpu.get('model', 'an unknown CPU')}: {steps}."
+    return _say(
+        "run_time",
+        cache=cache,
+        minutes=f"{times['total'] / 60:.1f}",
+        cores=cpu.get("cores", "?"),
+        cpu=cpu["model"] if "model" in cpu else _say("run_time_unknown_cpu"),
+        steps=steps,
     )
 
 
@@ -591,16 +517,22 @@ def reproduction_verdict(seeds: dict) -> str:
         )
     test = compare_with_paper(cv["mean"], cv["sd"], n)
     if test["consistent"]:
-        head, relation = "The paper's protocol reproduces", "consistent with"
+        key = "reproduction_consistent"
     else:
-        head = "The paper's protocol does not reproduce"
-        relation = "below" if test["diff"] < 0 else "above"
+        key = "reproduction_below" if test["diff"] < 0 else "reproduction_above"
     lo, hi = test["ci95"]
-    return (
-        f"{head}: {pct(cv['mean'])} ± {pct(cv['sd'])}% over {n} seeds, {relation} the paper's "
-        f"{pct(PAPER_CV_MEAN)} ± {pct(PAPER_CV_SD)}% ({PAPER_FOLDS} folds); difference "
-        f"{100 * test['diff']:+.2f} points, {pct(REPRODUCTION_LEVEL, 0)}% interval "
-        f"[{100 * lo:+.2f}, {100 * hi:+.2f}] (Welch t, both spreads)."
+    return _say(
+        key,
+        mean=pct(cv["mean"]),
+        sd=pct(cv["sd"]),
+        n=n,
+        paper_mean=pct(PAPER_CV_MEAN),
+        paper_sd=pct(PAPER_CV_SD),
+        paper_folds=PAPER_FOLDS,
+        diff=f"{100 * test['diff']:+.2f}",
+        level=pct(REPRODUCTION_LEVEL, 0),
+        low=f"{100 * lo:+.2f}",
+        high=f"{100 * hi:+.2f}",
     )
 
 
@@ -625,63 +557,67 @@ def seed_spread_sentence(seeds: dict) -> str:
             f"seed_spread_sentence: {len(per_seed)} holdout accuracies for the seeds "
             f"{seeds['seeds']!r}"
         )
-    each = ", ".join(f"{pct(v)}% (seed {s})" for s, v in zip(seeds["seeds"], per_seed, strict=True))
+    each = ", ".join(
+        _say("seed_spread_item", accuracy=pct(v), seed=s)
+        for s, v in zip(seeds["seeds"], per_seed, strict=True)
+    )
     cpu = seeds.get("cpu") or {}
-    drawn = f", drawn on {cpu['cores']} cores of {cpu['model']}" if "model" in cpu else ""
-    return (
-        f"A single seed's figure is one draw: the paper-protocol holdout gives {each}; "
-        f"{pct(hold['mean'])} ± {pct(hold['sd'])}% over {len(per_seed)} seeds, "
-        f"{pct(hold['max'] - hold['min'])} points from the lowest to the highest{drawn}. "
-        "Another machine's float rounding can give other draws (`python -m lungct_utils "
-        "drift` measures how far two runs lie apart), so the verdict on the reproduction "
-        "rests on the CV over seeds, not on one seed."
+    machine = (
+        _say("seed_spread_machine", cores=cpu["cores"], cpu=cpu["model"]) if "model" in cpu else ""
+    )
+    return _say(
+        "seed_spread",
+        each=each,
+        mean=pct(hold["mean"]),
+        sd=pct(hold["sd"]),
+        n=len(per_seed),
+        spread=pct(hold["max"] - hold["min"]),
+        machine=machine,
     )
 
 
 def _summary_header(metrics: dict) -> list[str]:
     """The summary's title and its line on the seed, the commit and the data."""
     data = metrics["dataset"]
-    return [
-        "# Does 97% hold? Summary of the reproduction",
-        "",
-        f"Seed {metrics['seed']}, commit `{metrics['git_commit']}`. Data: "
-        f"{config.DATASET_CITATION}; {sum(data['original'].values())} originals "
-        f"({data['distinct_originals']} distinct) rebuilt into "
-        f"{sum(data['augmented'].values())} augmented images as in Table I.",
-        "",
-    ]
+    header = _say(
+        "summary_header",
+        seed=metrics["seed"],
+        commit=metrics["git_commit"],
+        citation=config.DATASET_CITATION,
+        originals=sum(data["original"].values()),
+        distinct=data["distinct_originals"],
+        augmented=sum(data["augmented"].values()),
+    )
+    return [header, ""]
 
 
 def _reproduction_bullet(metrics: dict) -> str:
     """The paper's protocol, ours: holdout and CV over seeds against the paper's figures."""
     seeds = metrics["paper_seeds"]
     cv, hold = seeds["cv_accuracy"], metrics["protocols"]["paper"]["holdout"]
-    folds = len(metrics["protocols"]["paper"]["cv"]["folds"])
-    return (
-        f"* **{reproduction_verdict(seeds)}** Splitting the augmented images at random, as "
-        f"the paper did, the frozen MobileNetV2 with its head reaches "
-        f"{tables.with_interval(hold['accuracy'], hold['accuracy_ci95'])}% test accuracy with "
-        f"seed {metrics['seed']} (paper: {pct(PAPER_TABLE_III['accuracy'], 0)}%), and "
-        f"{pct(cv['min'])}-{pct(cv['max'])}% in {folds}-fold CV over the seeds "
-        f"{', '.join(map(str, seeds['seeds']))}. {seed_spread_sentence(seeds)}"
+    return _say(
+        "reproduction_bullet",
+        verdict=reproduction_verdict(seeds),
+        accuracy=tables.with_interval(hold["accuracy"], hold["accuracy_ci95"]),
+        seed=metrics["seed"],
+        paper_accuracy=pct(PAPER_TABLE_III["accuracy"], 0),
+        cv_min=pct(cv["min"]),
+        cv_max=pct(cv["max"]),
+        folds=len(metrics["protocols"]["paper"]["cv"]["folds"]),
+        seeds=", ".join(map(str, seeds["seeds"])),
+        seed_spread=seed_spread_sentence(seeds),
     )
 
 
 def _patients_bullet(metrics: dict) -> str:
     """The headline: the scores when the slices of one patient stay on one side."""
     c = metrics["honest_cv"]["cases"]
-
-    def ci(key):
-        return tables.with_interval(c["mean"][key], c["ci95"][key])
-
-    benign = PAPER_TABLE_III["per_class"]["benign"]["recall"]
-    return (
-        f"* **At the level of patients, balanced accuracy is {ci('balanced_accuracy')}%.** When "
-        f"the slices of one reconstructed patient never sit on both sides of a split and only "
-        f"distinct originals are scored: macro-F1 {ci('macro_f1')}%, benign recall "
-        f"{ci('recall_benign')}% (paper: {pct(benign, 0)}%); accuracy {ci('accuracy')}% on a "
-        f"test set that is {_malignant(metrics)}% malignant (not comparable with the paper's "
-        "class-balanced test)."
+    keys = ("balanced_accuracy", "macro_f1", "recall_benign", "accuracy")
+    return _say(
+        "patients_bullet",
+        **{k: tables.with_interval(c["mean"][k], c["ci95"][k]) for k in keys},
+        paper_recall_benign=pct(PAPER_TABLE_III["per_class"]["benign"]["recall"], 0),
+        malignant=_malignant(metrics),
     )
 
 
@@ -692,19 +628,12 @@ def _gap_bullet(metrics: dict) -> str:
     c = metrics["honest_cv"]["cases"]
     lo, hi = c["ci95"]["balanced_accuracy"]
     if paper > hi:
-        return (
-            "* **Why.** Under the paper's protocol the test set holds rotated, shifted or flipped "
-            "copies of training images and neighbouring slices of training patients, so part of "
-            "its score is recognising an image or a patient already seen. The "
-            f"{pct(PAPER_TABLE_III['accuracy'], 0)}% measures that, not a diagnosis of a new "
-            "patient."
-        )
-    where = "within" if paper >= lo else "below"
-    return (
-        f"* **No gap shown.** The paper protocol's balanced accuracy ({pct(paper)}%, CV over "
-        f"seeds) lies {where} the 95% interval of the patient-level one "
-        f"({tables.with_interval(c['mean']['balanced_accuracy'], [lo, hi])}%): recognising "
-        "images or patients already seen is not shown to raise the paper's score."
+        return _say("why_gap", paper_accuracy=pct(PAPER_TABLE_III["accuracy"], 0))
+    return _say(
+        "no_gap",
+        paper=pct(paper),
+        where=_say("no_gap_within" if paper >= lo else "no_gap_below"),
+        patients=tables.with_interval(c["mean"]["balanced_accuracy"], [lo, hi]),
     )
 
 
@@ -712,21 +641,15 @@ def _reconstruction_bullet(metrics: dict) -> str:
     """How the patients were reconstructed, and how many of each class it finds."""
     groups, stated = metrics["cases"]["groups"], metrics["cases"]["stated"]
     rule = metrics["cases"]["rule"]
-    return (
-        f"* **Patients, reconstructed.** The release has no patient ids; within each class "
-        f"folder the files are numbered in scan order. The central reconstruction (copies at "
-        f"their home, cuts at the least-alike neighbours, no cut leaving a run under "
-        f"{rule['min_run']} slices, forced cuts at size and window changes, runs joined only "
-        f"through {rule['min_links']} or more look-alike slices on each side, a run over "
-        f"{rule['long_run_factor']} times its class's mean case cut) "
-        f"gives benign {groups['benign']}, malignant {groups['malignant']} and normal "
-        f"{groups['normal']} cases (stated: {stated['benign']} / {stated['malignant']} / "
-        f"{stated['normal']}). These numbers are set by hand, and the cuts use the same "
-        f"backbone features as the heads: the bracket below repeats everything under "
-        f"{sum(g not in LEAK_CONTROLS for g in metrics['groupings'])} readings of the patients, "
-        f"the central rule with each of them changed among them, and "
-        f"{sum(g in LEAK_CONTROLS for g in metrics['groupings'])} leak controls apart. The "
-        "interval unit is the central case."
+    return _say(
+        "reconstruction_bullet",
+        min_run=rule["min_run"],
+        min_links=rule["min_links"],
+        long_run_factor=rule["long_run_factor"],
+        **{c: groups[c] for c in ("benign", "malignant", "normal")},
+        **{f"stated_{c}": stated[c] for c in ("benign", "malignant", "normal")},
+        readings=sum(g not in LEAK_CONTROLS for g in metrics["groupings"]),
+        controls=sum(g in LEAK_CONTROLS for g in metrics["groupings"]),
     )
 
 
@@ -738,14 +661,16 @@ def _shortcut_bullet(metrics: dict) -> str:
     thumb = audit["thumbnail_shortcut_balanced_accuracy"]
     best = max(thumb, audit["shape_shortcut_balanced_accuracy"])
     share = "much" if best > 0.5 * (model + 1 / 3) else "little"
-    return (
-        f"* **Shortcuts, under the same patient folds.** Image shape alone reaches "
-        f"{pct(audit['shape_shortcut_balanced_accuracy'])}% balanced accuracy (accuracy "
-        f"{pct(audit['shape_shortcut_accuracy'])}%, majority class {pct(majority)}%), a "
-        f"{SHORTCUT_SIDE}x{SHORTCUT_SIDE} grey "
-        f"thumbnail {pct(thumb)}% (accuracy {pct(audit['thumbnail_shortcut_accuracy'])}%), "
-        f"against the model's {pct(model)}%: {share} of the honest "
-        f"figure above chance needs no look at the lungs."
+    return _say(
+        "shortcut_bullet",
+        shape=pct(audit["shape_shortcut_balanced_accuracy"]),
+        shape_accuracy=pct(audit["shape_shortcut_accuracy"]),
+        majority=pct(majority),
+        side=SHORTCUT_SIDE,
+        thumbnail=pct(thumb),
+        thumbnail_accuracy=pct(audit["thumbnail_shortcut_accuracy"]),
+        model=pct(model),
+        share=_say(f"shortcut_{share}"),
     )
 
 
@@ -759,7 +684,7 @@ def plain_words(metrics: dict) -> list[str]:
         Markdown lines.
     """
     return [
-        "## In plain words",
+        _say("plain_words_heading"),
         "",
         _reproduction_bullet(metrics),
         _patients_bullet(metrics),
@@ -773,27 +698,14 @@ def plain_words(metrics: dict) -> list[str]:
 
 def _protocol_sections(metrics: dict) -> list[str]:
     """The summary's tables of every protocol and of the honest ones, with their figures."""
-    return [
-        "",
-        "## Every protocol side by side",
-        "",
-        markdown(results_table(metrics), index="protocol"),
-        "",
-        "![protocols](figures/05_protocols.png)",
-        "",
-        "## Honest protocols: repeated grouped CV (mean [95% interval], percent)",
-        "",
-        markdown(tables.honest_table(metrics["honest_cv"]), index="protocol"),
-        "",
-        f"Intervals: percentile cluster bootstrap ({metrics['honest_cv']['cases']['n_boot']:,} "
-        "replicates); each replicate resamples the units kept apart (reconstructed cases, "
-        "patients, under `cases`) with replacement once and scores every repeat on that draw; "
-        "the fitted models are held fixed, so training variability is not in the interval. "
-        f"ECE: expected calibration error over {ECE_BINS} confidence bins (lower is better).",
-        "",
-        "![reliability](figures/05_reliability.png)",
-        "",
-    ]
+    section = _say(
+        "protocols_section",
+        results_table=markdown(results_table(metrics), index="protocol"),
+        honest_table=markdown(tables.honest_table(metrics["honest_cv"]), index="protocol"),
+        n_boot=f"{metrics['honest_cv']['cases']['n_boot']:,}",
+        ece_bins=ECE_BINS,
+    )
+    return ["", section, ""]
 
 
 def reproduction_section(metrics: dict) -> list[str]:
@@ -809,38 +721,28 @@ def reproduction_section(metrics: dict) -> list[str]:
     patients = sum(metrics["cases"]["stated"].values())
     params, seeds = metrics["params"], metrics["paper_seeds"]
     spread = seeds["holdout_accuracy"]
-    folds = len(metrics["protocols"]["paper"]["cv"]["folds"])
-    return [
-        "## The reproduction: Table III (holdout, seed "
-        f"{metrics['seed']}) and Table IV ({folds}-fold CV), percent",
-        "",
-        markdown(tables.table_iii(hold), percent=True, index="class"),
-        "",
-        f"Epochs run: {hold.get('epochs', '?')} (the paper: {PAPER_EPOCHS}).",
-        "",
-        markdown(
+    holdouts = {p: v["holdout"] for p, v in metrics["protocols"].items()}
+    section = _say(
+        "reproduction_section",
+        seed=metrics["seed"],
+        folds=len(metrics["protocols"]["paper"]["cv"]["folds"]),
+        table_iii=markdown(tables.table_iii(hold), percent=True, index="class"),
+        epochs=hold.get("epochs", "?"),
+        paper_epochs=PAPER_EPOCHS,
+        table_iv=markdown(
             tables.cv_side_by_side(metrics["protocols"]["paper"]["cv"]), percent=True, index="fold"
         ),
-        "",
-        "## The reproduction over seeds (percent)",
-        "",
-        markdown(tables.seed_spread_table(metrics["paper_seeds"]), percent=True, index=""),
-        "",
-        "## Single holdout split per protocol (an illustration, not the headline)",
-        "",
-        markdown(
-            tables.interval_table({p: v["holdout"] for p, v in metrics["protocols"].items()}),
-            index="protocol",
-        ),
-        "",
-        f"One {split_label(params)} split per protocol; brackets: cluster bootstrap over "
-        f"cases. A single split is one draw: the paper protocol's holdout accuracy alone spans "
-        f"{pct(spread['min'])}-{pct(spread['max'])}% over {len(seeds['seeds'])} seeds, and an "
-        f"honest test split holds about {round(params['test_frac'] * patients)} of the "
-        f"{patients} stated patients; the repeated CV above is the estimate. "
-        f"{protocol_settings_sentence(params)}",
-        "",
-    ]
+        seed_table=markdown(tables.seed_spread_table(seeds), percent=True, index=""),
+        holdout_table=markdown(tables.interval_table(holdouts), index="protocol"),
+        split=split_label(params),
+        low=pct(spread["min"]),
+        high=pct(spread["max"]),
+        n_seeds=len(seeds["seeds"]),
+        test_patients=round(params["test_frac"] * patients),
+        patients=patients,
+        settings=protocol_settings_sentence(params),
+    )
+    return [section, ""]
 
 
 def render_summary(metrics: dict) -> str:
@@ -876,36 +778,29 @@ def bracket_section(metrics: dict) -> list[str]:
         Markdown lines.
     """
     fam = metrics["groupings"]
-    lines = ["## The bracket: the answer under every patient grouping (notebook 07)", ""]
-    lines += [markdown(bracket.bracket_table(metrics["bracket"]), index="model, level"), ""]
-    for model, name in (("paper", "The paper's model"), ("selected", "06's nested selection")):
+    table = markdown(bracket.bracket_table(metrics["bracket"]), index="model, level")
+    lines = [_say("bracket_heading", bracket_table=table), ""]
+    for model in ("paper", "selected"):
         for level in bracket.LEVELS:
-            where = "per slice" if level == "slice" else "per patient"
-            lines += [f"{name}, {where} (mean [95% interval], percent):", ""]
+            caption = _say(
+                "bracket_family_caption",
+                model=_say(f"model_{model}"),
+                level=tables.LEVEL_NAMES[level],
+            )
+            lines += [caption, ""]
             lines += [markdown(bracket.family_table(fam, model, level), index="grouping"), ""]
     exploratory = {g: m["paired"] for g, m in fam.items() if g != "central" and "paired" in m}
-    lines += [
-        "### 06's nested selection against the paper's model, central grouping",
-        "",
-        "The primary comparison (named before its figures) and the secondary family "
-        "(Holm-adjusted), in points; `detectable`: the smallest true difference detected with "
-        f"{comparisons.POWER:.0%} power at the row's level:",
-        "",
-        markdown(bracket.comparison_table(metrics["comparison"]), index="metric"),
-        "",
-        *comparison_sentences(metrics["comparison"]),
-        "",
-        "Exploratory (no verdict): the same difference under the other readings of the "
-        "patients, plain 95% intervals over each reading's groups:",
-        "",
-        markdown(bracket.paired_table(exploratory, exploratory=True), index="grouping"),
-        "",
-        nearest_training_sentence(metrics["nearest_training"]),
-        "",
-        "![bracket](figures/07_bracket.png)",
-        "",
-    ]
-    return lines
+    comparison = _say(
+        "bracket_comparison",
+        power=f"{comparisons.POWER:.0%}",
+        comparison_table=markdown(bracket.comparison_table(metrics["comparison"]), index="metric"),
+        comparison_sentences="\n".join(comparison_sentences(metrics["comparison"])),
+        exploratory_table=markdown(
+            bracket.paired_table(exploratory, exploratory=True), index="grouping"
+        ),
+        nearest_training=nearest_training_sentence(metrics["nearest_training"]),
+    )
+    return [*lines, comparison, ""]
 
 
 def study_section(metrics: dict) -> list[str]:
@@ -928,29 +823,46 @@ def study_section(metrics: dict) -> list[str]:
         for name, v in study["case"].items()
     }
     counts = "; ".join(
-        f"{name}: {pct(c['slices refused'])}% of slices refused, "
-        f"{c['patients with no answer (mean per repeat)']:.1f} patients with no answer per repeat"
+        _say(
+            "study_count",
+            model=name,
+            refused=pct(c["slices refused"]),
+            no_answer=f"{c['patients with no answer (mean per repeat)']:.1f}",
+        )
         for name, c in study["counts"].items()
     )
-    return [
-        "## One answer per patient: the study rule (notebook 06)",
-        "",
-        "Each held-out patient classified by the mean log-probability over its slices, with "
-        "every slice or only those the input check's content and colour layers do not refuse "
-        "(fitted per outer fold; 04 runs no CT-or-not layer, notebook 08 measures it); a "
-        "patient with fewer than 3 or fewer than half of its slices passing gets no answer "
-        "from `predict` and is scored here with all its slices; mean "
-        f"over repeats [95% interval over patients and repeats], percent. {counts}.",
-        "",
-        markdown(pd.DataFrame(rows).T, index="model: slices used"),
-        "",
-    ]
+    section = _say(
+        "study_section",
+        counts=counts,
+        study_table=markdown(pd.DataFrame(rows).T, index="model: slices used"),
+    )
+    return [section, ""]
 
 
-#: The input check's goal: flag at least this share of held-out non-CT images ...
-INPUT_CHECK_GOAL_NON_CT = 0.95
-#: ... and at most this share of new patients' CT slices.
-INPUT_CHECK_GOAL_CT = 0.01
+def _input_check_verdict(ct: dict, other: dict) -> str:
+    """Whether the check meets its goals (:data:`~lungct_utils.input_check.INPUT_CHECK_GOAL_CT`,
+    :data:`~lungct_utils.input_check.INPUT_CHECK_GOAL_NON_CT`), and where an interval crosses
+    one it meets."""
+    met_ct = ct["rate"] <= INPUT_CHECK_GOAL_CT
+    met_other = other["rate"] >= INPUT_CHECK_GOAL_NON_CT
+    if not (met_ct and met_other):
+        missed = [
+            _say(key)
+            for key, met in (
+                ("input_check_ct_slices", met_ct),
+                ("input_check_non_ct_images", met_other),
+            )
+            if not met
+        ]
+        return _say("input_check_misses", missed=" and ".join(missed))
+    doubts = []
+    if ct["ci95"][1] > INPUT_CHECK_GOAL_CT:
+        doubts.append(_say("input_check_ct_doubt", high=pct(ct["ci95"][1])))
+    if other["ci95"][0] < INPUT_CHECK_GOAL_NON_CT:
+        doubts.append(_say("input_check_non_ct_doubt", low=pct(other["ci95"][0])))
+    if doubts:
+        return _say("input_check_meets_on_estimates", doubts=" and ".join(doubts))
+    return _say("input_check_meets")
 
 
 def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[str]:
@@ -967,59 +879,46 @@ def input_check_section(metrics: dict, scaling: str = "mobilenet_v2") -> list[st
         return []
     rates = metrics["input_check"]["rates"]
     ct, other = rates["held-out CT originals"][scaling], rates["not CT, held-out part"][scaling]
-    met_ct = ct["rate"] <= INPUT_CHECK_GOAL_CT
-    met_other = other["rate"] >= INPUT_CHECK_GOAL_NON_CT
-    verdict = (
-        "meets both goals"
-        if met_ct and met_other
-        else "misses the goal on "
-        + " and ".join(
-            name for name, met in (("CT slices", met_ct), ("non-CT images", met_other)) if not met
-        )
-    )
-    doubt = []
-    if met_ct and ct["ci95"][1] > INPUT_CHECK_GOAL_CT:
-        doubt.append(f"the CT rate's interval reaches {pct(ct['ci95'][1])}%")
-    if met_other and other["ci95"][0] < INPUT_CHECK_GOAL_NON_CT:
-        doubt.append(f"the non-CT rate's interval reaches down to {pct(other['ci95'][0])}%")
-    if doubt and met_ct and met_other:
-        verdict += " on the estimates, though " + " and ".join(doubt)
     passes = [
-        f"{r['rows'] - r['flagged']} of {r['rows']} checks of the {part} part"
+        _say("input_check_passes", passed=r["rows"] - r["flagged"], rows=r["rows"], part=part)
         for part in ("design", "held-out")
         for r in [rates[f"not CT, {part} part"][scaling]]
     ]
     passed = metrics["input_check"].get("corpus_passed")
     by_item = sorted(
-        (-k, f"{name} ({part} part): {k} of {passed['folds']} folds")
+        (
+            -k,
+            _say(
+                "input_check_passed_item",
+                item=name,
+                part=part,
+                folds_passed=k,
+                folds=passed["folds"],
+            ),
+        )
         for part, counts in (passed["items"].get(scaling, {}) if passed else {}).items()
         for name, k in counts.items()
         if k
     )
-    named = "; ".join(text for _, text in by_item) or "no item"
-    return [
-        "## The input check's distance layers (notebook 04)",
-        "",
-        f"Nested in the `cases` CV, the content, colour, layout and feature layers of the "
-        f"check `predict` runs flag (refuse or warn about) "
-        f"{tables.with_interval(other['rate'], other['ci95'])}% of the {other['units']} held-out "
-        f"non-CT images (exact interval over images) and "
-        f"{tables.with_interval(ct['rate'], ct['ci95'])}% of new patients' CT originals "
-        f"({ct['flagged']} of {ct['rows']} over the repeats; interval over cases); it {verdict} "
-        f"(at least {pct(INPUT_CHECK_GOAL_NON_CT, 0)}% and at most "
-        f"{pct(INPUT_CHECK_GOAL_CT, 0)}%).",
-        "",
-        f"Non-CT images pass every layer (a class, no warning) in {' and '.join(passes)} "
-        "(a check: one image in one outer fold): "
-        + (named if passed else "which items is not recorded in `metrics.json`")
-        + ". The corpus and the layers were written together: its held-out part is held out "
-        "from fitting (no threshold is set on it), not from design.",
-        "",
-        markdown(tables.rate_table(rates), index="images"),
-        "",
-        "![input check](figures/04_input_check.png)",
-        "",
-    ]
+    if not passed:
+        items = _say("input_check_items_not_recorded")
+    else:
+        items = "; ".join(text for _, text in by_item) or _say("input_check_no_item")
+    section = _say(
+        "input_check_section",
+        non_ct=tables.with_interval(other["rate"], other["ci95"]),
+        non_ct_units=other["units"],
+        ct=tables.with_interval(ct["rate"], ct["ci95"]),
+        ct_flagged=ct["flagged"],
+        ct_rows=ct["rows"],
+        verdict=_input_check_verdict(ct, other),
+        non_ct_goal=pct(INPUT_CHECK_GOAL_NON_CT, 0),
+        ct_goal=pct(INPUT_CHECK_GOAL_CT, 0),
+        passes=" and ".join(passes),
+        items=items,
+        rate_table=markdown(tables.rate_table(rates), index="images"),
+    )
+    return [section, ""]
 
 
 def beyond_section(metrics: dict) -> list[str]:
@@ -1037,34 +936,40 @@ def beyond_section(metrics: dict) -> list[str]:
     sel, goal = beyond["selected"], beyond["goal"]
     verdict = []
     peer = metrics["groupings"]["peer"]["selected"]["slice"]
-    for name, g in (("macro-F1", goal["macro_f1"]), ("benign recall", goal["recall_benign"])):
-        key = "macro_f1" if name == "macro-F1" else "recall_benign"
+    for key in ("macro_f1", "recall_benign"):
+        g = goal[key]
         short = g["goal"] - g["ours"]
-        reached = "reached" if short <= 0 else f"{pct(short)} points short"
-        under_peer = tables.with_interval(peer["mean"][key], peer["ci95"][key])
-        verdict.append(
-            f"{name}: {pct(g['ours'])}% against the goal {pct(g['goal'], 0)}% ({reached}); "
-            f"the best public peer reports {pct(g['peer'], 1)}% on its own 103-group holdout, "
-            f"and under its grouping rule on this release the shipped recipe scores {under_peer}%"
+        reached = (
+            _say("beyond_goal_reached")
+            if short <= 0
+            else _say("beyond_goal_short", short=pct(short))
         )
-    chosen = ", ".join(f"{k} in {v}" for k, v in sel["chosen_in_outer_folds"].items())
-    return [
-        "## Beyond the paper (`cases` protocol, notebook 06)",
-        "",
-        markdown(tables.beyond_table(beyond["variants"]), index="variant"),
-        "",
-        f"The recipe is chosen by nested CV (inner folds of the training patients pick the "
-        f"recipe, the regularisation and the benign prior; outer folds: {chosen}). The outer "
-        f"score of that whole procedure: macro-F1 "
-        f"{tables.with_interval(sel['macro_f1'], sel['macro_f1_ci95'])}, benign recall "
-        f"{tables.with_interval(sel['recall_benign'], sel['recall_benign_ci95'])}. "
-        + "; ".join(verdict)
-        + ". The shipped model (`models/beyond.keras`) is "
-        f"{sel['final']['recipe']}, selected the same way on all {sel['final']['trained_on']}.",
-        "",
-        "![variants](figures/06_variants.png)",
-        "",
-    ]
+        verdict.append(
+            _say(
+                "beyond_goal",
+                metric=tables.LABELS[key],
+                ours=pct(g["ours"]),
+                goal=pct(g["goal"], 0),
+                reached=reached,
+                peer=pct(g["peer"], 1),
+                under_peer=tables.with_interval(peer["mean"][key], peer["ci95"][key]),
+            )
+        )
+    chosen = ", ".join(
+        _say("beyond_chosen_item", recipe=k, folds=v)
+        for k, v in sel["chosen_in_outer_folds"].items()
+    )
+    section = _say(
+        "beyond_section",
+        variants_table=markdown(tables.beyond_table(beyond["variants"]), index="variant"),
+        chosen=chosen,
+        macro_f1=tables.with_interval(sel["macro_f1"], sel["macro_f1_ci95"]),
+        recall_benign=tables.with_interval(sel["recall_benign"], sel["recall_benign_ci95"]),
+        goals="; ".join(verdict),
+        recipe=sel["final"]["recipe"],
+        trained_on=sel["final"]["trained_on"],
+    )
+    return [section, ""]
 
 
 def write_reports(parameters_file: dict | None = None) -> dict:
@@ -1079,7 +984,7 @@ def write_reports(parameters_file: dict | None = None) -> dict:
     Returns:
         The metrics dict.
     """
-    metrics = collect_metrics(parameters_file)
+    metrics = parts.collect_metrics(parameters_file)
     folder = config.reports_dir()
     write_json(metrics, folder / "metrics.json")
     write_text(render_summary(metrics), folder / "summary.md")

@@ -26,6 +26,7 @@ LAYERS = {
     "core": [
         "config",
         "io_utils",
+        "parts",
         "prose",
         "cache",
         "images",

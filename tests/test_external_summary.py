@@ -3,7 +3,7 @@
 import pytest
 
 from lungct_utils import external_summary as es
-from lungct_utils import tables
+from lungct_utils import prose, tables
 
 
 def metric(value: float, lo: float, hi: float) -> dict:
@@ -260,3 +260,42 @@ def test_section():
     # the accepted rows are the accepted metrics: no specificity where none was planted
     row = next(line for line in text.splitlines() if "| paper model: external, accepted |" in line)
     assert "|  |" in row
+
+
+def test_every_passage_of_the_external_template_is_reached(monkeypatch):
+    """Planted figures take every branch: no passage of ``external.md`` is dead, and every
+    passage a branch asks for exists."""
+    used, fill = set(), prose.fill
+
+    def recording(name, key, /, **values):
+        used.add((name, key))
+        return fill(name, key, **values)
+
+    monkeypatch.setattr(prose, "fill", recording)
+    kept = external_part()
+    kept["transfer"] = transfer_part("as shipped")
+    unjudged = external_part()
+    unjudged["models"]["shipped model"]["input_check"] = {"refused_share": None}
+    chosen_in_08 = external_part()
+    chosen_in_08["shipped"] = {"recipe": "MLP head", "selection": "nested (06) + rule (08)"}
+    for where in ("internal", "models"):
+        chosen_in_08[where]["shipped model (06)"] = chosen_in_08[where]["shipped model"]
+    for part in (external_part(), kept, unjudged, chosen_in_08):
+        es.plain_lines({"external": part})
+        es.section({"external": part})
+        for key, name, inside in es.model_names(part):
+            es.model_sentence(name, part["internal"][key], part["models"][key]["metrics"], inside)
+    inside = binary(ba=(0.5, 0.4, 0.6))
+    es.model_sentence("x", inside, binary(ba=(0.9, 0.8, 0.95)))  # rises
+    es.model_sentence("x", inside, {**binary(), "balanced_accuracy": None})  # not measured
+    assert {("external", key) for key in prose.passages("external")} - used == set()
+
+
+def test_model_names_follow_where_the_shipped_model_was_chosen():
+    part = external_part()
+    assert [key for key, _, _ in es.model_names(part)] == ["paper model", "shipped model"]
+    part["shipped"] = {"recipe": "MLP head", "selection": "nested (06) + rule (08)"}
+    names = es.model_names(part)
+    assert [key for key, _, _ in names] == ["paper model", "shipped model (06)", "shipped model"]
+    assert "MLP head" in names[2][1] and names[2][2] != names[1][2]  # not nested, said so
+    assert all(inside.startswith(names[0][2]) for _, _, inside in names)  # all held-out patients

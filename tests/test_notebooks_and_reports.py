@@ -1,13 +1,15 @@
 """Notebook conventions, the report machinery, and the committed metrics and README."""
 
 import ast
+import copy
 import json
 import re
+from collections.abc import Mapping
 
 import nbformat
 import pytest
 
-from lungct_utils import config, report
+from lungct_utils import config, parts, report
 from lungct_utils.io_utils import LungCTError
 from lungct_utils.runner import clean, declared, notebook_paths, render_html
 
@@ -256,19 +258,161 @@ def test_committed_metrics_have_the_external_part(committed):
     assert ext["provenance"]["seed"] == committed["seed"]
 
 
-def test_readme_results_agree_with_the_committed_metrics(committed):
-    assert report.readme_block(committed) in config.README.read_text(encoding="utf-8")
+def test_metrics_json_is_the_join_of_the_committed_parts(committed):
+    """The committed ``metrics.json`` is what the committed parts of one run join to."""
+    joined = parts.collect_metrics(committed["parameters_file"], config.STUDIES)
+    assert joined == committed
 
 
-def test_summary_is_generated_from_the_committed_metrics(committed):
-    assert (config.REPORTS / "summary.md").read_text() == report.render_summary(committed)
+def _readme_block() -> str:
+    text = config.README.read_text(encoding="utf-8")
+    start, end = text.index(report.README_START), text.index(report.README_END)
+    assert start < end, "the README's generated block is out of order"
+    return text[start:end]
 
 
-def test_generated_reports_exist():
-    for name in ("summary.md", "MODEL_CARD.md", "deployment.md", "benchmarks.md"):
-        assert (config.REPORTS / name).is_file(), name
-    for stem in EXPECTED:
-        assert (config.REPORTS / f"{stem}.html").is_file()
+#: A figure in running text: an optional sign, digits, optional decimals; not part of a word.
+FIGURE = re.compile(r"(?<![\w.])[+-]?\d+(?:\.\d+)?(?![\w.])")
+
+
+def _numbers(node):
+    """Every number (not a flag) in a nested structure of dicts and lists."""
+    if isinstance(node, Mapping):
+        for v in node.values():
+            yield from _numbers(v)
+    elif isinstance(node, list | tuple):
+        for v in node:
+            yield from _numbers(v)
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield node
+
+
+def _derived(m: dict) -> list[float]:
+    """The figures the reports derive from ``metrics.json`` by a stated rule."""
+    seeds = m["paper_seeds"]
+    cv, hold = seeds["cv_accuracy"], seeds["holdout_accuracy"]
+    welch = report.compare_with_paper(cv["mean"], cv["sd"], len(seeds["seeds"]))
+    counts = m["dataset"]["distinct_by_class"]
+    bal = m["bracket"]["paper"]["slice"]["balanced_accuracy"]
+    near = [m["nearest_training"][g] for g in ("central", "thumbnails_only")]
+    return [
+        welch["diff"],  # the reproduction's difference and its interval
+        *welch["ci95"],
+        max(counts.values()) / sum(counts.values()),  # the majority class's share
+        hold["max"] - hold["min"],  # how far the seeds' holdouts lie apart
+        1 / m["comparison"]["patients_by_class"]["benign"],  # one benign patient
+        *(v - bal["central"] for v in bal["leak_controls"].values()),
+        max(max(v["per_repeat"]) - min(v["per_repeat"]) for v in near),
+        near[1]["median"] - near[0]["median"],
+    ]
+
+
+def _as_rendered(values) -> set[str]:
+    """Each value as the reports render it: in percent with 0-2 decimals (signed or not),
+    or as it is with 0-3 decimals."""
+    out = set()
+    for x in values:
+        for d in (0, 1, 2):
+            out |= {f"{100 * x:.{d}f}", f"{100 * x:+.{d}f}"}
+        out |= {f"{x:.{d}f}" for d in (0, 1, 2, 3)}
+    return out
+
+
+@pytest.mark.parametrize("name", ["README.md results block", "summary.md"])
+def test_every_figure_of_a_generated_report_is_a_committed_value(committed, name):
+    """Each decimal figure is a value of ``metrics.json``, of the paper's tables or derived
+    from them: a report left behind by new metrics, or a figure typed by hand, fails.
+    (Integers are left out: counts, folds and names such as notebook numbers.)"""
+    text = _readme_block() if name.startswith("README") else (config.REPORTS / name).read_text()
+    text = text.replace(config.DATASET_CITATION, "")  # its DOI is no figure
+    published = [*_numbers(config.PAPER_TABLE_III), *_numbers(config.PAPER_TABLE_IV)]
+    allowed = _as_rendered([*_numbers(committed), *published, *_derived(committed)])
+    figures = [f for f in FIGURE.findall(text) if "." in f]
+    assert len(figures) > 100, name  # the block's tables and sentences are there
+    assert [f for f in figures if f not in allowed] == []
+
+
+def _provenance_commits(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "provenance" and isinstance(v, dict):
+                yield v["git_commit"]
+            else:
+                yield from _provenance_commits(v)
+
+
+def test_each_report_rendered_from_the_metrics_names_their_commit(committed):
+    commit = committed["git_commit"]
+    assert set(_provenance_commits(committed)) <= {commit}  # every part from the same run
+    named = re.compile(r"commit `([0-9a-f]{7,40}(?:\+dirty)?)`")
+    summary = (config.REPORTS / "summary.md").read_text()
+    assert set(named.findall(summary)) == {commit}
+    card = (config.REPORTS / "MODEL_CARD.md").read_text()
+    assert named.findall(card)[0] == commit  # later ones name where a study was measured
+
+
+#: The results table's columns and the metric each shows.
+COLUMNS = {
+    "accuracy": "accuracy",
+    "balanced accuracy": "balanced_accuracy",
+    "macro-F1": "macro_f1",
+    "benign recall": "recall_benign",
+}
+
+
+def _table(text: str, index: str) -> dict[str, dict[str, str]]:
+    """The Markdown table of ``text`` whose first header cell is ``index``: row -> column ->
+    cell."""
+    rows, header = {}, None
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|"):
+            if header:
+                break
+        elif header is None and cells[0] == index:
+            header = cells
+        elif header and not set(line) <= set("|-: "):
+            rows[cells[0]] = dict(zip(header, cells, strict=True))
+    assert header, f"no table headed {index!r}"
+    return rows
+
+
+def _cell(mean: float, ci) -> str:
+    return f"{100 * mean:.2f} [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]"
+
+
+def _assert_each_metric_under_its_name(block: str, m: dict) -> None:
+    rows = _table(block, "protocol")
+    for p, s in m["honest_cv"].items():
+        row = next(v for name, v in rows.items() if name.startswith(f"{p} ("))
+        for column, key in COLUMNS.items():
+            assert row[column] == _cell(s["mean"][key], s["ci95"][key]), (p, column)
+    seeds = m["paper_seeds"]
+    row = next(v for name, v in rows.items() if name.startswith("paper protocol, ours"))
+    cv = seeds["cv_accuracy"]
+    spread = f"{100 * cv['mean']:.2f} ± {100 * cv['sd']:.2f}"
+    assert row["accuracy"] == f"{spread} ({100 * cv['min']:.2f}-{100 * cv['max']:.2f})"
+    for column, key in list(COLUMNS.items())[1:]:
+        s = seeds[f"cv_{key}"]
+        assert row[column] == f"{100 * s['mean']:.2f} ± {100 * s['sd']:.2f}", column
+
+
+def test_the_committed_readme_shows_each_metric_under_its_name(committed):
+    _assert_each_metric_under_its_name(_readme_block(), committed)
+
+
+def test_the_readme_renderer_reads_each_metric_from_its_own_key(committed):
+    """Distinct planted values per protocol and metric: reading a neighbouring key (the
+    committed paper-protocol figures coincide) puts a wrong figure under a name."""
+    planted = copy.deepcopy(committed)
+    for i, s in enumerate(planted["honest_cv"].values()):
+        for j, key in enumerate(COLUMNS.values()):
+            value = (11 + 23 * i + 5 * j + 0.37) / 100
+            s["mean"][key], s["ci95"][key] = value, [value - 0.0111 * (j + 1), value + 0.0013]
+    for j, key in enumerate(COLUMNS.values()):
+        s = planted["paper_seeds"][f"cv_{key}"]
+        s.update(mean=0.5 + 0.07 * j + 0.0013, sd=0.001 * (j + 2), min=0.41 + j / 100, max=0.9)
+    _assert_each_metric_under_its_name(report.readme_block(planted), planted)
 
 
 @pytest.mark.slow

@@ -3,13 +3,15 @@
 import copy
 import json
 import math
+import re
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from lungct_utils import comparisons, config, report, tables
+from lungct_utils import comparisons, config, parts, prose, report, tables
 from lungct_utils.io_utils import DataError, write_json
 
 
@@ -288,26 +290,26 @@ def test_summary_sentences_follow_the_numbers(metrics):
 
 
 def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeypatch):
-    parts = tmp_path / "metrics"
-    write_json(metrics["audit"], parts / "audit.json")
-    write_json(metrics["cases"], parts / "cases.json")
-    write_json(metrics["protocols"]["paper"]["cv"], parts / "cv_paper.json")
-    write_json(metrics["paper_seeds"], parts / "paper_seeds.json")
+    folder = tmp_path / "metrics"
+    write_json(metrics["audit"], folder / "audit.json")
+    write_json(metrics["cases"], folder / "cases.json")
+    write_json(metrics["protocols"]["paper"]["cv"], folder / "cv_paper.json")
+    write_json(metrics["paper_seeds"], folder / "paper_seeds.json")
     for p in config.PROTOCOLS:
-        write_json(metrics["protocols"][p]["holdout"], parts / f"holdout_{p}.json")
+        write_json(metrics["protocols"][p]["holdout"], folder / f"holdout_{p}.json")
     prov = {k: metrics[k] for k in ("params", "seed", "git_commit", "created", "versions", "cpu")}
     honest = {"protocols": metrics["honest_cv"], "dataset": metrics["dataset"], "provenance": prov}
-    write_json(honest, parts / "honest_cv.json")
+    write_json(honest, folder / "honest_cv.json")
     bracket = {k: metrics[k] for k in ("groupings", "bracket", "comparison", "nearest_training")}
-    write_json(bracket, parts / "bracket.json")
+    write_json(bracket, folder / "bracket.json")
     if "input_check" in metrics:
-        write_json(metrics["input_check"], parts / "input_check.json")
+        write_json(metrics["input_check"], folder / "input_check.json")
     if "external" in metrics:
-        write_json(metrics["external"], parts / "external.json")
+        write_json(metrics["external"], folder / "external.json")
     if "beyond" in metrics:
         beyond = {**metrics["beyond"], "paired": metrics["paired"]}
-        write_json({**beyond, "fold_choices": metrics["fold_choices"]}, parts / "beyond.json")
-    collected = report.collect_metrics({"SEED": 42}, parts)
+        write_json({**beyond, "fold_choices": metrics["fold_choices"]}, folder / "beyond.json")
+    collected = parts.collect_metrics({"SEED": 42}, folder)
     assert collected["parameters_file"] == {"SEED": 42}
     assert {k: v for k, v in collected.items() if k != "parameters_file"} == {
         k: v for k, v in metrics.items() if k != "parameters_file"
@@ -318,9 +320,9 @@ def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeyp
     assert json.loads((tmp_path / "metrics.json").read_text()) == written
     assert (tmp_path / "summary.md").read_text() == report.render_summary(written)
     assert config.README.read_text() == readme_before  # only `make report` touches the README
-    (parts / "audit.json").unlink()
+    (folder / "audit.json").unlink()
     with pytest.raises(DataError, match="audit.json: missing"):
-        report.collect_metrics(None, parts)
+        parts.collect_metrics(None, folder)
 
 
 def _rate(rate, lo, hi, flagged, rows, units):
@@ -370,20 +372,56 @@ def test_study_section_renders_the_rule_with_and_without_the_check(metrics):
     assert report.study_section({"beyond": {}}) == []
 
 
-def test_run_time_sentence_comes_from_the_run_and_says_cold_or_warm(tmp_path):
+def _numbers(text: str) -> Counter:
+    return Counter(re.findall(r"\d+(?:\.\d+)?", text))
+
+
+def _times(total, seconds, computed, cpu=None):
+    """A planted ``run_times.json``; step names without digits, so every number is a figure."""
     times = {
-        "notebooks": {"01_eda": 30.4, "07_patient_bracket": 200.0},
-        "total": 300.0,
-        "results_cache": {"computed": ["family_cv", "honest_cv"], "recompute": False},
-        "cpu": {"model": "Test CPU", "cores": 2},
+        "notebooks": dict(zip(("eda", "training", "bracket"), seconds, strict=False)),
+        "total": total,
+        "results_cache": {"computed": computed, "recompute": False},
     }
-    cold = report.run_time_sentence(times)
-    assert (
-        "(cold: 2 fold loops computed" in cold and "took 5.0 minutes on 2 cores of Test CPU" in cold
-    )
-    assert "01_eda 30 s, 07_patient_bracket 200 s" in cold
-    times["results_cache"]["computed"] = []
-    assert "(warm: every fold loop read from the results cache)" in report.run_time_sentence(times)
+    return times | ({"cpu": cpu} if cpu else {})
+
+
+@pytest.mark.parametrize(
+    ("total", "seconds", "computed", "cpu"),
+    [
+        (457.0, (30.4, 201.6), ["family_cv", "honest_cv", "beyond"], {"model": "Ours", "cores": 7}),
+        (90.0, (12.0, 48.49, 29.5), [], {"model": "Other", "cores": 64}),
+        (3725.0, (3600.0,), ["honest_cv"], None),
+    ],
+)
+def test_run_time_sentence_takes_every_figure_from_the_times_given(total, seconds, computed, cpu):
+    text = report.run_time_sentence(_times(total, seconds, computed, cpu))
+    steps = [f"{s:.0f}" for s in seconds]
+    expected = [f"{total / 60:.1f}", str(cpu["cores"]) if cpu else "?", *steps]
+    expected += [str(len(computed))] if computed else []
+    assert _numbers(text) == _numbers(" ".join(expected))  # no figure from anywhere else
+    for name, s in zip(("eda", "training", "bracket"), steps, strict=False):
+        assert f"{name} {s} s" in text  # each step beside its own seconds
+    machine = cpu["model"] if cpu else prose.fill("report", "run_time_unknown_cpu")
+    assert machine in text
+
+
+def test_run_time_sentence_says_cold_only_when_a_fold_loop_was_computed():
+    cold_passage = prose.fill("report", "run_time_cold", computed=2)
+    warm_passage = prose.fill("report", "run_time_warm")
+    cold = report.run_time_sentence(_times(300.0, (30.0,), ["family_cv", "honest_cv"]))
+    warm = report.run_time_sentence(_times(300.0, (30.0,), []))
+    assert cold_passage in cold and warm_passage not in cold
+    assert warm_passage in warm and cold_passage not in warm
+    assert cold.replace(cold_passage, warm_passage) == warm  # the cache is all that differs
+    one = report.run_time_sentence(_times(300.0, (30.0,), ["honest_cv"]))
+    assert prose.fill("report", "run_time_cold", computed=1) in one
+    with pytest.raises(ValueError, match="no timed steps"):
+        report.run_time_sentence(_times(300.0, (), []))
+
+
+def test_run_time_block_is_replaced_in_place(tmp_path):
+    times = _times(300.0, (30.0,), [], {"model": "Test CPU", "cores": 2})
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.RUN_TIME_START}\nstale\n{report.RUN_TIME_END}\nrest\n")
     report.update_run_time(times, readme)
@@ -476,3 +514,71 @@ def test_leak_control_sentence_says_whether_cutting_through_patients_raises_the_
     assert "none lies above every reading" in report.leak_control_sentence(low)
     with pytest.raises(ValueError, match="no leak control"):
         report.leak_control_sentence({**bal, "leak_controls": {}})
+
+
+def _branches(metrics):
+    """Planted copies of ``metrics`` that between them take every branch of the summary."""
+    central = metrics["bracket"]["paper"]["slice"]["balanced_accuracy"]["central"]
+    p = metrics["comparison"]["primary"]
+    width = metrics["bracket"]["paper"][p["level"]][p["metric"]]["width"]
+    nearest = metrics["nearest_training"]
+    blind = nearest["thumbnails_only"]["median"]
+    ct, other = "held-out CT originals", "not CT, held-out part"
+
+    def rates(ct_rate, ct_high, other_rate, other_low):
+        r = copy.deepcopy(metrics["input_check"]["rates"])
+        r[ct]["mobilenet_v2"].update(rate=ct_rate, ci95=[0.0, ct_high])
+        r[other]["mobilenet_v2"].update(rate=other_rate, ci95=[other_low, 1.0])
+        return r
+
+    def seeds(cv, balanced):
+        s = copy.deepcopy(metrics["paper_seeds"])
+        s["cv_accuracy"].update(mean=cv, sd=0.006)
+        s["cv_balanced_accuracy"]["mean"] = balanced
+        return s
+
+    cases_ci = metrics["honest_cv"]["cases"]["ci95"]["balanced_accuracy"]
+    return [
+        metrics,
+        _planted(metrics, paper_seeds=seeds(0.99, cases_ci[0] - 0.01)),  # above; a gap below
+        _planted(metrics, paper_seeds=seeds(0.80, (sum(cases_ci) / 2))),  # below; within
+        _planted(metrics, paper_seeds=seeds(0.97, round(central, 4))),  # like for like: stays
+        _planted(metrics, **{"paper_seeds/cv_balanced_accuracy/mean": central - 0.1}),  # rises
+        _planted(metrics, **{"comparison/primary/diff": round(width, 4)}),  # as much
+        _planted(metrics, **{"comparison/primary/diff": width + 0.1}),  # less
+        _planted(metrics, **{"audit/thumbnail_shortcut_balanced_accuracy": 0.0}),  # little
+        _planted(metrics, **{"audit/thumbnail_shortcut_balanced_accuracy": 1.0}),  # much
+        _planted(metrics, **{"bracket/paper/slice/balanced_accuracy/leak_controls": {"e": 0.0}}),
+        _planted(metrics, **{"bracket/paper/slice/balanced_accuracy/leak_controls": {"e": 1.0}}),
+        _planted(metrics, **{"nearest_training/central/median": blind - 0.5}),  # lower
+        _planted(metrics, **{"nearest_training/central/median": blind + 0.5}),  # higher
+        _planted(metrics, **{"nearest_training/central/median": blind}),  # within
+        _planted(metrics, nearest_training={k: nearest[k] for k in ("central", "thumbnails_only")}),
+        _planted(
+            metrics, **{"beyond/goal/macro_f1/ours": 1.0, "beyond/goal/recall_benign/ours": 0}
+        ),
+        _planted(metrics, **{"input_check/rates": rates(0.001, 0.005, 0.99, 0.97)}),  # meets
+        _planted(metrics, **{"input_check/rates": rates(0.005, 0.02, 0.96, 0.9)}),  # estimates
+        _planted(metrics, **{"input_check/rates": rates(0.02, 0.03, 0.9, 0.8)}),  # misses both
+        _planted(metrics, **{"input_check/corpus_passed": None}),  # not recorded
+        _planted(metrics, **{"input_check/corpus_passed/items": {}}),  # no item
+        _planted(metrics, **{"paper_seeds/cpu": {}}),  # no machine named
+    ]
+
+
+def test_every_passage_of_the_report_template_is_reached(metrics, monkeypatch):
+    """Planted numbers take every branch: no passage of ``report.md`` is dead, and every
+    passage a branch asks for exists (a misspelt key fails here, not in a later run)."""
+    used, fill = set(), prose.fill
+
+    def recording(name, key, /, **values):
+        used.add((name, key))
+        return fill(name, key, **values)
+
+    monkeypatch.setattr(prose, "fill", recording)
+    for planted in _branches(metrics):
+        report.render_summary(planted)
+        report.readme_block(planted)
+    for computed, cpu in (([], {"model": "x", "cores": 1}), (["honest_cv"], None)):
+        report.run_time_sentence(_times(60.0, (1.0,), computed, cpu))
+    assert {("report", key) for key in prose.passages("report")} - used == set()

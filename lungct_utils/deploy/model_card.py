@@ -12,8 +12,9 @@ from pathlib import Path
 
 from .. import config, external_summary, prose, tables
 from ..audit import SHORTCUT_SIDE
+from ..input_check import INPUT_CHECK_GOAL_CT
 from ..io_utils import DataError, write_text
-from ..report import INPUT_CHECK_GOAL_CT, results_table
+from ..report import results_table
 from ..tables import goal_status, markdown, pct
 from .export import INT8_GOAL_POINTS, int8_met
 
