@@ -8,18 +8,20 @@ still not slices as a user would give them (an inverted slice, a heavy off-centr
 
 **Files.** Every item that does not depend on the dataset is a committed PNG under
 ``data/non_ct/`` (:data:`lungct_utils.config.NON_CT_DIR`), listed in its ``manifest.csv``
-(file, kind, order, part, seed, label, source, licence, sha256; ``README.md`` there says how
-they were made): samples of scikit-image, scikit-learn and matplotlib, and images drawn by
-code. The randomised ones (charts, a table, terminal text, dots, blobs, noise, shapes, and
-the drawn MRI slices, nuclei and radiographs) are stored once per seed of :data:`SEEDS`;
-the others once. Grey images are stored as one channel and read back as three equal ones.
+(file, kind, order, part, label, source, licence, sha256; ``README.md`` there says how they
+were made): samples of scikit-image, scikit-learn and matplotlib, and images drawn by code.
+The corpus is one fixed data set: the images drawn from random numbers (charts, a table,
+terminal text, dots, blobs, noise, shapes, and the drawn MRI slices, nuclei and radiographs)
+are stored as one draw, and no seed of a caller changes them. Grey images are stored as one
+channel and read back as three equal ones.
 The manifest's SHA-256 is pinned here (:data:`MANIFEST_SHA256`) and each file's is in the
 manifest, so the files cannot change without this module changing (and with it every
 results-cache key that names it).
 
 **CT-derived items.** The inverted, cropped and wide-cropped items are the dataset's pixels,
 so they are made at run time from the caller's ``ct_images``: twelve slices spread over the
-array, each used by one item (:func:`ct_picks`, :func:`wide_ct_picks`).
+array, each used by one item (:func:`ct_picks`, :func:`wide_ct_picks`). Nothing random goes
+into them: the same slices give the same items.
 
 **Parts.** Each kind lists its items in a fixed order; the item at position ``p`` (0-based)
 is in the ``"design"`` part when ``p % 3 == 0`` and in the ``"held-out"`` part otherwise.
@@ -72,17 +74,13 @@ KINDS = (
 CT_KINDS = ("inverted CT", "cropped CT", "wide-cropped CT")
 #: Within a kind, the item at position p is in the design part when p % DESIGN_EVERY == 0.
 DESIGN_EVERY = 3
-#: The seeds with stored randomised images: 0, the default of :func:`non_ct_corpus` and of
-#: ``input_check.fit_input_check``, and 42, the notebooks' ``SEED``.
-SEEDS = (0, 42)
 #: SHA-256 of ``manifest.csv`` (read with ``\n`` line ends): the files this module reads.
-MANIFEST_SHA256 = "7d3a87cd8b20d0e4520c261edd8a744a8e8f4bb7df330e078dcd98c45f353529"
+MANIFEST_SHA256 = "ceae56068840c9aca4d7ea2cbc391308596d342745778f75814cf3e65e66ddf5"
 MANIFEST_COLUMNS = (
     "file",
     "kind",
     "order",
     "part",
-    "seed",
     "label",
     "source",
     "licence",
@@ -138,8 +136,7 @@ def read_manifest(folder: Path | None = None) -> pd.DataFrame:
         folder: the corpus folder; :data:`lungct_utils.config.NON_CT_DIR` when None.
 
     Returns:
-        One row per file, the columns of :data:`MANIFEST_COLUMNS` as text (``seed`` is
-        empty for an image that no seed changes).
+        One row per file, the columns of :data:`MANIFEST_COLUMNS` as text.
 
     Raises:
         DataError: the manifest is missing, unreadable or not the pinned one.
@@ -181,11 +178,10 @@ def _read_image(path: Path, sha256: str) -> Image.Image:
         raise DataError(f"{path}: a non-CT corpus file is not a readable image ({exc})") from None
 
 
-def stored_items(seed: int, folder: Path | None = None) -> dict[str, Labelled]:
-    """The stored images of one seed, kind by kind.
+def stored_items(folder: Path | None = None) -> dict[str, Labelled]:
+    """The stored images, kind by kind.
 
     Args:
-        seed: one of :data:`SEEDS` (picks the randomised images' draw).
         folder: the corpus folder; :data:`lungct_utils.config.NON_CT_DIR` when None.
 
     Returns:
@@ -197,7 +193,6 @@ def stored_items(seed: int, folder: Path | None = None) -> dict[str, Labelled]:
     """
     folder = Path(config.NON_CT_DIR if folder is None else folder)
     rows = read_manifest(folder)
-    rows = rows[rows["seed"].isin(["", str(seed)])]
     rows = rows.assign(position=rows["order"].astype(int))
     return {
         kind: [
@@ -334,27 +329,24 @@ def _part(position: int) -> str:
     return PARTS[0] if position % DESIGN_EVERY == 0 else PARTS[1]
 
 
-def non_ct_corpus(ct_images: np.ndarray, seed: int = 0, folder: Path | None = None) -> list[Item]:
+def non_ct_corpus(ct_images: np.ndarray, *, folder: Path | None = None) -> list[Item]:
     """The non-CT corpus: the stored images and the items made from ``ct_images``.
 
     Args:
         ct_images: uint8 ``(n, s, s, 3)`` real CT slices, ``n >= 12`` and ``s >= 64``; twelve
             of them, spread over the array and each used once, become the inverted, cropped
             and wide-cropped CT items.
-        seed: one of :data:`SEEDS`: which stored draw of the randomised images.
         folder: the corpus folder; :data:`lungct_utils.config.NON_CT_DIR` when None.
 
     Returns:
         The items, kind by kind in :data:`KINDS` order, each kind in its fixed order.
 
     Raises:
-        ValueError: on a bad ``ct_images`` or ``seed``.
+        ValueError: on a bad ``ct_images``.
         DataError: a stored file is missing, unreadable or changed.
     """
     _check_ct(ct_images)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed not in SEEDS:
-        raise ValueError(f"non_ct_corpus: seed must be one of {SEEDS}, got {seed!r}")
-    made = {**stored_items(int(seed), folder), **ct_items(ct_images)}
+    made = {**stored_items(folder), **ct_items(ct_images)}
     return [
         Item(f"{kind}: {label}", kind, _part(position), image)
         for kind in KINDS

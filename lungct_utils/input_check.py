@@ -422,14 +422,13 @@ def non_ct_design(
 
     Args:
         ct_images: uint8 ``(n, s, s, 3)`` CT slices (the corpus's CT-derived items).
-        seed: the views' seed and the corpus's stored draw (one of
-            :data:`lungct_utils.corpus.SEEDS`).
+        seed: the seed of the simulated-shift views (the corpus itself is fixed).
         size: model input side.
 
     Returns:
         ``(images uint8 (m, size, size, 3), item index of each row)``.
     """
-    items = [i for i in corpus.non_ct_corpus(ct_images, seed) if i.part == "design"]
+    items = [i for i in corpus.non_ct_corpus(ct_images) if i.part == "design"]
     base = np.stack([resize_rgb(i.image, size) for i in items])
     rows = np.concatenate([base, base[:, :, ::-1], shift.simulate(base, seed)])
     return rows, np.tile(np.arange(len(items)), 3)
@@ -444,20 +443,11 @@ def fit_input_check(images, features, y, groups, mode: str, seed: int = 0) -> di
         y: their class indices.
         groups: their case.
         mode: the model's preprocessing mode (features of views and corpus use it too).
-        seed: the seed of folds and views, and the corpus's stored draw (one of
-            :data:`lungct_utils.corpus.SEEDS`).
+        seed: the seed of folds and views (the non-CT corpus is fixed).
 
     Returns:
         The :func:`fit` reference with the ct layer (:func:`fit_ct`) merged in.
-
-    Raises:
-        ValueError: a seed without a stored corpus draw (checked before any fitting).
     """
-    if isinstance(seed, bool) or seed not in corpus.SEEDS:
-        raise ValueError(
-            f"input_check.fit_input_check: seed must be one of corpus.SEEDS {corpus.SEEDS}, "
-            f"got {seed!r}"
-        )
     ref = fit(features, layouts(images), y, groups, seed=seed)
     views = cached_features(shift.simulate(images, seed), mode, progress=False)
     non_ct, items = non_ct_design(np.asarray(images), seed, images.shape[1])

@@ -15,6 +15,7 @@ from lungct_utils import config, corpus
 from lungct_utils.io_utils import DataError
 
 N_CT, SIDE = 12, 224
+#: Items drawn from random numbers: stored as one fixed draw like every other image.
 RANDOMISED = {
     "chart: matplotlib bar chart",
     "text: PIL table",
@@ -27,9 +28,6 @@ RANDOMISED = {
     "grey look-alike (radiograph): drawn frontal chest radiograph",
     "grey look-alike (radiograph): drawn frontal chest radiograph, side marker",
 }
-#: Kinds whose images depend on their inputs only, never on the seed.
-FIXED_KINDS = ("colour photograph", "grey photograph", "inverted CT", "cropped CT")
-FIXED_KINDS += ("wide-cropped CT",)
 #: The grey look-alike and wide-cropped CT kinds: label -> part, in their fixed order.
 NEW_ITEMS = {
     "grey look-alike (MRI)": {
@@ -66,7 +64,7 @@ def ct() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def items(ct) -> list[corpus.Item]:
-    return corpus.non_ct_corpus(ct, seed=0)
+    return corpus.non_ct_corpus(ct)
 
 
 def _pixels(item: corpus.Item) -> np.ndarray:
@@ -159,26 +157,22 @@ def test_small_sources_are_upscaled(items):
     assert by_name[tiny].image.size == (256, 256)
 
 
-def test_same_seed_and_inputs_give_identical_pixels(items, ct):
-    again = corpus.non_ct_corpus(ct.copy(), seed=0)
+def test_same_inputs_give_identical_pixels_and_leave_the_input_alone(items, ct):
+    before_ct = ct.copy()
+    again = corpus.non_ct_corpus(ct)
+    assert np.array_equal(ct, before_ct)
     assert [i.name for i in again] == [i.name for i in items]
     assert [i.part for i in again] == [i.part for i in items]
     for a, b in zip(items, again, strict=True):
         assert np.array_equal(_pixels(a), _pixels(b)), a.name
 
 
-def test_the_other_seed_changes_randomised_images_only(items, ct):
-    before_ct = ct.copy()
-    assert corpus.SEEDS == (0, 42)
-    other = {i.name: _pixels(i) for i in corpus.non_ct_corpus(ct, seed=np.int64(42))}
-    assert np.array_equal(ct, before_ct)  # building leaves its input alone
-    assert set(other) == {i.name for i in items}
-    changed = {i.name for i in items if not np.array_equal(_pixels(i), other[i.name])}
-    assert RANDOMISED <= changed
-    for item in items:
-        fixed_look_alike = item.kind.startswith("grey look-alike") and " drawn " not in item.name
-        if item.kind in FIXED_KINDS or fixed_look_alike:
-            assert item.name not in changed, item.name
+def test_the_corpus_takes_no_seed(ct):
+    # one fixed data set: a caller still passing a seed stops instead of reading it as a folder
+    with pytest.raises(TypeError):
+        corpus.non_ct_corpus(ct, 42)
+    with pytest.raises(TypeError):
+        corpus.non_ct_corpus(ct, seed=42)
 
 
 def test_ct_indices_are_used_once_and_spread(items):
@@ -360,12 +354,6 @@ def test_bad_ct_images_raise_quoting_the_value(bad, quoted):
         corpus.non_ct_corpus(bad)
 
 
-@pytest.mark.parametrize("seed", [-1, 1, 7, 1.5, "0", True])
-def test_bad_seed_raises_quoting_the_value(ct, seed):
-    with pytest.raises(ValueError, match=re.escape(repr(seed))):
-        corpus.non_ct_corpus(ct, seed=seed)
-
-
 # ----------------------------------------------------------------------------- stored files
 
 
@@ -388,28 +376,21 @@ def test_the_manifest_follows_the_kinds_order_and_part_rule(manifest):
     assert set(manifest["kind"]) == set(corpus.KINDS) - set(corpus.CT_KINDS)
     order = manifest["order"].astype(int)
     assert (manifest["part"] == np.where(order % 3 == 0, "design", "held-out")).all()
-    for seed in corpus.SEEDS:
-        rows = manifest[manifest["seed"].isin(["", str(seed)])]
-        for kind, group in rows.groupby("kind"):
-            assert sorted(group["order"].astype(int)) == list(range(len(group))), (kind, seed)
+    for kind, group in manifest.groupby("kind"):
+        assert sorted(group["order"].astype(int)) == list(range(len(group))), kind
 
 
-def test_randomised_images_are_stored_once_per_seed(manifest, items):
-    drawn = manifest[manifest["seed"] != ""]
-    assert set(drawn["seed"]) == {str(s) for s in corpus.SEEDS}
-    per_seed = [drawn[drawn["seed"] == str(s)][["kind", "order", "label"]] for s in corpus.SEEDS]
-    assert all(
-        p.reset_index(drop=True).equals(per_seed[0].reset_index(drop=True)) for p in per_seed
-    )
-    names = set(per_seed[0]["kind"] + ": " + per_seed[0]["label"])
-    assert RANDOMISED <= names
+def test_every_stored_item_is_stored_once(manifest, items):
+    names = manifest["kind"] + ": " + manifest["label"]
+    assert names.is_unique
+    assert set(names) == {i.name for i in items if i.kind not in corpus.CT_KINDS}
+    assert RANDOMISED <= set(names)
 
 
 def test_stored_images_are_the_items_pixels(manifest, items):
     by_name = {i.name: i for i in items}
-    rows = manifest[manifest["seed"].isin(["", "0"])]
-    assert len(rows) == len(items) - sum(i.kind in corpus.CT_KINDS for i in items)
-    for row in rows.itertuples():
+    assert len(manifest) == len(items) - sum(i.kind in corpus.CT_KINDS for i in items)
+    for row in manifest.itertuples():
         with Image.open(config.NON_CT_DIR / row.file) as img:
             stored = np.asarray(img.convert("RGB"))
         item = by_name[f"{row.kind}: {row.label}"]
