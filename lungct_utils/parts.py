@@ -127,7 +127,8 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         "cpu", "dataset", "audit", "cases", "protocols", "honest_cv", "paper_seeds",
         "groupings", "bracket", "comparison", "nearest_training"}`` plus ``"input_check"``
         when notebook 04 has measured it, ``"beyond"``, ``"paired"`` and ``"fold_choices"``
-        when 06 has run and ``"external"`` when 08 has.
+        when 06 has run (with the study rule and the shipped model, ``beyond.study`` and
+        ``beyond.selected.final``, when 07 has) and ``"external"`` when 09 has.
 
     Raises:
         DataError: a required part is missing.
@@ -163,6 +164,10 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         beyond = load_part("beyond", folder)
         out["paired"] = beyond.pop("paired")
         out["fold_choices"] = beyond.pop("fold_choices")
+        if has_part("shipping", folder):  # notebook 07: the study rule and the shipped model
+            shipping = load_part("shipping", folder)
+            beyond["selected"]["final"] = shipping["final"]
+            beyond["study"] = shipping["study"]
         out["beyond"] = beyond
     return out
 

@@ -1,10 +1,12 @@
 """The hand-off between notebooks: metric parts and saved predictions, in temporary folders."""
 
+import json
+
 import pandas as pd
 import pytest
 
 from lungct_utils import config, parts
-from lungct_utils.io_utils import DataError
+from lungct_utils.io_utils import DataError, write_json
 
 
 @pytest.fixture
@@ -51,3 +53,22 @@ def test_predictions_round_trip_through_the_interim_folder(tmp_path, monkeypatch
     pd.testing.assert_frame_equal(parts.load_predictions("cv_cases"), preds)
     with pytest.raises(DataError, match=r"beyond_selected.csv: missing"):
         parts.load_predictions("beyond_selected")
+
+
+def test_the_shipping_part_completes_the_selection_part(tmp_path):
+    """06 saves the selection, 07 the study rule and the shipped model: metrics join them."""
+    committed = parts.collect_metrics(folder=config.REPORTS / "metrics")["beyond"]
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    holdouts = [f"holdout_{p}" for p in config.PROTOCOLS]
+    for name in (*parts.REQUIRED, *holdouts):
+        write_json(parts.load_part(name, config.REPORTS / "metrics"), folder / f"{name}.json")
+    selection = json.loads(json.dumps(committed))
+    final, study = selection["selected"].pop("final"), selection.pop("study")
+    write_json({**selection, "paired": {}, "fold_choices": []}, folder / "beyond.json")
+    alone = parts.collect_metrics(folder=folder)["beyond"]
+    assert "final" not in alone["selected"] and "study" not in alone
+    write_json({"final": final, "study": study}, folder / "shipping.json")
+    joined = parts.collect_metrics(folder=folder)["beyond"]
+    assert joined["selected"]["final"] == committed["selected"]["final"]
+    assert joined["study"] == committed["study"]
