@@ -166,3 +166,17 @@ def test_config_holds_no_dead_entries():
     # used by another module, a test or a notebook, or by another entry of config itself
     unused = [n for n in names if n not in source and own.count(n) < 2]
     assert not unused, unused
+
+
+def test_the_readme_layout_names_every_module_in_its_layer():
+    """The README's layout section must follow the package: a new module is described."""
+    text = (config.ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout") : text.index("## The protocols")]
+    sections = layout.split("**2. The shipped tool**")
+    core, rest = sections[0], sections[1]
+    deploy, rest = rest.split("**3. The studies**")
+    studies, top = rest.split("**4. The top**")
+    where = {"core": core, "deploy": deploy, "studies": studies, "top": top}
+    for layer, modules in LAYERS.items():
+        missing = [m for m in modules if f"`{m}`" not in where[layer]]
+        assert not missing, f"README layout, {layer}: {missing}"
