@@ -46,6 +46,7 @@ LAYERS = {
         "evaluate",
         "comparisons",
         "heads",
+        "crossval",
         "goal",
         "transfer",
         "pipeline",
