@@ -6,7 +6,7 @@ the reports folder (tests and nbval write to a temporary one, so only ``make rep
 rewrites the committed reports); ``KERAS_HOME`` is Keras' own variable for where the
 ImageNet weights live (default here: the repository's ``.cache/keras``).
 
-The paper's settings (Rajendra & Wardhana 2025, see ``../shared/PAPER.md``) live in the
+The paper's settings (Rajendra & Wardhana 2025; the README's "Data and citation") live in the
 frozen :class:`PaperConfig`; a notebook parameter overrides a field with
 :func:`dataclasses.replace` (``PAPER.with_overrides(...)``).
 """
@@ -92,7 +92,7 @@ EXTERNAL_NOTEBOOK = "08_external_validation.ipynb"
 
 
 def external_dir() -> Path:
-    """The external test set: ``$LUNGCT_EXTERNAL_DIR`` or ``../shared/data/chest-ctscan``.
+    """The external test set: ``$LUNGCT_EXTERNAL_DIR`` or :data:`DEFAULT_EXTERNAL_DIR`.
 
     Returns:
         The folder path (not checked for existence).

@@ -49,7 +49,7 @@ ECE_BINS = 15
 CONFUSION_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", *(f"recall_{c}" for c in CLASSES))
 #: The patient-level metrics of :func:`case_score` (fractions).
 CASE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "recall_benign")
-#: Probabilities are clipped to at least this before their log.
+#: Probabilities are clipped to at least this before their log (:func:`mean_log_prob`).
 PROB_FLOOR = 1e-12
 #: Bootstrap replicates of the intervals over repeated CV and of the paired differences.
 N_BOOT = 1000
@@ -310,13 +310,6 @@ def _unit_codes(groups) -> tuple[np.ndarray, int]:
     return codes.ravel(), len(distinct)
 
 
-def _units(groups) -> list[np.ndarray]:
-    """Per unit (in the order of :func:`_unit_codes`), its row positions in ascending order."""
-    codes, _ = _unit_codes(groups)
-    order = np.argsort(codes, kind="stable")
-    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
-
-
 def _cluster_picks(n_units: list[int], n_boot: int, seed: int):
     """The draws of the cluster bootstrap, one replicate at a time.
 
@@ -340,9 +333,8 @@ def _cluster_picks(n_units: list[int], n_boot: int, seed: int):
 def cluster_draw_counts(n_units, n_boot: int = 1000, seed: int = 0) -> tuple[np.ndarray, list]:
     """How often each replicate of the cluster bootstrap drew each unit.
 
-    The draws are those of :func:`cluster_bootstrap` (same seed, same order), so statistics
-    computed from these counts (a row weighs as often as its unit was drawn) equal the ones of
-    the resampled rows.
+    Statistics computed from these counts (a row weighs as often as its unit was drawn) equal
+    the ones of the resampled rows of each replicate.
 
     Args:
         n_units: per set, its number of units (at least one).
@@ -405,7 +397,7 @@ def cluster_intervals(
 ) -> dict[str, list[float]]:
     """Percentile intervals of vectorised statistics over the cluster bootstrap's replicates.
 
-    The replicates and intervals of :func:`cluster_bootstrap`, with all replicates of a set
+    Each replicate draws a set, then its units with replacement; all replicates of a set are
     scored at once from their unit counts (:func:`cluster_draw_counts`).
 
     Args:
@@ -427,40 +419,6 @@ def cluster_intervals(
         if len(c):
             for key, values in stats(s, c).items():
                 draws.setdefault(key, np.full(n_boot, np.nan))[set_of == s] = values
-    return _percentile_intervals(draws, level)
-
-
-def cluster_bootstrap(
-    stat, sets, groups_per_set, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, list[float]]:
-    """Percentile intervals of a statistic, resampling whole units (and one set per replicate).
-
-    The generic form, one call per replicate; :func:`cluster_intervals` gives the same
-    intervals from vectorised statistics.
-
-    Args:
-        stat: ``stat(set_index, rows, units)`` -> dict of numbers, where ``rows`` are row
-            positions into the set and ``units`` the replicate's unit id of each row (a unit
-            drawn twice counts as two units).
-        sets: how many prediction sets there are (e.g. CV repeats; 1 for a holdout).
-        groups_per_set: per set, the unit (case, source original) of each row.
-        n_boot: replicates.
-        seed: random seed.
-        level: coverage.
-
-    Returns:
-        key -> ``[low, high]``.
-    """
-    _check_bootstrap("cluster_bootstrap", n_boot, level)
-    units = [_units(g) for g in groups_per_set]
-    if len(units) != sets:
-        raise ValueError(f"cluster_bootstrap: sets={sets!r} but {len(units)} sets of groups")
-    draws: dict[str, list[float]] = {}
-    for s, picks in _cluster_picks([len(u) for u in units], n_boot, seed):
-        rows = np.concatenate([units[s][i] for i in picks])
-        ids = np.repeat(np.arange(len(picks)), [len(units[s][i]) for i in picks])
-        for key, value in stat(s, rows, ids).items():
-            draws.setdefault(key, []).append(value)
     return _percentile_intervals(draws, level)
 
 
@@ -538,12 +496,46 @@ def rate_interval(
     }
 
 
+def mean_log_prob(probs, groups=None) -> np.ndarray:
+    """The softmax of the mean log-probability: several probabilities of one thing made one.
+
+    The mean log-probability multiplies the probabilities (then renormalises): one that all
+    but rules a class out counts more than under the mean probability. Probabilities are
+    clipped to :data:`PROB_FLOOR` first. The mean runs over the first axis: over a stack of
+    ``(n, 3)`` probabilities of the same rows (the views of a slice, the members of an
+    ensemble), over the slices of one study, or over the rows of each group.
+
+    Args:
+        probs: ``(m, ..., 3)`` probabilities, or a list of m arrays of one shape.
+        groups: optional group code (``0 .. g-1``, each present) of each of the m rows of
+            ``(m, 3)`` probabilities: the mean then runs over each group's rows.
+
+    Returns:
+        ``(..., 3)`` probabilities, or ``(g, 3)`` with ``groups``.
+    """
+    logs = np.log(np.clip(np.asarray(probs, np.float64), PROB_FLOOR, 1))
+    if logs.ndim == 0 or logs.shape[-1] != K or len(logs) == 0:
+        raise ValueError(
+            f"mean_log_prob: expected (m >= 1, ..., {K}) probabilities, got {logs.shape}"
+        )
+    if groups is None:
+        mean = logs.mean(axis=0)
+    else:
+        codes = np.asarray(groups, np.int64)
+        if logs.ndim != 2 or codes.shape != (len(logs),):
+            raise ValueError(
+                f"mean_log_prob: {codes.shape} group codes for probabilities {logs.shape}"
+            )
+        cells = (codes[:, None] * K + np.arange(K)).ravel()
+        n_groups = int(codes.max()) + 1
+        total = np.bincount(cells, weights=logs.ravel(), minlength=n_groups * K)
+        mean = total.reshape(-1, K) / np.bincount(codes, minlength=n_groups)[:, None]
+    e = np.exp(mean - mean.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def case_predictions(y_true, probs, cases) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per case: its class and the softmax of its slices' mean log-probability.
-
-    The mean log-probability multiplies the slices' probabilities (then renormalises): a
-    slice that all but rules a class out counts more than under the mean probability.
-    Probabilities are clipped to :data:`PROB_FLOOR` first.
 
     Args:
         y_true: true class indices (one class per case).
@@ -552,7 +544,7 @@ def case_predictions(y_true, probs, cases) -> tuple[np.ndarray, np.ndarray, np.n
 
     Returns:
         ``(case_y, case_probs, case_ids)``: per case (sorted by id) its class index, its
-        ``(m, 3)`` probabilities and its id.
+        ``(m, 3)`` probabilities (:func:`mean_log_prob` of its slices) and its id.
     """
     y_true, probs = np.asarray(y_true, np.int64), np.asarray(probs, np.float64)
     if probs.shape != (len(y_true), K) or len(cases) != len(y_true):
@@ -564,18 +556,14 @@ def case_predictions(y_true, probs, cases) -> tuple[np.ndarray, np.ndarray, np.n
     if np.any(label[code] != y_true):
         bad = ids.tolist()[code[label[code] != y_true][0]]
         raise ValueError(f"case_predictions: case {bad!r} holds two classes")
-    cells = (code[:, None] * K + np.arange(K)).ravel()
-    logs = np.log(np.clip(probs, PROB_FLOOR, 1)).ravel()
-    total = np.bincount(cells, weights=logs, minlength=len(ids) * K).reshape(-1, K)
-    mean = total / np.bincount(code)[:, None]
-    e = np.exp(mean - mean.max(axis=1, keepdims=True))
-    return label, e / e.sum(axis=1, keepdims=True), np.asarray(ids)
+    return label, mean_log_prob(probs, code), np.asarray(ids)
 
 
 def study_probabilities(probs) -> np.ndarray:
     """One patient's probabilities from its slices': the softmax of their mean log-probability.
 
-    The rule of :func:`case_predictions` for one study of unknown class (``predict --study``).
+    The rule of :func:`case_predictions` (:func:`mean_log_prob`) for one study of unknown
+    class (``predict --study``).
 
     Args:
         probs: ``(n, 3)`` probabilities of the study's slices (n >= 1).
@@ -588,9 +576,7 @@ def study_probabilities(probs) -> np.ndarray:
         raise ValueError(
             f"study_probabilities: expected (n >= 1, {K}) probabilities, got {probs.shape}"
         )
-    mean = np.log(np.clip(probs, PROB_FLOOR, 1)).mean(axis=0)
-    e = np.exp(mean - mean.max())
-    return e / e.sum()
+    return mean_log_prob(probs)
 
 
 def case_score(y_true, probs, cases) -> dict[str, float]:
@@ -608,20 +594,6 @@ def case_score(y_true, probs, cases) -> dict[str, float]:
     case_y, case_probs, _ = case_predictions(y_true, probs, cases)
     metrics = confusion_metrics(confusion(case_y, case_probs.argmax(axis=1)))
     return {k: float(metrics[k]) for k in CASE_KEYS}
-
-
-def case_accuracy(y_true, probs, cases) -> float:
-    """Accuracy per case: each case's mean log-probability decides its class.
-
-    Args:
-        y_true: true class indices (one class per case).
-        probs: ``(n, 3)`` probabilities.
-        cases: case per row.
-
-    Returns:
-        The share of cases classified correctly (:func:`case_score`'s ``accuracy``).
-    """
-    return case_score(y_true, probs, cases)["accuracy"]
 
 
 def _unit_sums(codes: np.ndarray, n_units: int, values: np.ndarray) -> np.ndarray:

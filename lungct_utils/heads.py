@@ -20,7 +20,7 @@ nested selection.
 * **Nested selection** (:func:`select`): inside one outer training set, grouped inner folds
   score every candidate (recipe, ``C`` or ``alpha``, prior); the best by inner macro-F1 is
   refitted on the whole outer training set and predicts the outer test fold. Nothing here
-  ever sees the outer test labels (:func:`select` takes none; ``tests/test_probe.py`` plants
+  ever sees the outer test labels (:func:`select` takes none; ``tests/test_heads.py`` plants
   a leak).
 """
 
@@ -45,7 +45,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
 from .config import CLASSES
-from .evaluate import confusion, confusion_metrics
+from .evaluate import confusion, confusion_metrics, mean_log_prob
 from .splits import group_kfold
 
 #: Regularisation strengths tried on inner folds (smaller is stronger).
@@ -104,7 +104,7 @@ class Recipe:
         return ("linear", "mlp") if self.head == "ensemble" else (self.head,)
 
 
-#: The candidates, cheapest first (the first four are the original ones).
+#: The candidates, cheapest first.
 RECIPES = (
     Recipe("linear probe"),
     Recipe("linear probe + TTA", tta=True),
@@ -164,26 +164,6 @@ def case_weights(y, groups) -> np.ndarray:
     return len(frame) / (frame["y"].nunique() * cases * slices)
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, c: float) -> Pipeline:
-    """Standardize, then class-weighted multinomial logistic regression.
-
-    Args:
-        x: ``(n, d)`` features.
-        y: class indices.
-        c: inverse regularisation strength.
-
-    Returns:
-        The fitted scikit-learn pipeline.
-    """
-    if not c > 0:
-        raise ValueError(f"fit_probe: C must be > 0, got {c!r}")
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-    )
-    with one_thread():
-        return model.fit(x, y)
-
-
 def fit_path(x: np.ndarray, y: np.ndarray, cs, sample_weight=None) -> dict[float, Pipeline]:
     """Probes for several ``C`` on one training set, each fit warm-started from the last.
 
@@ -195,8 +175,12 @@ def fit_path(x: np.ndarray, y: np.ndarray, cs, sample_weight=None) -> dict[float
             class balance; None weighs every class alike (``class_weight="balanced"``).
 
     Returns:
-        ``C`` -> a fitted pipeline like :func:`fit_probe`'s.
+        ``C`` -> a fitted pipeline: standardization, then (class-weighted) multinomial
+        logistic regression.
     """
+    bad = [c for c in cs if not c > 0]
+    if bad:
+        raise ValueError(f"fit_path: C must be > 0, got {bad[0]!r}")
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
     balance = "balanced" if sample_weight is None else None
@@ -288,29 +272,16 @@ def with_prior(probs: np.ndarray, prior: float) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
-def mean_log_prob(probs: list[np.ndarray]) -> np.ndarray:
-    """The renormalized geometric mean of several ``(n, 3)`` probabilities.
-
-    Args:
-        probs: probabilities of the same rows (views of a slice, members of an ensemble).
-
-    Returns:
-        ``(n, 3)``: the softmax of their mean log-probability (their mean logit).
-    """
-    logs = np.mean([np.log(np.maximum(p, np.finfo(np.float64).tiny)) for p in probs], axis=0)
-    out = np.exp(logs - logs.max(axis=1, keepdims=True))
-    return out / out.sum(axis=1, keepdims=True)
-
-
 def predict(model, x: np.ndarray, views: list[np.ndarray] | None = None) -> np.ndarray:
     """Probabilities of a fitted head, optionally averaged over views (TTA).
 
     A linear probe predicts from the views' mean feature (the same as the mean of its
     log-probabilities); an MLP averages its log-probabilities over the views; an ensemble
-    (a list of heads) averages its members' log-probabilities.
+    (a list of heads) averages its members' log-probabilities (both by
+    :func:`~lungct_utils.evaluate.mean_log_prob`, the patient decision's rule).
 
     Args:
-        model: from :func:`fit_probe`, :func:`fit_heads` or a list of them.
+        model: from :func:`fit_heads` (or :func:`fit_path`), or a list of them.
         x: ``(n, d)`` features.
         views: the same rows' features of each view, or None.
 
@@ -591,7 +562,7 @@ def keras_head(model, prior: float = 1.0, name: str = "linear_probe"):
     ``head(features)`` equals :func:`with_prior` of :func:`predict`.
 
     Args:
-        model: from :func:`fit_probe` or :func:`fit_heads`, or a list of them (an ensemble).
+        model: from :func:`fit_heads` (or :func:`fit_path`), or a list of them (an ensemble).
         prior: the benign prior factor.
         name: the model's name.
 

@@ -1,29 +1,40 @@
-"""Training with the paper's schedule (section II.D): the Keras loop and the fast route.
+"""Training with the paper's schedule (section II.D): the Keras reference loop and the trainer.
 
-Both loops share one schedule: batch 32, at most 50 epochs, a seeded permutation of the
-training set each epoch, and early stopping on validation accuracy with patience 5 (Keras
-``EarlyStopping`` semantics: an epoch counts as an improvement when validation accuracy
-strictly rises; training stops after ``patience`` epochs without one).
+Both loops share one schedule (:func:`_schedule`): batch 32, at most 50 epochs, a seeded
+permutation of the training set each epoch, and early stopping on validation accuracy with
+patience 5 (Keras ``EarlyStopping`` semantics: an epoch counts as an improvement when
+validation accuracy strictly rises; training stops after ``patience`` epochs without one).
 ``restore_best_weights`` is off, as in the paper.
 
 * :func:`fit` runs each epoch through Keras ``model.fit`` (the reference; it trains the
   end-to-end model on images too).
-* :func:`fast_fit` runs the same Keras model, loss and a fresh copy of its optimizer through
-  one compiled TensorFlow graph per epoch. Keras ``fit`` spends nearly all its time on
-  per-step and per-epoch overhead when the model is the paper's 164k-parameter head; here a
-  whole epoch is one graph call: a loop over the batches of the epoch's permutation, each a
-  ``GradientTape`` step on the model's own loss and the optimizer's public
-  ``apply_gradients``. ``tests/test_train.py`` proves the two loops give the same weights
+* :class:`Trainer` holds one head, its optimizer and two compiled TensorFlow graphs: a whole
+  epoch (a loop over the batches of the epoch's permutation, each a ``GradientTape`` step on
+  the model's own loss and the optimizer's public ``apply_gradients``) and the validation
+  pass. Every :meth:`Trainer.fit` starts from the initial weights of a head freshly built
+  from its seed and from a fresh optimizer state, so one trainer trains any number of folds,
+  each as if alone. Keras ``fit`` spends nearly all its time on per-step and per-epoch
+  overhead when the model is the paper's 164k-parameter head; tracing the two graphs costs
+  about as much as one whole training, so the caller builds the trainer once and keeps it
+  (a fold loop's worker process builds one for all its folds: :func:`worker_trainer`).
+  ``tests/test_train.py`` proves that the trainer and Keras ``fit`` give the same weights
   and histories, and that both equal end-to-end Keras training.
 
-:func:`train_head` trains a fresh head (the paper's by default, or any head function, see
-:mod:`lungct_utils.model`) on cached features with :func:`fast_fit`.
+Keras' own compiled loop is not used: ``model.compile(jit_compile=True,
+steps_per_execution=n)`` and one ``model.fit`` with ``EarlyStopping`` over the same
+schedule (:func:`~lungct_utils.studies.benchmark.keras_compiled_fit`, measured by ``make
+benchmark``) took 2.5 to 4.2 times the trainer's time per training on four real folds of
+the ``cases`` protocol (n of 1, 8, 32 or a whole epoch; 2.0 to 3.3 times with one compiled
+model kept across the folds), and its probabilities differ from the trainer's (by up to
+5e-7, the difference of Keras ``fit``; the classes and epochs agree). Keras compiles it
+without XLA while op determinism is on (:func:`setup`); with XLA, without determinism,
+the training itself changes (other epochs, other classes for up to 29 test slices a fold).
+
+:func:`train_head` trains a fresh head on cached features with a trainer of its own.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +48,8 @@ from .images import label_indices, one_hot
 from .model import build_head
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+#: TensorFlow threads of a fold loop's worker process (:func:`worker_trainer`).
+WORKER_THREADS = 1
 
 
 def setup(seed: int, threads: int = THREADS) -> None:
@@ -44,7 +57,7 @@ def setup(seed: int, threads: int = THREADS) -> None:
 
     Fixes the thread counts, seeds Python, NumPy and TensorFlow through
     ``keras.utils.set_random_seed`` and turns on op determinism, so the same seed on the
-    same machine gives identical numbers (see ``../shared/NOTES-notebooks.md``).
+    same machine gives identical numbers (see the README's "Repeatable numbers").
 
     Args:
         seed: the one seed.
@@ -77,6 +90,21 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs: int = 0
     best_epoch: int = 0
+
+
+@dataclass
+class FoldFit:
+    """What one fold's training gives back (small and picklable: a worker process's answer).
+
+    Attributes:
+        test: positions of the fold's test rows.
+        probs: their ``(n_test, 3)`` probabilities.
+        epochs: epochs run.
+    """
+
+    test: np.ndarray
+    probs: np.ndarray
+    epochs: int
 
 
 def _check_inputs(x, y, x_val, y_val, sample_weight) -> None:
@@ -219,121 +247,182 @@ def _validation_function(model, loss_fn: Callable) -> Callable:
     return evaluate
 
 
-class _Trainer:
-    """A working copy of one architecture with a fresh optimizer and its compiled graphs.
+class Trainer:
+    """One head, its optimizer and its compiled graphs: the paper's schedule, fold after fold.
 
-    Why it is kept: tracing the epoch graph and compiling its optimizer step take about a
-    second, a third of a whole training of the paper's head (``make benchmark``), and the
-    notebooks train the same architecture hundreds of times (folds x repeats). So each
-    architecture gets one trainer (see :func:`_trainer`); a run loads the model's variables
-    (weights, dropout seed state) and the optimizer's initial state into it, and copies the
-    result back.
-    """
-
-    def __init__(self, model) -> None:
-        self.model = keras.models.clone_model(model)
-        self.optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
-        self.optimizer.build(self.model.trainable_variables)
-        self.optimizer_start = [v.numpy() for v in self.optimizer.variables]  # step 0
-        loss_fn = _per_sample_loss(model)
-        self.epoch = _epoch_function(self.model, self.optimizer, loss_fn)
-        self.evaluate = _validation_function(self.model, loss_fn)
-
-    def load(self, model) -> None:
-        """Start from ``model``'s variables with the optimizer as freshly built."""
-        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
-            mine.assign(theirs)
-        for var, start in zip(self.optimizer.variables, self.optimizer_start, strict=True):
-            var.assign(start)
-
-    def store(self, model) -> None:
-        """Copy the trained variables back into ``model``."""
-        for theirs, mine in zip(model.variables, self.model.variables, strict=True):
-            theirs.assign(mine)
-
-
-#: Trainers by architecture, at most :data:`MAX_TRAINERS` (the oldest goes first).
-_TRAINERS: dict[str, _Trainer] = {}
-MAX_TRAINERS = 8
-
-
-def _architecture(config):
-    """A config without ``seed`` and ``name`` entries.
-
-    Seeds act only through variables a run copies in (initial weights, dropout seed state);
-    Keras numbers names per instance (``adam_1``).
-    """
-    if isinstance(config, dict):
-        return {k: _architecture(v) for k, v in config.items() if k not in ("seed", "name")}
-    if isinstance(config, list | tuple):
-        return [_architecture(v) for v in config]
-    return config
-
-
-def _trainer(model) -> _Trainer:
-    """The trainer for ``model``'s architecture, optimizer settings and loss (made once)."""
-    if not model.compiled or model.loss is None:
-        raise ValueError(
-            f"fast_fit: model {model.name!r} is not compiled (needs optimizer and loss)"
-        )
-    loss = keras.saving.serialize_keras_object(model.loss)
-    parts = [model.get_config(), model.optimizer.get_config(), loss]
-    key = json.dumps(_architecture(parts), sort_keys=True, default=repr)
-    if key not in _TRAINERS:
-        if len(_TRAINERS) >= MAX_TRAINERS:
-            del _TRAINERS[next(iter(_TRAINERS))]
-        _TRAINERS[key] = _Trainer(model)
-    return _TRAINERS[key]
-
-
-def fast_fit(
-    model,
-    x: np.ndarray,
-    y: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    cfg: PaperConfig = PAPER,
-    progress: bool = True,
-    sample_weight: np.ndarray | None = None,
-) -> TrainResult:
-    """Train a compiled model like :func:`fit`, one compiled graph call per epoch.
-
-    The model starts from its current weights with a fresh optimizer (step 0), as a freshly
-    compiled model does under :func:`fit`; its weights (and dropout seed state) are updated
-    in place.
+    Built once (the head, a fresh optimizer, the traced epoch and validation graphs), it
+    trains as often as asked: each :meth:`fit` loads the initial weights of a head freshly
+    built for the seed (``keras.utils.set_random_seed(seed)`` then
+    :func:`~lungct_utils.model.build_head`, the dropout's seed state included) and the
+    optimizer's step-0 state, then runs :func:`_schedule`. The trained head is
+    :attr:`model`, whose weights the next :meth:`fit` replaces: predict or save before.
 
     Args:
-        model: a compiled Keras model (e.g. :func:`~lungct_utils.model.build_head`).
-        x: training inputs.
-        y: one-hot training labels.
-        x_val: validation inputs.
-        y_val: one-hot validation labels.
-        cfg: ``batch_size``, ``epochs``, ``patience``, ``restore_best_weights``, ``seed``.
-        progress: show a tqdm bar over epochs.
-        sample_weight: optional weight per training row (class weighting).
+        cfg: the head's and the optimizer's settings, the schedule (``batch_size``,
+            ``epochs``, ``patience``, ``restore_best_weights``) and the default seed.
+        head: ``"paper"`` (Table II, the default), another name in
+            :data:`~lungct_utils.model.HEADS`, or a function ``cfg -> list of Keras layers``
+            (a notebook can define its own).
+    """
+
+    def __init__(self, cfg: PaperConfig = PAPER, head: str | Callable = "paper") -> None:
+        self.cfg, self.head = cfg, head
+        self.model = build_head(cfg, head)
+        # an optimizer of the trainer's own: the head keeps its compiled one unbuilt, so a
+        # saved head carries no training state
+        compiled = self.model.optimizer
+        self.optimizer = type(compiled).from_config(compiled.get_config())
+        self.optimizer.build(self.model.trainable_variables)
+        self._optimizer_start = [v.numpy() for v in self.optimizer.variables]  # step 0
+        loss_fn = _per_sample_loss(self.model)
+        self._epoch = _epoch_function(self.model, self.optimizer, loss_fn)
+        self._evaluate = _validation_function(self.model, loss_fn)
+
+    def _start(self, cfg: PaperConfig) -> None:
+        """Load a fresh head's initial variables for ``cfg.seed``; reset the optimizer."""
+        keras.utils.set_random_seed(cfg.seed)
+        fresh = build_head(cfg, self.head)
+        for mine, initial in zip(self.model.variables, fresh.variables, strict=True):
+            mine.assign(initial)
+        for var, start in zip(self.optimizer.variables, self._optimizer_start, strict=True):
+            var.assign(start)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        *,
+        seed: int | None = None,
+        progress: bool = False,
+    ) -> TrainResult:
+        """Train the head afresh with the paper's schedule, one graph call per epoch.
+
+        Args:
+            x: training features ``(n, d)``.
+            y: one-hot training labels.
+            x_val: validation features.
+            y_val: one-hot validation labels.
+            sample_weight: optional weight per training row (class weighting).
+            seed: initial weights, dropout and batch order (default: the trainer's
+                ``cfg.seed``); a fold loop gives each repeat its own.
+            progress: show a tqdm bar over epochs.
+
+        Returns:
+            A :class:`TrainResult` holding :attr:`model`.
+        """
+        _check_inputs(x, y, x_val, y_val, sample_weight)
+        if seed is not None and (not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"Trainer.fit: seed must be a non-negative int, got {seed!r}")
+        cfg = self.cfg if seed is None else self.cfg.with_overrides(seed=seed)
+        self._start(cfg)
+        w = np.ones(len(x)) if sample_weight is None else sample_weight
+        x, y, w, x_val, y_val = (tf.constant(a, tf.float32) for a in (x, y, w, x_val, y_val))
+        batch_size = tf.constant(cfg.batch_size)
+
+        def run_epoch(order):
+            loss, acc = self._epoch(x, y, w, tf.constant(order), batch_size)
+            return float(loss), float(acc)
+
+        def run_val():
+            loss, acc = self._evaluate(x_val, y_val)
+            return float(loss), float(acc)
+
+        return _schedule(self.model, run_epoch, run_val, int(x.shape[0]), cfg, progress)
+
+    def fit_roles(
+        self,
+        features: np.ndarray,
+        labels,
+        roles,
+        *,
+        seed: int | None = None,
+        class_weight: str | None = None,
+        progress: bool = False,
+    ) -> TrainResult:
+        """Train on the rows whose role is ``train``; stop early on those whose role is ``val``.
+
+        Args:
+            features: float32 ``(n, d)``.
+            labels: n label strings.
+            roles: n of ``"train"``/``"val"``/``"test"``/``"unused"`` (only the training
+                and validation rows are read).
+            seed: as in :meth:`fit`.
+            class_weight: None, or ``"balanced"`` to weight the loss by inverse class
+                frequency (:func:`class_weights`).
+            progress: show a tqdm bar over epochs.
+
+        Returns:
+            A :class:`TrainResult` holding :attr:`model`.
+        """
+        roles = np.asarray(roles)
+        labels = np.asarray(list(labels), dtype=object)
+        if len(roles) != len(features) or len(labels) != len(features):
+            raise ValueError(
+                f"fit_roles: {len(features)} features, {len(labels)} labels, {len(roles)} roles"
+            )
+        y = one_hot(list(labels))
+        train, val = roles == "train", roles == "val"
+        weights = class_weights(labels[train], class_weight)
+        sample_weight = None if weights is None else np.array([weights[c] for c in labels[train]])
+        return self.fit(
+            features[train],
+            y[train],
+            features[val],
+            y[val],
+            sample_weight,
+            seed=seed,
+            progress=progress,
+        )
+
+    def fit_fold(
+        self,
+        features: np.ndarray,
+        labels,
+        roles,
+        *,
+        seed: int | None = None,
+        class_weight: str | None = None,
+    ) -> FoldFit:
+        """One fold: :meth:`fit_roles`, then the probabilities of the rows whose role is test.
+
+        Args:
+            features: float32 ``(n, d)``.
+            labels: n label strings.
+            roles: n of ``"train"``/``"val"``/``"test"``/``"unused"``.
+            seed: as in :meth:`fit`.
+            class_weight: as in :meth:`fit_roles`.
+
+        Returns:
+            A :class:`FoldFit`.
+        """
+        result = self.fit_roles(features, labels, roles, seed=seed, class_weight=class_weight)
+        test = np.flatnonzero(np.asarray(roles) == "test")
+        return FoldFit(test, predict_proba(result.model, features[test]), result.epochs)
+
+
+def worker_trainer(cfg: PaperConfig = PAPER, head: str | Callable = "paper") -> Trainer:
+    """A trainer for the process it is built in, set up as :func:`setup` sets a notebook's.
+
+    A fold loop's worker process (:func:`~lungct_utils.crossval.run_folds`) builds one for
+    all the folds it runs. It seeds and turns on op determinism as the main process does,
+    and a fresh process runs on one thread (:data:`WORKER_THREADS`; a process that set its
+    threads already keeps them): the head's ops are too small to gain from a second
+    thread, the other core runs the other worker, and the thread count does not change the
+    head's numbers here (measured on the real folds; ``tests/test_train.py`` compares the
+    weights of workers with those of a two-thread process).
+
+    Args:
+        cfg: as in :class:`Trainer`.
+        head: as in :class:`Trainer`.
 
     Returns:
-        A :class:`TrainResult` holding ``model``.
+        A :class:`Trainer`.
     """
-    _check_inputs(x, y, x_val, y_val, sample_weight)
-    trainer = _trainer(model)
-    trainer.load(model)
-    w = np.ones(len(x)) if sample_weight is None else sample_weight
-    x, y, w, x_val, y_val = (tf.constant(a, tf.float32) for a in (x, y, w, x_val, y_val))
-    batch_size = tf.constant(cfg.batch_size)
-
-    def run_epoch(order):
-        loss, acc = trainer.epoch(x, y, w, tf.constant(order), batch_size)
-        return float(loss), float(acc)
-
-    def run_val():
-        loss, acc = trainer.evaluate(x_val, y_val)
-        return float(loss), float(acc)
-
-    result = _schedule(trainer.model, run_epoch, run_val, int(x.shape[0]), cfg, progress)
-    trainer.store(model)
-    result.model = model
-    return result
+    setup(cfg.seed, WORKER_THREADS)
+    return Trainer(cfg, head)
 
 
 def class_weights(labels, mode: str | None) -> dict[str, float] | None:
@@ -367,100 +456,22 @@ def train_head(
     class_weight: str | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a fresh head on cached features with the paper's schedule (:func:`fast_fit`).
+    """Train a fresh head once, with a trainer of its own (:meth:`Trainer.fit_roles`).
 
     Args:
         features: float32 ``(n, d)``.
         labels: n label strings.
         roles: n of ``"train"``/``"val"``/``"test"`` (test rows are not used).
         cfg: the settings; ``seed`` fixes initial weights, dropout and batch order.
-        head: ``"paper"`` (Table II, the default), another name in
-            :data:`~lungct_utils.model.HEADS`, or a function ``cfg -> list of Keras layers``
-            (a notebook can define its own).
+        head: as in :class:`Trainer`.
         class_weight: None, or ``"balanced"`` to weight the loss by inverse class frequency.
         progress: show a tqdm bar.
 
     Returns:
         A :class:`TrainResult` whose model is the trained head.
     """
-    roles = np.asarray(roles)
-    labels = np.asarray(list(labels), dtype=object)
-    if len(roles) != len(features) or len(labels) != len(features):
-        raise ValueError(
-            f"train_head: {len(features)} features, {len(labels)} labels, {len(roles)} roles"
-        )
-    y = one_hot(list(labels))
-    train, val = roles == "train", roles == "val"
-    weights = class_weights(labels[train], class_weight)
-    sample_weight = None if weights is None else np.array([weights[c] for c in labels[train]])
-    keras.utils.set_random_seed(cfg.seed)
-    model = build_head(cfg, head)
-    return fast_fit(
-        model, features[train], y[train], features[val], y[val], cfg, progress, sample_weight
-    )
-
-
-#: TensorFlow threads of a fresh worker process that trains folds (:func:`fit_fold`).
-WORKER_THREADS = 1
-
-
-@dataclass
-class FoldFit:
-    """What one fold's training gives back (small and picklable: a worker process's answer).
-
-    Attributes:
-        test: positions of the fold's test rows.
-        probs: their ``(n_test, 3)`` probabilities.
-        epochs: epochs run.
-        seconds: training time in seconds.
-        weights: the trained head's weights, when asked for.
-    """
-
-    test: np.ndarray
-    probs: np.ndarray
-    epochs: int
-    seconds: float
-    weights: list | None = None
-
-
-def fit_fold(
-    features: np.ndarray,
-    labels,
-    roles,
-    cfg: PaperConfig = PAPER,
-    head: str | Callable[[PaperConfig], list] = "paper",
-    class_weight: str | None = None,
-    keep_weights: bool = False,
-) -> FoldFit:
-    """Train a fresh head on one fold's training rows and predict its test rows.
-
-    Made to run in a worker process (``joblib.Parallel``): it calls :func:`setup` first, so
-    the seed and op determinism are those of the main process. A fresh worker runs on one
-    thread (:data:`WORKER_THREADS`; a process that set its threads already keeps them): the
-    head's ops are too small to gain from a second thread, the other core runs the other
-    worker, and the thread count does not change the head's numbers here (measured on the
-    real folds; ``tests/test_train.py`` compares the weights of workers with this process's).
-
-    Args:
-        features: float32 ``(n, d)``.
-        labels: n label strings.
-        roles: n of ``"train"``/``"val"``/``"test"``/``"unused"``.
-        cfg: the settings; ``seed`` fixes initial weights, dropout and batch order.
-        head: as in :func:`train_head`.
-        class_weight: as in :func:`train_head`.
-        keep_weights: return the trained weights too.
-
-    Returns:
-        A :class:`FoldFit`.
-    """
-    setup(cfg.seed, WORKER_THREADS)
-    start = time.perf_counter()
-    result = train_head(features, labels, roles, cfg, head, class_weight, progress=False)
-    seconds = time.perf_counter() - start
-    test = np.flatnonzero(np.asarray(roles) == "test")
-    probs = predict_proba(result.model, features[test])
-    weights = result.model.get_weights() if keep_weights else None
-    return FoldFit(test, probs, result.epochs, seconds, weights)
+    trainer = Trainer(cfg, head)
+    return trainer.fit_roles(features, labels, roles, class_weight=class_weight, progress=progress)
 
 
 def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -47,6 +47,7 @@ LAYERS = {
         "evaluate",
         "comparisons",
         "heads",
+        "crossval",
         "goal",
         "transfer",
         "pipeline",

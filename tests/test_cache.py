@@ -122,11 +122,11 @@ def test_a_cached_fold_loop_scores_like_a_fresh_one(tmp_path):
     cfg = PAPER.with_overrides(epochs=3)
 
     def loop():
-        rows = []
+        rows, trainer = [], train.Trainer(cfg)
         for k in range(3):
             roles = np.where(cases // 3 % 3 == k, "test", "train").astype(object)
             roles[(roles == "train") & (cases % 5 == 0)] = "val"
-            fit = train.fit_fold(x, labels, roles, cfg)
+            fit = trainer.fit_fold(x, labels, roles)
             frame = {"repeat": 0, "fold": k, "y": fit.test % 3, "case": cases[fit.test]}
             rows.append(pd.DataFrame(frame | {f"p_{i}": fit.probs[:, i] for i in range(3)}))
         return pd.concat(rows, ignore_index=True).rename(

@@ -84,14 +84,14 @@ def test_ece_by_hand_and_reliability_bins():
     assert evaluate.expected_calibration_error(perfect, y) == 0.0
 
 
-def test_case_accuracy_uses_mean_log_probability_per_case():
+def test_case_score_uses_the_mean_log_probability_per_case():
     y = np.array([0, 0, 0, 1, 1])
     probs = np.array([[0.9, 0.1, 0], [0.2, 0.8, 0], [0.3, 0.7, 0], [0.1, 0.9, 0], [0.6, 0.4, 0]])
     cases = np.array(["a", "a", "a", "b", "b"])
     # case a: mean log benign -0.973 < malignant -0.961 -> wrong; case b: malignant -> right
-    assert evaluate.case_accuracy(y, probs, cases) == 0.5
+    assert evaluate.case_score(y, probs, cases)["accuracy"] == 0.5
     with pytest.raises(ValueError, match="case 'a' holds two classes"):
-        evaluate.case_accuracy(np.array([0, 1]), probs[:2], ["a", "a"])
+        evaluate.case_score(np.array([0, 1]), probs[:2], ["a", "a"])
 
 
 def test_case_predictions_take_the_mean_log_probability():
@@ -108,6 +108,36 @@ def test_case_predictions_take_the_mean_log_probability():
     assert np.isfinite(clipped).all() and clipped.sum() == pytest.approx(1)
     with pytest.raises(ValueError, match=r"probs \(2, 2\) and 2 cases for 2 rows"):
         evaluate.case_predictions([0, 1], np.ones((2, 2)), ["a", "b"])
+
+
+def test_one_mean_log_probability_for_views_ensembles_studies_and_cases():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=(4, 5))  # four views (or members) of five rows
+    geometric = np.exp(np.log(probs).mean(axis=0))
+    geometric /= geometric.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(evaluate.mean_log_prob(probs), geometric, rtol=1e-12)
+    np.testing.assert_array_equal(
+        evaluate.mean_log_prob(list(probs)), evaluate.mean_log_prob(probs)
+    )
+    # per group: each group's rows alone, to the last bit (a study and a case agree)
+    rows, codes = probs[0], np.array([1, 0, 1, 1, 0])
+    grouped = evaluate.mean_log_prob(rows, codes)
+    for g in (0, 1):
+        np.testing.assert_array_equal(grouped[g], evaluate.mean_log_prob(rows[codes == g]))
+        np.testing.assert_array_equal(grouped[g], evaluate.study_probabilities(rows[codes == g]))
+    # one floor for every caller: a zero counts as PROB_FLOOR
+    zero = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    floored = np.sqrt(
+        np.clip(zero[0], evaluate.PROB_FLOOR, 1) * np.clip(zero[1], evaluate.PROB_FLOOR, 1)
+    )
+    np.testing.assert_allclose(evaluate.mean_log_prob(zero), floored / floored.sum(), rtol=1e-12)
+    np.testing.assert_array_equal(
+        evaluate.case_predictions([1, 1], zero, [7, 7])[1][0], evaluate.mean_log_prob(zero)
+    )
+    with pytest.raises(ValueError, match=r"got \(0, 3\)"):
+        evaluate.mean_log_prob(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"\(4,\) group codes for probabilities \(5, 3\)"):
+        evaluate.mean_log_prob(rows, codes[:4])
 
 
 def test_case_score_by_hand():
@@ -149,21 +179,26 @@ def test_confusion_metrics_of_weighted_rows_agree_with_scikit_learn():
         evaluate.confusion_metrics(np.eye(2))
 
 
-def test_cluster_bootstrap_is_wider_for_correlated_copies():
+def test_cluster_intervals_are_wider_for_correlated_copies():
     # 20 source images, each copied 10 times: copies share their outcome
-    y = np.zeros(200, dtype=int)
     right = np.repeat(np.arange(20) % 4 != 0, 10)
-    probs = np.where(right[:, None], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1])
 
-    def stat(_, rows, units):
-        return {"accuracy": float(np.mean(probs[rows].argmax(1) == y[rows]))}
+    def accuracy(unit_of):
+        units = np.unique(unit_of)
+        hits = np.array([right[unit_of == u].sum() for u in units])
+        rows = np.array([(unit_of == u).sum() for u in units])
 
-    by_image = evaluate.cluster_bootstrap(stat, 1, [np.arange(200)], 400)["accuracy"]
-    by_source = evaluate.cluster_bootstrap(stat, 1, [np.repeat(np.arange(20), 10)], 400)["accuracy"]
+        def stats(_, counts):
+            return {"accuracy": (counts @ hits) / (counts @ rows)}
+
+        return evaluate.cluster_intervals(stats, [len(units)], 400)["accuracy"]
+
+    by_image = accuracy(np.arange(200))
+    by_source = accuracy(np.repeat(np.arange(20), 10))
     assert by_source[1] - by_source[0] > 2 * (by_image[1] - by_image[0])
     assert by_source[0] < 0.75 < by_source[1]
     with pytest.raises(ValueError, match="level=1.5"):
-        evaluate.cluster_bootstrap(stat, 1, [np.arange(200)], 100, level=1.5)
+        evaluate.cluster_intervals(lambda s, c: {}, [200], 100, level=1.5)
 
 
 def test_holdout_metrics_intervals_contain_the_estimates():

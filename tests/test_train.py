@@ -1,5 +1,6 @@
-"""The paper's schedule, the fast route, and their equality with end-to-end Keras training."""
+"""The paper's schedule, the trainer, and their equality with end-to-end Keras training."""
 
+import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
@@ -7,25 +8,25 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from joblib import Parallel, delayed
 
+from lungct_utils import crossval
 from lungct_utils.config import PAPER, THREADS
 from lungct_utils.features import KerasBackbone, extract
 from lungct_utils.images import one_hot, scale
 from lungct_utils.model import HEAD_LAYERS, assemble, build_head, build_model
 from lungct_utils.train import (
     WORKER_THREADS,
+    Trainer,
     TrainResult,
     class_weights,
-    fast_fit,
     fit,
-    fit_fold,
     predict_proba,
     setup,
     train_head,
+    worker_trainer,
 )
 
-#: The fast route runs Keras' own loss and Adam update, so its results equal Keras' to float32
+#: The trainer runs Keras' own loss and Adam update, so its results equal Keras' to float32
 #: rounding in the order of sums (measured: weights within 1e-7, losses within 5e-7 relative,
 #: accuracies exact); early stopping therefore stops at the same epoch.
 TOLERANCE = 1e-6
@@ -91,25 +92,25 @@ def test_fit_rejects_mismatched_inputs():
     x, y = _xy()
     with pytest.raises(ValueError, match="10 inputs vs 9 labels"):
         fit(ScriptedModel([1]), x, y[:9], x, y, PAPER)
+    trainer = Trainer(PAPER.with_overrides(epochs=1))
     with pytest.raises(ValueError, match="3 sample weights for 10 inputs"):
-        fast_fit(build_head(PAPER), x, y, x, y, PAPER, False, np.ones(3))
-    uncompiled = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)], name="raw")
-    with pytest.raises(ValueError, match="'raw' is not compiled"):
-        fast_fit(uncompiled, x, y, x, y, PAPER, False)
+        trainer.fit(x, y, x, y, np.ones(3))
+    with pytest.raises(ValueError, match="got -1"):
+        trainer.fit(x, y, x, y, seed=-1)
+    with pytest.raises(ValueError, match="10 features, 10 labels, 9 roles"):
+        trainer.fit_roles(x, ["benign"] * 10, ["train"] * 9)
 
 
-def test_fast_fit_equals_keras_fit_on_features():
+def test_the_trainer_equals_keras_fit_on_features():
     x, labels = _features()
     y = one_hot(labels)
     cfg = PAPER.with_overrides(epochs=4, patience=10)
-    other = cfg.with_overrides(seed=cfg.seed + 1)  # a run before: the next must start afresh
-    fast_fit(build_head(other), x[:240], y[:240], x[240:], y[240:], other, progress=False)
+    trainer = Trainer(cfg)
+    trainer.fit(x[:240], y[:240], x[240:], y[240:], seed=cfg.seed + 1)  # the next starts afresh
     setup(cfg.seed)
     slow = fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
-    setup(cfg.seed)
-    model = build_head(cfg)
-    fast = fast_fit(model, x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
-    assert fast.model is model  # trained in place
+    fast = trainer.fit(x[:240], y[:240], x[240:], y[240:])
+    assert fast.model is trainer.model
     for key in slow.history:
         np.testing.assert_allclose(slow.history[key], fast.history[key], rtol=0, atol=TOLERANCE)
     for a, b in zip(slow.model.get_weights(), fast.model.get_weights(), strict=True):
@@ -117,12 +118,12 @@ def test_fast_fit_equals_keras_fit_on_features():
     assert not np.allclose(fast.model.get_weights()[0], build_head(cfg).get_weights()[0])
 
 
-def test_fast_fit_stops_at_the_same_epoch_as_keras_fit():
+def test_the_trainer_stops_at_the_same_epoch_as_keras_fit():
     x, labels = _features(noise=20.0)  # hard: validation accuracy rises, stalls and ties
     y = one_hot(labels)
     cfg = PAPER.with_overrides(epochs=15, patience=3)
     slow = fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
-    fast = fast_fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, progress=False)
+    fast = Trainer(cfg).fit(x[:240], y[:240], x[240:], y[240:])
     assert slow.epochs < cfg.epochs  # early stopping, not the cap, ended the run
     assert (fast.epochs, fast.best_epoch) == (slow.epochs, slow.best_epoch)
     for key in slow.history:  # losses reach 30 here: compared relative
@@ -131,18 +132,39 @@ def test_fast_fit_stops_at_the_same_epoch_as_keras_fit():
         np.testing.assert_allclose(a, b, rtol=0, atol=LONG_RUN_TOLERANCE)
 
 
-def test_fast_fit_with_class_weights_equals_keras_fit():
+def test_the_trainer_with_class_weights_equals_keras_fit():
     x, labels = _features(seed=1)
     y = one_hot(labels)
     weights = class_weights(labels[:240], "balanced")
     w = np.array([weights[c] for c in labels[:240]], "f4")
     cfg = PAPER.with_overrides(epochs=3, learning_rate=3e-3)  # another optimizer setting too
     slow = fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, False, w)
-    fast = fast_fit(build_head(cfg), x[:240], y[:240], x[240:], y[240:], cfg, False, w)
+    fast = Trainer(cfg).fit(x[:240], y[:240], x[240:], y[240:], w)
     for key in slow.history:
         np.testing.assert_allclose(slow.history[key], fast.history[key], rtol=0, atol=TOLERANCE)
     for a, b in zip(slow.model.get_weights(), fast.model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
+
+
+def test_every_fit_of_a_trainer_starts_afresh():
+    """A fit gives the same weights whatever the trainer trained before (initial weights,
+    dropout seed state and optimizer state all reset), and the weights a fresh trainer gives."""
+    x, labels = _features(seed=4)
+    roles = np.array(["train"] * 200 + ["val"] * 50 + ["test"] * 50)
+    cfg = PAPER.with_overrides(epochs=5, patience=10)
+    trainer = Trainer(cfg)
+    first = trainer.fit_fold(x, labels, roles, seed=7)
+    weights = trainer.model.get_weights()
+    other = trainer.fit_fold(x, labels, roles, seed=8, class_weight="balanced")
+    again = trainer.fit_fold(x, labels, roles, seed=7)
+    for a, b in zip(weights, trainer.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first.probs, again.probs)
+    np.testing.assert_array_equal(first.test, np.arange(250, 300))
+    assert not np.array_equal(first.probs, other.probs)
+    alone = Trainer(cfg.with_overrides(seed=7)).fit_fold(x, labels, roles)
+    np.testing.assert_array_equal(first.probs, alone.probs)
+    assert first.epochs == alone.epochs == 5
 
 
 def test_class_weights_balance_the_classes():
@@ -188,17 +210,26 @@ def test_same_seed_same_history_and_predictions():
     assert c.history != a.history
 
 
-def _fit_fold_of(x, labels, roles, epochs, seed):
-    """fit_fold in another process (the config is rebuilt there: it does not pickle)."""
-    return fit_fold(
-        x, labels, roles, PAPER.with_overrides(epochs=epochs, seed=seed), keep_weights=True
-    )
+def _folds_with_weights(x, labels, folds, epochs, seeds, n_jobs):
+    """Each fold's test rows, probabilities, epochs and weights, one trainer per process (the
+    config is built here: it does not pickle for a plain process pool)."""
+    cfg = PAPER.with_overrides(epochs=epochs)
+
+    def fit_predict(trainer, r, k):
+        fit = trainer.fit_fold(x, labels, folds[k], seed=seeds[k])
+        return fit.test, fit.probs, fit.epochs, trainer.model.get_weights()
+
+    worker = functools.partial(worker_trainer, cfg, "paper")
+    pairs = [(0, k) for k in range(len(folds))]
+    answers = crossval.run_folds(fit_predict, pairs, worker=worker, n_jobs=n_jobs, progress=False)
+    return [answer for answer, _ in answers]
 
 
 def test_folds_trained_in_worker_processes_equal_the_sequential_run():
-    """The notebooks train independent folds two at a time in worker processes (one thread
-    each): each fold's weights, probabilities and epochs must equal the same folds trained
-    one after another in a process on two threads, as the notebook's own process is."""
+    """The notebooks train independent folds in two worker processes (one thread each, a
+    trainer each): each fold's weights, probabilities and epochs must equal the same folds
+    trained one after another by one trainer in a process on two threads, as the notebook's
+    own process is."""
     x, labels = _features(n=400, seed=3)
     rng = np.random.default_rng(0)
     folds = []
@@ -206,26 +237,20 @@ def test_folds_trained_in_worker_processes_equal_the_sequential_run():
         roles = np.where(np.arange(400) % 3 == k, "test", "train").astype(object)
         roles[(roles == "train") & (rng.random(400) < 0.15)] = "val"
         folds.append(roles)
-    cfgs = [PAPER.with_overrides(epochs=8, seed=PAPER.seed + k) for k in range(3)]
+    seeds = [PAPER.seed + k for k in range(3)]
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=spawn, initializer=setup, initargs=(0, THREADS)) as one:
         assert one.submit(tf.config.threading.get_intra_op_parallelism_threads).result() == 2
-        here = [
-            one.submit(_fit_fold_of, x, labels, r, c.epochs, c.seed).result()
-            for r, c in zip(folds, cfgs, strict=True)
-        ]
+        here = one.submit(_folds_with_weights, x, labels, folds, 8, seeds, 1).result()
     assert WORKER_THREADS == 1
-    workers = Parallel(n_jobs=2)(
-        delayed(fit_fold)(x, labels, r, c, keep_weights=True)
-        for r, c in zip(folds, cfgs, strict=True)
-    )
+    workers = _folds_with_weights(x, labels, folds, 8, seeds, 2)
     for a, b in zip(here, workers, strict=True):
-        assert a.epochs == b.epochs
-        np.testing.assert_array_equal(a.test, b.test)
-        np.testing.assert_array_equal(a.probs, b.probs)
-        for wa, wb in zip(a.weights, b.weights, strict=True):
+        assert a[2] == b[2]
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        for wa, wb in zip(a[3], b[3], strict=True):
             np.testing.assert_array_equal(wa, wb)
-    assert not np.array_equal(here[0].weights[0], here[1].weights[0])  # seeds differ
+    assert not np.array_equal(here[0][3][0], here[1][3][0])  # seeds differ
 
 
 @pytest.mark.slow
@@ -237,13 +262,19 @@ def test_head_on_features_equals_end_to_end_training(imagenet_weights, real_imag
     cfg = PAPER.with_overrides(epochs=2)
     setup(cfg.seed)
     model = build_model(cfg)
-    head = build_head(cfg)
-    for name in HEAD_LAYERS:  # identical initial head weights
-        head.get_layer(name).set_weights(model.get_layer(name).get_weights())
+    trainer = Trainer(cfg)
+    for name in HEAD_LAYERS:  # the trainer starts from the end-to-end model's head
+        for a, b in zip(
+            model.get_layer(name).get_weights(),
+            build_head(cfg).get_layer(name).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
     feats = extract(images, KerasBackbone(imagenet_weights), "paper", progress=False)
     x = scale(images)
     e2e = fit(model, x[:64], y[:64], x[64:], y[64:], cfg, progress=False)
-    short = fast_fit(head, feats[:64], y[:64], feats[64:], y[64:], cfg, progress=False)
+    short = trainer.fit(feats[:64], y[:64], feats[64:], y[64:])
+    head = short.model
     for name in HEAD_LAYERS:
         for a, b in zip(
             model.get_layer(name).get_weights(), head.get_layer(name).get_weights(), strict=True
@@ -279,16 +310,13 @@ def test_assembled_model_saved_and_reloaded_predicts_like_the_head(
     )
 
 
-def test_fast_fit_traces_one_graph_for_every_training_set_size():
+def test_a_trainer_traces_one_graph_for_every_training_set_size():
     """Folds differ by a few rows: a graph per size would cost a trace (about a second) per
-    run, which the trainer cache exists to avoid."""
-    from lungct_utils.train import _trainer
-
+    fold, which is what keeping the trainer saves."""
     x, labels = _features()
     y = one_hot(labels)
-    cfg = PAPER.with_overrides(epochs=2, patience=10, seed=7)
+    trainer = Trainer(PAPER.with_overrides(epochs=2, patience=10))
     for n in (200, 217, 240):
-        fast_fit(build_head(cfg), x[:n], y[:n], x[n:], y[n:], cfg, progress=False)
-    trainer = _trainer(build_head(cfg))
-    assert trainer.epoch.experimental_get_tracing_count() <= 2
-    assert trainer.evaluate.experimental_get_tracing_count() <= 2
+        trainer.fit(x[:n], y[:n], x[n:], y[n:], seed=n)
+    assert trainer._epoch.experimental_get_tracing_count() <= 2
+    assert trainer._evaluate.experimental_get_tracing_count() <= 2

@@ -1,12 +1,16 @@
-"""``make benchmark``: the fast route against the plain Keras way, as a table with ratios.
+"""``make benchmark``: our routes against the plain Keras way, as a table with ratios.
 
 Measured on the real augmented set, on this machine (``config.THREADS`` threads):
 
 * feature extraction: Keras ``model.predict`` against our LiteRT engine (images/s, their
   maximum relative difference);
-* head training with the paper's schedule on cached features (paper holdout): Keras
-  ``fit`` one epoch at a time (the previous route) against :func:`~lungct_utils.train.fast_fit`
-  (one compiled graph per epoch), both from the same initial weights;
+* head training with the paper's schedule on cached features (paper holdout), all from the
+  same initial weights: Keras ``fit`` one epoch at a time (the reference), the
+  :class:`~lungct_utils.train.Trainer` (one compiled graph per epoch; its first training
+  includes tracing the graphs), and Keras' own compiled loop
+  (:func:`keras_compiled_fit`: ``jit_compile=True`` and ``steps_per_execution`` of 1, 8,
+  32 steps and a whole epoch, one ``model.fit`` with ``EarlyStopping``), with the largest
+  difference of its test probabilities from the trainer's;
 * the end-to-end Keras ``fit`` on images (one real epoch) and, projected from it, the whole
   reproduction (holdout and one 5-fold CV per protocol) the plain way, against ours measured;
 * the time of each notebook and of the whole ``make report`` run, from the last run's log
@@ -18,11 +22,14 @@ Speed is never asserted in tests; this table is where it is measured.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from .. import config, pipeline
 from ..augment import load_images
@@ -31,7 +38,10 @@ from ..images import one_hot, scale
 from ..io_utils import git_commit, write_text
 from ..model import build_head, build_model
 from ..splits import fold_roles, holdout_roles
-from ..train import fast_fit, fit, setup, train_head
+from ..train import Trainer, fit, predict_proba, setup
+
+#: ``steps_per_execution`` values of Keras' compiled loop (None: a whole epoch).
+STEPS_PER_EXECUTION = (1, 8, 32, None)
 
 
 def _rate(fn, x: np.ndarray, repeats: int = 2) -> tuple[float, np.ndarray]:
@@ -50,8 +60,67 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
+def keras_compiled_fit(x, y, x_val, y_val, cfg: config.PaperConfig, steps_per_execution):
+    """The paper's head trained by Keras' own compiled loop over the paper's schedule.
+
+    One ``model.fit`` over at most ``cfg.epochs`` epochs with
+    ``keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience)``, the
+    model compiled with ``jit_compile=True`` and ``steps_per_execution``. Each epoch takes
+    the next seeded permutation (the ones :func:`~lungct_utils.train.fit` draws) in batches
+    of ``cfg.batch_size``; the data set knows its batches per epoch, so an execution never
+    runs into the next epoch. Keras falls back to ``jit_compile=False`` (with a warning)
+    while TensorFlow's op determinism is on, as :func:`~lungct_utils.train.setup` sets it.
+
+    Args:
+        x: training features.
+        y: one-hot training labels.
+        x_val: validation features.
+        y_val: one-hot validation labels.
+        cfg: the settings (``seed`` fixes the initial weights and the permutations).
+        steps_per_execution: batches per compiled call; None for a whole epoch.
+
+    Returns:
+        ``(model, epochs)``.
+    """
+    steps = math.ceil(len(x) / cfg.batch_size)
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_head(cfg)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=True,
+        steps_per_execution=steps_per_execution or steps,
+    )
+    rng = np.random.default_rng(cfg.seed)
+    orders = tf.constant(np.stack([rng.permutation(len(x)) for _ in range(cfg.epochs)]))
+    epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
+    xs, ys = tf.constant(x), tf.constant(y)
+
+    def epoch_batches(_):  # each pass over the data set (one per epoch) takes the next order
+        rows = orders[epoch.assign_add(1)]
+        return tf.data.Dataset.from_tensor_slices(rows).batch(cfg.batch_size)
+
+    data = (
+        tf.data.Dataset.from_tensors(0)
+        .flat_map(epoch_batches)
+        .map(lambda rows: (tf.gather(xs, rows), tf.gather(ys, rows)))
+        .apply(tf.data.experimental.assert_cardinality(steps))
+    )
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience)
+    history = model.fit(
+        data,
+        epochs=cfg.epochs,
+        validation_data=(x_val, y_val),
+        validation_batch_size=256,
+        callbacks=[stop],
+        verbose=0,
+    )
+    return model, len(history.history["loss"])
+
+
 def head_training(feats: np.ndarray, splits, cfg: config.PaperConfig) -> dict:
-    """Seconds to train the paper's head on the paper holdout: Keras fit against fast_fit.
+    """Seconds to train the paper's head on the paper holdout, three ways.
 
     Args:
         feats: features aligned with ``splits``.
@@ -59,27 +128,45 @@ def head_training(feats: np.ndarray, splits, cfg: config.PaperConfig) -> dict:
         cfg: the settings.
 
     Returns:
-        ``{"keras_s", "keras_epochs", "fast_first_s", "fast_s", "fast_epochs", "ratio",
-        "ratio_first"}`` (``fast_first_s`` includes tracing the graphs once).
+        ``{"keras_s", "keras_epochs", "trainer_first_s", "trainer_s", "trainer_epochs",
+        "ratio", "ratio_first", "compiled"}`` (``trainer_first_s`` includes tracing the
+        graphs; ``compiled`` lists, per ``steps_per_execution``, Keras' compiled loop:
+        ``{"steps", "seconds", "epochs", "ratio", "max_abs_diff"}``, its ratio to the
+        trainer's seconds and its test probabilities' largest difference from the
+        trainer's).
     """
     roles = holdout_roles(splits)
     y = one_hot(splits["label"])
-    tr, va = roles == "train", roles == "val"
-    args = (feats[tr], y[tr], feats[va], y[va], cfg)
+    tr, va, te = roles == "train", roles == "val", roles == "test"
+    args = (feats[tr], y[tr], feats[va], y[va])
     setup(cfg.seed)
-    keras_run, keras_s = _timed(lambda: fit(build_head(cfg), *args, progress=False))
-    setup(cfg.seed)
-    _, first_s = _timed(lambda: fast_fit(build_head(cfg), *args, progress=False))
-    setup(cfg.seed)
-    fast_run, fast_s = _timed(lambda: fast_fit(build_head(cfg), *args, progress=False))
+    keras_run, keras_s = _timed(lambda: fit(build_head(cfg), *args, cfg, progress=False))
+    trainer, first_s = _timed(lambda: Trainer(cfg))
+    _, fit_s = _timed(lambda: trainer.fit(*args))
+    trained, trainer_s = _timed(lambda: trainer.fit(*args))
+    reference = predict_proba(trained.model, feats[te])
+    compiled = []
+    for n in STEPS_PER_EXECUTION:
+        (model, epochs), seconds = _timed(lambda n=n: keras_compiled_fit(*args, cfg, n))
+        diff = np.abs(predict_proba(model, feats[te]) - reference).max()
+        compiled.append(
+            {
+                "steps": n or "epoch",
+                "seconds": seconds,
+                "epochs": epochs,
+                "ratio": seconds / trainer_s,
+                "max_abs_diff": float(diff),
+            }
+        )
     return {
         "keras_s": keras_s,
         "keras_epochs": keras_run.epochs,
-        "fast_first_s": first_s,
-        "fast_s": fast_s,
-        "fast_epochs": fast_run.epochs,
-        "ratio": keras_s / fast_s,
-        "ratio_first": keras_s / first_s,
+        "trainer_first_s": first_s + fit_s,
+        "trainer_s": trainer_s,
+        "trainer_epochs": trained.epochs,
+        "ratio": keras_s / trainer_s,
+        "ratio_first": keras_s / (first_s + fit_s),
+        "compiled": compiled,
     }
 
 
@@ -143,8 +230,9 @@ def reproduction(feats: np.ndarray, cfg: config.PaperConfig, per_image: float) -
         roles_list = [holdout_roles(splits)]
         roles_list += [fold_roles(splits, 0, k, protocol, cfg) for k in range(cfg.n_folds)]
         start, epochs = time.perf_counter(), []
+        trainer = Trainer(cfg)  # one per protocol, as a fold loop's worker keeps one
         for roles in roles_list:
-            epochs.append(train_head(feats, splits["label"], roles, cfg, progress=False).epochs)
+            epochs.append(trainer.fit_roles(feats, splits["label"], roles).epochs)
             naive += epochs[-1] * int(np.isin(roles, ("train", "val")).sum()) * per_image
         runs[protocol] = {"seconds": time.perf_counter() - start, "epochs": epochs}
     return {"runs": runs, "naive_s": naive}
@@ -209,15 +297,25 @@ def _speed_rows(r: dict) -> list[tuple[str, str, str]]:
             f"1.00x; {h['keras_epochs']} epochs",
         ),
         (
-            "paper head, paper holdout: `fast_fit`, s",
-            f"{h['fast_s']:.2f}",
-            f"**{h['ratio']:.1f}x**; {h['fast_epochs']} epochs",
+            "paper head, paper holdout: `train.Trainer`, s",
+            f"{h['trainer_s']:.2f}",
+            f"**{h['ratio']:.1f}x**; {h['trainer_epochs']} epochs",
         ),
         (
-            "paper head, paper holdout: `fast_fit` incl. graph tracing, s",
-            f"{h['fast_first_s']:.2f}",
+            "paper head, paper holdout: `train.Trainer` incl. graph tracing, s",
+            f"{h['trainer_first_s']:.2f}",
             f"{h['ratio_first']:.1f}x",
         ),
+        *[
+            (
+                "paper head, paper holdout: Keras `fit`, `jit_compile=True` (no XLA under op "
+                f"determinism), `steps_per_execution={c['steps']}`, s",
+                f"{c['seconds']:.2f}",
+                f"{h['keras_s'] / c['seconds']:.1f}x; {c['ratio']:.1f}x the trainer's time; "
+                f"{c['epochs']} epochs; max abs. diff. from the trainer {c['max_abs_diff']:.1e}",
+            )
+            for c in h["compiled"]
+        ],
         (
             "end-to-end `model.fit` on images, s/epoch (1 real epoch)",
             f"{r['naive_epoch_s']:.1f}",
