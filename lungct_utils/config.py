@@ -88,7 +88,7 @@ EXTERNAL_DIR_ENV = "LUNGCT_EXTERNAL_DIR"
 
 
 #: The notebook that scores the external set (skipped, with one line, when it is missing).
-EXTERNAL_NOTEBOOK = "08_external_validation.ipynb"
+EXTERNAL_NOTEBOOK = "09_external_validation.ipynb"
 
 
 def external_dir() -> Path:
@@ -165,8 +165,9 @@ def model_path(name: str) -> Path:
 #: The model ``predict``, ``export`` and the model card use by default, and the protocol whose
 #: test split scores it in ``deployment.md``.
 DEFAULT_RUN = "beyond"
-#: Notebook 06's nested-selected model, kept under its own name: notebook 08 scores it and,
-#: when its shipping rule picks a transfer recipe, replaces :data:`DEFAULT_RUN` with that.
+#: The nested-selected model (the recipe as 06 selects it, shipped by 07), kept under its own
+#: name: notebook 09 scores it and, when its shipping rule picks a transfer recipe, replaces
+#: :data:`DEFAULT_RUN` with that.
 NESTED_RUN = "beyond_nested"
 DEFAULT_PROTOCOL = "cases"
 

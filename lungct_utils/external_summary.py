@@ -1,4 +1,4 @@
-"""The external validation in words and tables (notebook 08's part of ``metrics.json``).
+"""The external validation in words and tables (notebook 09's part of ``metrics.json``).
 
 Every sentence here is chosen by the numbers: whether a figure holds at another hospital,
 whether a difference is shown, whether a goal is met. The external set is only scored; these
@@ -160,7 +160,7 @@ def model_names(part: dict) -> list[tuple[str, str, str]]:
     held_out = _say("inside_held_out")
     nested = _say("inside_nested", held_out=held_out)
     names = [("paper model", _say("name_paper_model"), held_out)]
-    if part.get("shipped", {}).get("selection", "").endswith("(08)"):
+    if part.get("shipped", {}).get("selection", "").endswith("(09)"):
         recipe = _say("name_shipped_recipe", recipe=part["shipped"]["recipe"])
         return names + [
             ("shipped model (06)", _say("name_selected_06"), nested),
@@ -170,7 +170,7 @@ def model_names(part: dict) -> list[tuple[str, str, str]]:
 
 
 def plain_lines(metrics: dict) -> list[str]:
-    """The summary's and README's bullets on the external set (none before 08 has run).
+    """The summary's and README's bullets on the external set (none before 09 has run).
 
     Args:
         metrics: the ``metrics.json`` dict.
@@ -204,7 +204,7 @@ def section(metrics: dict) -> list[str]:
         metrics: the ``metrics.json`` dict.
 
     Returns:
-        Markdown lines (none before 08 has run).
+        Markdown lines (none before 09 has run).
     """
     if "external" not in metrics:
         return []

@@ -73,7 +73,7 @@ def check(selected: dict) -> dict:
     """The selected score against the goal, with the best public peer's own figure beside it.
 
     The peer scored one holdout of its own 103-group reconstruction on its copy of the data:
-    its figure is shown, not compared (the groupings differ); notebook 07 scores the shipped
+    its figure is shown, not compared (the groupings differ); notebook 08 scores the shipped
     recipe under the peer's grouping rule for a like-for-like reading.
 
     Args:

@@ -5,8 +5,8 @@ Notebooks run in fresh kernels, so each hands what a later one needs through fil
 * **metric parts** (``<reports>/metrics/<name>.json``, :func:`save_part`), which
   :func:`collect_metrics` joins into the ``metrics.json`` structure;
 * **predictions** of a CV (``data/interim/predictions/<name>.csv``,
-  :func:`save_predictions`), which later notebooks score again (06 the paper's head's, 07
-  and 08 both models').
+  :func:`save_predictions`), which later notebooks score again (06 the paper's head's, 08
+  and 09 both models').
 
 Studies run by their own targets (``make study-finetune``) leave committed parts under
 ``reports/metrics``; :func:`load_optional_part` reads them there even when a run writes
@@ -24,8 +24,8 @@ import pandas as pd
 from . import config
 from .io_utils import DataError, write_csv, write_json
 
-#: The parts every ``metrics.json`` needs (notebooks 01, 05 and 07), besides one holdout
-#: part per protocol (04); ``input_check`` (04), ``beyond`` (06) and ``external`` (08) join
+#: The parts every ``metrics.json`` needs (notebooks 01, 05 and 08), besides one holdout
+#: part per protocol (04); ``input_check`` (04), ``beyond`` (06) and ``external`` (09) join
 #: it when present.
 REQUIRED = ("audit", "cases", "cv_paper", "paper_seeds", "honest_cv", "bracket")
 #: A part's or predictions' name: a file stem, no folder.

@@ -243,7 +243,7 @@ def prepare(
 def prepared_config(processed: Path = config.PROCESSED, **overrides) -> config.PaperConfig:
     """The settings the augmented set and splits on disk were made with, plus a notebook's own.
 
-    Notebook 02 builds the set and the splits (:func:`prepare`); notebooks 03-07 train and
+    Notebook 02 builds the set and the splits (:func:`prepare`); notebooks 03-08 train and
     score on them. A later notebook never rebuilds them: a parameter of its own that would
     need another set or split (seed, augmentation range, CV repeats) stops it with one line
     naming the parameter.

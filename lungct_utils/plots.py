@@ -387,7 +387,7 @@ def protocol_comparison(frame: pd.DataFrame, title: str, name: str = "05_protoco
     return fig
 
 
-def family_plot(frame: pd.DataFrame, title: str, name: str = "07_bracket"):
+def family_plot(frame: pd.DataFrame, title: str, name: str = "08_bracket"):
     """Each metric against the grouping, for both models, with 95% intervals.
 
     Args:
@@ -416,7 +416,7 @@ def family_plot(frame: pd.DataFrame, title: str, name: str = "07_bracket"):
     return fig
 
 
-def set_histograms(hists: dict[str, np.ndarray], name: str = "08_intensity"):
+def set_histograms(hists: dict[str, np.ndarray], name: str = "09_intensity"):
     """Grey-level histograms of image sets (one line each), e.g. internal against external.
 
     Args:

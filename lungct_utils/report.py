@@ -804,7 +804,7 @@ def bracket_section(metrics: dict) -> list[str]:
 
 
 def study_section(metrics: dict) -> list[str]:
-    """The summary's lines on the study rule of ``predict --study`` (notebook 06).
+    """The summary's lines on the study rule of ``predict --study`` (notebook 07).
 
     Args:
         metrics: the ``metrics.json`` dict.

@@ -192,7 +192,7 @@ def _bar(name: str, terminal) -> dict:
 
 
 def _without_external(paths: list[Path]) -> list[Path]:
-    """``paths`` without notebook 08 when the external set is missing (one line), or an
+    """``paths`` without notebook 09 when the external set is missing (one line), or an
     error under ``LUNGCT_REQUIRE_DATA=1`` naming the missing folder."""
     external = config.external_dir()
     if external.is_dir() or config.EXTERNAL_NOTEBOOK not in {p.name for p in paths}:

@@ -675,7 +675,7 @@ def protocol_cost_sentence(paper_seeds: dict, honest: dict, stated: dict) -> str
 def domain_shift_sentence(
     shift: dict, internal: str = "IQ-OTH/NCCD", other: str = "external"
 ) -> str:
-    """Grey levels and framing of two sets, in words (notebook 08's table).
+    """Grey levels and framing of two sets, in words (notebook 09's table).
 
     Args:
         shift: set -> ``mean grey level``, ``share of pixels below 10``, ``median body

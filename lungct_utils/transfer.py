@@ -1,13 +1,13 @@
 """Recipes aimed at another hospital's slices, and the rule that ships one: fixed before scoring.
 
-The external set (notebook 08) is only ever scored. Every choice that could move its figures
+The external set (notebook 09) is only ever scored. Every choice that could move its figures
 is listed in :data:`CHOICES` with where it was made; none reads an external image or label.
 
 **The recipes** (:data:`RECIPES`) share the shipped model's head and its setting (the MLP head
 and L2 penalty that notebook 06's nested selection chose); only what the head is trained on
 and what the backbone sees differ, so a difference is the recipe's:
 
-* ``as shipped``: the distinct training originals, as 06 ships it;
+* ``as shipped``: the distinct training originals, as 07 ships it;
 * ``shift augmentation``: the originals plus one simulated-scanner view of each
   (:func:`lungct_utils.shift.simulate`, with a seed other than the one that scores);
 * ``standardised input``: every slice, in training and in use, framed to its body and its

@@ -247,7 +247,7 @@ def test_plain_lines():
 def test_section():
     assert es.section({}) == []
     text = "\n".join(es.section({"external": external_part()}))
-    assert text.startswith("## At another hospital (notebook 08)")
+    assert text.startswith("## At another hospital (notebook 09)")
     assert "External set: a guess at patients" in text
     for name in ("paper model", "shipped model"):
         for suffix in ("IQ-OTH/NCCD patients", "external", "external, accepted"):
@@ -277,7 +277,7 @@ def test_every_passage_of_the_external_template_is_reached(monkeypatch):
     unjudged = external_part()
     unjudged["models"]["shipped model"]["input_check"] = {"refused_share": None}
     chosen_in_08 = external_part()
-    chosen_in_08["shipped"] = {"recipe": "MLP head", "selection": "nested (06) + rule (08)"}
+    chosen_in_08["shipped"] = {"recipe": "MLP head", "selection": "nested (06) + rule (09)"}
     for where in ("internal", "models"):
         chosen_in_08[where]["shipped model (06)"] = chosen_in_08[where]["shipped model"]
     for part in (external_part(), kept, unjudged, chosen_in_08):
@@ -294,7 +294,7 @@ def test_every_passage_of_the_external_template_is_reached(monkeypatch):
 def test_model_names_follow_where_the_shipped_model_was_chosen():
     part = external_part()
     assert [key for key, _, _ in es.model_names(part)] == ["paper model", "shipped model"]
-    part["shipped"] = {"recipe": "MLP head", "selection": "nested (06) + rule (08)"}
+    part["shipped"] = {"recipe": "MLP head", "selection": "nested (06) + rule (09)"}
     names = es.model_names(part)
     assert [key for key, _, _ in names] == ["paper model", "shipped model (06)", "shipped model"]
     assert "MLP head" in names[2][1] and names[2][2] != names[1][2]  # not nested, said so

@@ -250,7 +250,7 @@ def test_the_default_model_is_the_selected_one():
     assert final["recipe"] in {r.name for r in heads.RECIPES}
     assert final["selection"] == "nested"
     shipped = final["recipe"]
-    if "external" in metrics:  # 08 read back the sidecar of 06's model and may replace it
+    if "external" in metrics:  # 09 read back the sidecar of 06's model and may replace it
         setting = {k: final[k] for k in ("head", "weighting", "C", "alpha", "prior")}
         assert metrics["external"]["transfer"]["setting"] == setting
         shipped = metrics["external"]["shipped"]["recipe"]
@@ -263,7 +263,7 @@ def test_the_default_model_is_the_selected_one():
 @pytest.mark.weights
 @pytest.mark.data
 def test_refitting_only_the_selected_recipe_changes_nothing_it_scores(prepared):
-    """On the real originals: refit="selected" (07 and the shipped model) makes the same
+    """On the real originals: refit="selected" (08 and the shipped model) makes the same
     choice, the same settings and the same probabilities as refitting every recipe (06)."""
     from lungct_utils import pipeline
     from lungct_utils.images import label_indices

@@ -19,9 +19,10 @@ EXPECTED = [
     "03_training",
     "04_evaluation",
     "05_cross_validation",
-    "06_beyond_the_paper",
-    "07_patient_bracket",
-    "08_external_validation",
+    "06_variants_and_selection",
+    "07_study_rule_and_shipping",
+    "08_patient_bracket",
+    "09_external_validation",
 ]
 COMMITTED = config.REPORTS / "metrics.json"
 

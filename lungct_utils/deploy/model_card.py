@@ -84,7 +84,7 @@ def _model_lines(metrics: dict) -> list[str]:
     final = metrics["beyond"]["selected"]["final"]
     shipped = metrics.get("external", {}).get("shipped", {})
     transfer = ""
-    if shipped.get("selection", "").endswith("(08)"):
+    if shipped.get("selection", "").endswith("(09)"):
         transfer = " " + _say(
             "shipped_by_transfer_rule",
             recipe=shipped["recipe"],
@@ -120,7 +120,7 @@ def _intended_use(metrics: dict) -> list[str]:
 
 
 def _external_lines(metrics: dict) -> list[str]:
-    """The ``## At another hospital`` section (none before notebook 08 has run).
+    """The ``## At another hospital`` section (none before notebook 09 has run).
 
     Args:
         metrics: the ``metrics.json`` dict.
@@ -190,7 +190,7 @@ def _performance_lines(metrics: dict) -> list[str]:
     sel, honest = metrics["beyond"]["selected"], metrics["honest_cv"]["cases"]
     shipped = metrics.get("external", {}).get("shipped", {})
     which = ""
-    if shipped.get("selection", "").endswith("(08)"):
+    if shipped.get("selection", "").endswith("(09)"):
         which = (
             _say("selected_not_shipped", nested_run=config.NESTED_RUN, recipe=shipped["recipe"])
             + " "
@@ -306,13 +306,13 @@ def corpus_passes(check: dict, scaling: str = SHIPPED_SCALING) -> list[str] | No
 
 
 def _shipped_corpus(metrics: dict) -> str:
-    """What the shipped model's full check (notebook 08) does with the held-out corpus.
+    """What the shipped model's full check (notebook 09) does with the held-out corpus.
 
     Args:
         metrics: the ``metrics.json`` dict.
 
     Returns:
-        A sentence with a leading space (empty before notebook 08 has run).
+        A sentence with a leading space (empty before notebook 09 has run).
     """
     check = metrics.get("external", {}).get("input_check", {})
     verdicts = check.get("corpus_held_out")

@@ -232,7 +232,7 @@ class Predictor:
         # the pixel scaling it was trained with, and whether it averages over views (TTA)
         self.mode = info.get("params", {}).get("preprocess", PAPER.preprocess)
         self.tta = bool(info.get("tta", False))
-        # "standardised": framed to the body, stretched inside it (shift.standardise, 08)
+        # "standardised": framed to the body, stretched inside it (shift.standardise, 09)
         self.input = info.get("input", "resized")
         if self.input not in INPUTS:
             raise DataError(

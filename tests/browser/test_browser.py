@@ -41,8 +41,8 @@ WITH_TABLES = {
     "04_evaluation.html",
     "05_cross_validation.html",
     "06_beyond_the_paper.html",
-    "07_patient_bracket.html",
-    "08_external_validation.html",
+    "08_patient_bracket.html",
+    "09_external_validation.html",
 }
 
 
@@ -105,8 +105,8 @@ def test_there_are_reports():
         "04_evaluation.html",
         "05_cross_validation.html",
         "06_beyond_the_paper.html",
-        "07_patient_bracket.html",
-        "08_external_validation.html",
+        "08_patient_bracket.html",
+        "09_external_validation.html",
     ]
 
 
