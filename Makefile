@@ -25,6 +25,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 LUNGCT_DATA_SOURCE ?= $(wildcard $(SHARED)/data/iq-othnccd)
 LUNGCT_WEIGHTS_SOURCE ?= $(wildcard $(SHARED)/weights/keras-models)
 export LUNGCT_DATA_SOURCE
+# The external set of notebook 09 (scored only): read in place, never copied.
+LUNGCT_EXTERNAL_DIR ?= $(abspath $(wildcard $(SHARED)/data/chest-ctscan))
+export LUNGCT_EXTERNAL_DIR
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 WEIGHTS := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5 \
            mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5

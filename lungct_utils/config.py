@@ -81,8 +81,9 @@ def data_dir() -> Path:
 
 
 #: The external test set (the Kaggle "Chest CT-Scan images" release, its ``train/`` and
-#: ``valid/`` folders), read-only, beside the repository.
-DEFAULT_EXTERNAL_DIR = ROOT.parent / "shared" / "data" / "chest-ctscan"
+#: ``valid/`` folders), read-only: put or link it here, or name its folder in
+#: :data:`EXTERNAL_DIR_ENV` (``make`` does, when the Makefile's source folder holds it).
+DEFAULT_EXTERNAL_DIR = DATA / "external"
 #: The variable that overrides it.
 EXTERNAL_DIR_ENV = "LUNGCT_EXTERNAL_DIR"
 

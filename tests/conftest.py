@@ -164,7 +164,7 @@ def trained_run(prepared, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def external_release() -> Path:
-    """The real external set ($LUNGCT_EXTERNAL_DIR or ../shared/data/chest-ctscan)."""
+    """The real external set ($LUNGCT_EXTERNAL_DIR, which make sets, or data/external)."""
     root = config.external_dir()
     if not root.is_dir():
         message = (

@@ -232,7 +232,7 @@ def test_external_dir_follows_its_variable(tmp_path, monkeypatch):
     monkeypatch.setenv(config.EXTERNAL_DIR_ENV, str(tmp_path / "x" / ".." / "ext"))
     assert config.external_dir() == (tmp_path / "ext").resolve()
     monkeypatch.delenv(config.EXTERNAL_DIR_ENV)
-    assert config.external_dir() == config.ROOT.parent / "shared" / "data" / "chest-ctscan"
+    assert config.external_dir() == config.DATA / "external"  # inside the repository
 
 
 @pytest.mark.slow
