@@ -24,8 +24,8 @@ from statistics import NormalDist
 from .evaluate import N_BOOT
 
 #: The primary comparison: ``model`` minus ``against`` on ``metric`` at ``level`` under
-#: ``grouping`` (issue 25 named it before its figures were read; the paired result's ``a``
-#: and ``b`` are the two models' values).
+#: ``grouping``, named before its figures were read (the paired result's ``a`` and ``b`` are
+#: the two models' values).
 PRIMARY = {
     "model": "selected",
     "against": "paper",

@@ -198,7 +198,7 @@ def plain_lines(metrics: dict) -> list[str]:
 
 
 def section(metrics: dict) -> list[str]:
-    """The summary's section on notebook 08: tables of every figure.
+    """The summary's section on notebook 09: tables of every figure.
 
     Args:
         metrics: the ``metrics.json`` dict.

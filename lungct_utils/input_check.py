@@ -76,6 +76,8 @@ CT_RATE = 0.005
 INPUT_CHECK_GOAL_NON_CT = 0.95
 #: ... and at most this share of new patients' CT slices.
 INPUT_CHECK_GOAL_CT = 0.01
+#: At another hospital (notebook 09): refuse at most this share of its CT slices.
+INPUT_CHECK_GOAL_EXTERNAL = 0.05
 #: Inverse regularisation of the ct layer's logistic regression (a rule fixed before any
 #: external image was seen: scikit-learn's default).
 CT_C = 1.0

@@ -5,8 +5,8 @@ Notebooks run in fresh kernels, so each hands what a later one needs through fil
 * **metric parts** (``<reports>/metrics/<name>.json``, :func:`save_part`), which
   :func:`collect_metrics` joins into the ``metrics.json`` structure;
 * **predictions** of a CV (``data/interim/predictions/<name>.csv``,
-  :func:`save_predictions`), which later notebooks score again (06 the paper's head's, 08
-  and 09 both models').
+  :func:`save_predictions`), which later notebooks score again (06 the paper's head's; 07,
+  08 and 09 both models').
 
 Studies run by their own targets (``make study-finetune``) leave committed parts under
 ``reports/metrics``; :func:`load_optional_part` reads them there even when a run writes
@@ -127,8 +127,9 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         "cpu", "dataset", "audit", "cases", "protocols", "honest_cv", "paper_seeds",
         "groupings", "bracket", "comparison", "nearest_training"}`` plus ``"input_check"``
         when notebook 04 has measured it, ``"beyond"``, ``"paired"`` and ``"fold_choices"``
-        when 06 has run (with the study rule and the shipped model, ``beyond.study`` and
-        ``beyond.selected.final``, when 07 has) and ``"external"`` when 09 has.
+        when 06 has run (with 07's study rule and shipped model, ``beyond.study`` and
+        ``beyond.selected.final``; 06's part without 07's is an error) and ``"external"``
+        when 09 has.
 
     Raises:
         DataError: a required part is missing.
@@ -164,10 +165,9 @@ def collect_metrics(parameters_file: dict | None = None, folder: Path | None = N
         beyond = load_part("beyond", folder)
         out["paired"] = beyond.pop("paired")
         out["fold_choices"] = beyond.pop("fold_choices")
-        if has_part("shipping", folder):  # notebook 07: the study rule and the shipped model
-            shipping = load_part("shipping", folder)
-            beyond["selected"]["final"] = shipping["final"]
-            beyond["study"] = shipping["study"]
+        shipping = load_part("shipping", folder)  # 07: the study rule and the shipped model
+        beyond["selected"]["final"] = shipping["final"]
+        beyond["study"] = shipping["study"]
         out["beyond"] = beyond
     return out
 

@@ -353,12 +353,12 @@ def run_time_sentence(times: dict) -> str:
         was read from the results cache; the minutes, each step's seconds and the machine
         from ``times``.
     """
-    parts = times["notebooks"]
-    if not parts:
+    timed = times["notebooks"]
+    if not timed:
         raise ValueError(f"run_time_sentence: no timed steps in {times!r}")
     computed = times["results_cache"]["computed"]
     cache = _say("run_time_cold", computed=len(computed)) if computed else _say("run_time_warm")
-    steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts.items())
+    steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timed.items())
     cpu = times.get("cpu", {})
     return _say(
         "run_time",
@@ -810,7 +810,7 @@ def study_section(metrics: dict) -> list[str]:
         metrics: the ``metrics.json`` dict.
 
     Returns:
-        Markdown lines (none before notebook 06 has scored it).
+        Markdown lines (none before notebook 07 has scored it).
     """
     study = metrics.get("beyond", {}).get("study")
     if not study:

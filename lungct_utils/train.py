@@ -22,13 +22,11 @@ validation accuracy strictly rises; training stops after ``patience`` epochs wit
 
 Keras' own compiled loop is not used: ``model.compile(jit_compile=True,
 steps_per_execution=n)`` and one ``model.fit`` with ``EarlyStopping`` over the same
-schedule (:func:`~lungct_utils.studies.benchmark.keras_compiled_fit`, measured by ``make
-benchmark``) took 2.5 to 4.2 times the trainer's time per training on four real folds of
-the ``cases`` protocol (n of 1, 8, 32 or a whole epoch; 2.0 to 3.3 times with one compiled
-model kept across the folds), and its probabilities differ from the trainer's (by up to
-5e-7, the difference of Keras ``fit``; the classes and epochs agree). Keras compiles it
-without XLA while op determinism is on (:func:`setup`); with XLA, without determinism,
-the training itself changes (other epochs, other classes for up to 29 test slices a fold).
+schedule (:func:`~lungct_utils.studies.benchmark.keras_compiled_fit`) is measured by
+``make benchmark`` against the trainer and plain Keras ``fit`` (``reports/benchmarks.md``
+states the ratios on the machine that ran it); it is slower than the trainer by more than
+the factor of two that would have made it the choice, and Keras compiles it without XLA
+while op determinism is on (:func:`setup`).
 
 :func:`train_head` trains a fresh head on cached features with a trainer of its own.
 """

@@ -1,6 +1,7 @@
 """The fold loop: one predictions frame in the folds' order, whatever the worker processes."""
 
 import os
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -69,12 +70,12 @@ def test_worker_processes_give_the_same_frame_as_one_process():
 
 
 def _kept():
-    return {"pid": os.getpid(), "folds": []}
+    return {"pid": os.getpid(), "token": uuid.uuid4().hex, "folds": []}
 
 
 def _record(kept, repeat, fold):
     kept["folds"].append((repeat, fold))
-    return kept["pid"], id(kept), list(kept["folds"])
+    return kept["pid"], kept["token"], list(kept["folds"])
 
 
 def test_a_process_makes_its_worker_once_for_all_its_folds():

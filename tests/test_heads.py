@@ -250,7 +250,7 @@ def test_the_default_model_is_the_selected_one():
     assert final["recipe"] in {r.name for r in heads.RECIPES}
     assert final["selection"] == "nested"
     shipped = final["recipe"]
-    if "external" in metrics:  # 09 read back the sidecar of 06's model and may replace it
+    if "external" in metrics:  # 09 read back the sidecar of 07's model and may replace it
         setting = {k: final[k] for k in ("head", "weighting", "C", "alpha", "prior")}
         assert metrics["external"]["transfer"]["setting"] == setting
         shipped = metrics["external"]["shipped"]["recipe"]

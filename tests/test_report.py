@@ -306,9 +306,12 @@ def test_metrics_are_collected_from_parts_and_written(metrics, tmp_path, monkeyp
         write_json(metrics["input_check"], folder / "input_check.json")
     if "external" in metrics:
         write_json(metrics["external"], folder / "external.json")
-    if "beyond" in metrics:
-        beyond = {**metrics["beyond"], "paired": metrics["paired"]}
-        write_json({**beyond, "fold_choices": metrics["fold_choices"]}, folder / "beyond.json")
+    if "beyond" in metrics:  # 06's selection, and 07's study rule and shipped model
+        beyond = json.loads(json.dumps(metrics["beyond"]))
+        shipping = {"final": beyond["selected"].pop("final"), "study": beyond.pop("study")}
+        beyond.update(paired=metrics["paired"], fold_choices=metrics["fold_choices"])
+        write_json(beyond, folder / "beyond.json")
+        write_json(shipping, folder / "shipping.json")
     collected = parts.collect_metrics({"SEED": 42}, folder)
     assert collected["parameters_file"] == {"SEED": 42}
     assert {k: v for k, v in collected.items() if k != "parameters_file"} == {

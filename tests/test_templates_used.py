@@ -13,7 +13,11 @@ from lungct_utils import config, prose
 
 PACKAGE = config.ROOT / "lungct_utils"
 #: Module (path in the package) -> the template file it fills.
-USERS = {"sentences.py": "sentences", "deploy/model_card.py": "model_card"}
+USERS = {
+    "sentences.py": "sentences",
+    "deploy/model_card.py": "model_card",
+    "studies/deployment.py": "deployment",
+}
 
 
 def _module_dicts(tree: ast.Module) -> dict[str, ast.Dict]:

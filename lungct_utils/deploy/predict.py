@@ -39,7 +39,7 @@ from pydicom.errors import InvalidDicomError
 from .. import input_check, shift
 from ..audit import views
 from ..config import CLASSES, PAPER
-from ..evaluate import study_probabilities
+from ..evaluate import mean_log_prob, study_probabilities
 from ..images import decoded, min_max_uint8, resize_rgb, scale, to_rgb
 from ..io_utils import DataError, atomic_path, write_csv, write_text
 from ..model import model_info
@@ -258,12 +258,11 @@ class Predictor:
         resized = self.inputs(images)
         probs, feats = self._both.predict(scale(resized, self.mode), batch_size=32, verbose=0)
         if self.tta:
-            logs = [np.log(np.clip(probs, 1e-12, None))]
-            for view in views(resized):
-                p = self.model.predict(scale(view, self.mode), batch_size=32, verbose=0)
-                logs.append(np.log(np.clip(p, 1e-12, None)))
-            mean = np.exp(np.mean(logs, axis=0))
-            probs = mean / mean.sum(axis=1, keepdims=True)
+            members = [probs] + [
+                self.model.predict(scale(view, self.mode), batch_size=32, verbose=0)
+                for view in views(resized)
+            ]
+            probs = mean_log_prob(members).astype(probs.dtype)
         return probs, self.check(images, resized, feats)
 
     def inputs(self, images: list[Image.Image]) -> np.ndarray:

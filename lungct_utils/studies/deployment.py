@@ -5,6 +5,9 @@ their file sizes, test accuracy and agreement with Keras, and latency from 30 si
 runs. ``make deployment-study`` adds 200-run latencies, the Keras latency per thread count
 and how much the int8 file moves over several draws of its representative set
 (``reports/deployment_study.md``, committed).
+
+The reports' words live in ``templates/deployment.md`` (:func:`lungct_utils.prose.fill`); the
+code measures, chooses the passages, formats the figures and builds the tables.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from .. import config
+from .. import config, prose
 from ..deploy.export import (
     INT8_GOAL_POINTS,
     N_REPRESENTATIVE,
@@ -42,6 +45,11 @@ from ..model import model_info
 #: The ``calibration`` of the int8 rows of :func:`calibration_study`: the TFLite converter's
 #: activation ranges, each activation's minimum and maximum over the representative images.
 INT8_CALIBRATION = "int8, min/max"
+
+
+def _say(key: str, /, **values) -> str:
+    """One passage of ``templates/deployment.md``, filled."""
+    return prose.fill("deployment", key, **values)
 
 
 def _float_row(scored: dict) -> dict:
@@ -154,7 +162,7 @@ def format_calibration_study(rows: list[dict]) -> list[str]:
         rows: from :func:`calibration_study`.
 
     Returns:
-        Lines of a table and a sentence.
+        Lines of a table.
     """
     frame = pd.DataFrame(rows)
     ref = frame[frame["calibration"] == "float32"].iloc[0]
@@ -303,17 +311,6 @@ def deployment_report(
 
 #: Row names of the int8 files in the deployment report (other formats go by their key).
 _FORMAT_LABELS = {"tflite_int8": f"tflite_int8 (min/max over {N_REPRESENTATIVE} training images)"}
-#: The paragraph on the int8 calibration, after the table and the verdicts.
-_CALIBRATION_NOTE = [
-    "",
-    "The int8 file (`model_int8.tflite`) is the TFLite converter's full-integer post-training "
-    "quantization: weights and activations int8, inputs and outputs float32, each "
-    "activation's int8 range the minimum and maximum it takes over "
-    f"{N_REPRESENTATIVE} training images (the representative set, drawn with the paper's "
-    "seed). `make deployment-study` repeats the export with other draws of those images "
-    "([deployment_study.md](deployment_study.md)).",
-    "",
-]
 
 
 def _ms(row: dict, threads: int) -> str:
@@ -340,18 +337,15 @@ def _intro_lines(meta: dict, title: str) -> list[str]:
     Returns:
         Markdown lines, ending with an empty one.
     """
-    return [
-        f"# {title}",
-        "",
-        f"Model: `{meta['model']}`. Images: the {meta['test_images']} test images of the "
-        f"`{meta['protocol']}` holdout split; a model trained on all originals (the shipped "
-        "one) has seen them, so their accuracy compares the formats with each other and is no "
-        "estimate (the honest figures are the repeated and nested CV in `summary.md`). "
-        f"Latency: median of {meta['runs']} single-image runs on this machine's CPU, TFLite "
-        "through `ai_edge_litert` (XNNPACK); Keras as a compiled `tf.function`, measured in a "
-        "fresh process per thread count; with test-time augmentation `predict` runs six views.",
-        "",
-    ]
+    intro = _say(
+        "intro",
+        title=title,
+        model=meta["model"],
+        test_images=meta["test_images"],
+        protocol=meta["protocol"],
+        runs=meta["runs"],
+    )
+    return [intro, ""]
 
 
 def _format_table(result: dict) -> list[str]:
@@ -391,12 +385,21 @@ def _int8_verdicts(result: dict) -> list[str]:
     lines = []
     for name in [k for k in result if k.startswith("tflite_int8")]:
         change = 100 * (result[name]["accuracy"] - result["tflite_float32"]["accuracy"])
-        verdict = "met" if int8_met(change) else "NOT met"
+        verdict = _say("goal_met" if int8_met(change) else "goal_not_met")
+        label = _FORMAT_LABELS.get(name, name)
         lines.append(
-            f"* {_FORMAT_LABELS.get(name, name)}: {change:+.2f} accuracy points against "
-            f"float32 (goal: at most {INT8_GOAL_POINTS:g} point lower; {verdict})."
+            _say("int8_verdict", label=label, change=change, goal=INT8_GOAL_POINTS, verdict=verdict)
         )
     return lines
+
+
+def _calibration_note() -> list[str]:
+    """The paragraph on the int8 calibration, after the table and the verdicts.
+
+    Returns:
+        Markdown lines between empty ones.
+    """
+    return ["", _say("calibration_note", representative=N_REPRESENTATIVE), ""]
 
 
 def _study_lines(result: dict) -> list[str]:
@@ -410,15 +413,7 @@ def _study_lines(result: dict) -> list[str]:
     """
     if "_calibration_study" not in result:
         return []
-    return [
-        "## How much the representative draw matters",
-        "",
-        "The same export repeated with other random draws of the representative training "
-        "images, scored on the validation and test splits:",
-        "",
-        *format_calibration_study(result["_calibration_study"]),
-        "",
-    ]
+    return [_say("study"), "", *format_calibration_study(result["_calibration_study"]), ""]
 
 
 def format_deployment(result: dict, title: str) -> str:
@@ -435,10 +430,23 @@ def format_deployment(result: dict, title: str) -> str:
         *_intro_lines(result["_meta"], title),
         *_format_table(result),
         *_int8_verdicts(result),
-        *_CALIBRATION_NOTE,
+        *_calibration_note(),
         *_study_lines(result),
     ]
     return "\n".join(lines)
+
+
+def _ci(value: float, interval) -> str:
+    """A fraction and its 95% interval, in percent.
+
+    Args:
+        value: the estimate.
+        interval: ``[low, high]``.
+
+    Returns:
+        Text such as "66.42% [61.34, 71.25]".
+    """
+    return f"{100 * value:.2f}% [{100 * interval[0]:.2f}, {100 * interval[1]:.2f}]"
 
 
 def honest_figures(metrics_path: Path) -> str:
@@ -456,19 +464,16 @@ def honest_figures(metrics_path: Path) -> str:
     if "beyond" not in metrics:
         return ""
     sel, paper = metrics["beyond"]["selected"], metrics["honest_cv"]["cases"]
-
-    def ci(value, interval):
-        return f"{100 * value:.2f}% [{100 * interval[0]:.2f}, {100 * interval[1]:.2f}]"
-
-    return (
-        "## How good it is on new patients\n\n"
-        f"The shipped recipe ({sel['final']['recipe']}), scored by nested CV over reconstructed "
-        f"patients: macro-F1 {ci(sel['macro_f1'], sel['macro_f1_ci95'])}, balanced accuracy "
-        f"{ci(sel['balanced_accuracy'], sel['balanced_accuracy_ci95'])}, benign recall "
-        f"{ci(sel['recall_benign'], sel['recall_benign_ci95'])}. The paper's model under the same "
-        f"protocol: macro-F1 {ci(paper['mean']['macro_f1'], paper['ci95']['macro_f1'])}, benign "
-        f"recall {ci(paper['mean']['recall_benign'], paper['ci95']['recall_benign'])}.\n"
+    text = _say(
+        "honest",
+        recipe=sel["final"]["recipe"],
+        macro_f1=_ci(sel["macro_f1"], sel["macro_f1_ci95"]),
+        balanced_accuracy=_ci(sel["balanced_accuracy"], sel["balanced_accuracy_ci95"]),
+        recall_benign=_ci(sel["recall_benign"], sel["recall_benign_ci95"]),
+        paper_macro_f1=_ci(paper["mean"]["macro_f1"], paper["ci95"]["macro_f1"]),
+        paper_recall_benign=_ci(paper["mean"]["recall_benign"], paper["ci95"]["recall_benign"]),
     )
+    return text + "\n"
 
 
 def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> dict:
@@ -512,11 +517,8 @@ def main(model_path: Path, outdir: Path, protocol: str, study: bool = False) -> 
         result["_calibration_study"] = calibration_study(
             model_path, protocol, draws=5, seed=config.PAPER.seed, reference=reference
         )
-    name, title = (
-        ("deployment_study", "Deployment study: int8 calibration and latency")
-        if study
-        else ("deployment", "Deployment: model formats on a CPU")
-    )
+    name = "deployment_study" if study else "deployment"
+    title = _say("title_study" if study else "title")
     text = format_deployment(result, title) + honest_figures(config.reports_dir() / "metrics.json")
     write_text(text, config.reports_dir() / f"{name}.md")
     write_text(
