@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from lungct_utils import config
@@ -105,13 +106,22 @@ def test_there_are_reports():
     assert WITH_TABLES <= {p.name for p in REPORTS}
 
 
+def _figures(report: Path) -> int:
+    """Figures (PNG outputs) of the executed notebook a report was rendered from."""
+    nb = nbformat.read(config.NOTEBOOKS / f"{report.stem}.ipynb", as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    return sum("image/png" in o.get("data", {}) for o in outputs)
+
+
 @pytest.mark.parametrize("report", REPORTS, ids=lambda p: p.name)
 def test_report_renders_offline_with_images_and_tables(browser, served, report):
     page = browser.new_page()
     seen = _watch(page)
     page.goto(f"{served}/{report.name}", wait_until="load")
     images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth)")
-    assert images and all(images), f"{report.name}: images that did not load: {images}"
+    assert all(images), f"{report.name}: images that did not load: {images}"
+    figures = _figures(report)  # every figure of the executed notebook is shown
+    assert len(images) >= figures, f"{report.name}: {len(images)} images, {figures} figures"
     tables = page.locator("table").count()
     if report.name in WITH_TABLES:
         assert tables >= 3, f"{report.name}: {tables} HTML tables"
